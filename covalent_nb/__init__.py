@@ -1,0 +1,32 @@
+"""covalent_nb: Covalent's workflow SDK, dispatched inside the Jupyter kernel.
+
+``import covalent_nb as ct`` and Covalent code runs unchanged::
+
+    @ct.electron
+    def add(a, b):
+        return a + b
+
+    @ct.lattice
+    def workflow(a, b):
+        return add(a, b)
+
+    dispatch_id = ct.dispatch(workflow)(1, 2)
+    ct.get_result(dispatch_id, wait=True).result     # 3
+"""
+
+from .config import get_config, set_config
+from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
+from .results.result import Result
+from .results.status import Status
+from .workflow.deps import DepsBash, DepsCall, DepsPip
+from .workflow.electron import Electron, electron
+from .workflow.lattice import Lattice, lattice
+from .workflow.tracing import wait
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "electron", "lattice", "Electron", "Lattice", "dispatch", "dispatch_sync", "get_result",
+    "redispatch", "cancel", "wait", "Result", "Status", "DepsBash", "DepsCall", "DepsPip",
+    "get_config", "set_config",
+]

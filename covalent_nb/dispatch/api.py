@@ -1,0 +1,281 @@
+"""Covalent's dispatch functions: ``dispatch``, ``dispatch_sync``, ``get_result``,
+``cancel`` and ``redispatch``, served by the kernel-local dispatcher."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+import warnings
+from typing import Any, Callable, Optional
+
+import cloudpickle
+
+from ..results.result import Result
+from ..results.status import Status
+from ..results.store import active_store
+from ..workflow.electron import Electron
+from ..workflow.lattice import Lattice, Trace
+from . import registry
+from .dispatcher import Dispatcher
+from .reuse import function_keys
+
+__all__ = ["dispatch", "dispatch_sync", "get_result", "cancel", "redispatch"]
+
+
+def _ignored_address(dispatcher_addr: Optional[str], where: str) -> None:
+    if dispatcher_addr is not None:
+        warnings.warn(f"{where}: dispatcher_addr={dispatcher_addr!r} is ignored; covalent_nb "
+                      "dispatches inside this kernel and needs no server", stacklevel=3)
+
+
+def _check_lattice(lattice: Any, where: str) -> Lattice:
+    if isinstance(lattice, Lattice):
+        return lattice
+    what = f"the electron {lattice.__name__}" if isinstance(lattice, Electron) else \
+        f"a {type(lattice).__name__}"
+    raise TypeError(f"{where}() takes a lattice, but got {what}; decorate the workflow "
+                    f"function with @ct.lattice")
+
+
+def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent: Optional[Result] = None,
+           replacements: Optional[dict] = None, reuse: bool = False, run: bool = True,
+           on_end: Optional[Callable] = None, sublattice: bool = False) -> Result:
+    """Register a traced dispatch and start its dispatcher; return its Result."""
+    graph = trace.graph
+    dispatch_id = str(uuid.uuid4())
+    fkeys = function_keys(graph)  # now, in the caller's thread: the globals as dispatched
+    result = Result(dispatch_id, lattice.copy_for_dispatch(graph, args, kwargs), graph, args, kwargs,
+                    parent_dispatch_id=parent.dispatch_id if parent is not None else None,
+                    root_dispatch_id=parent.root_dispatch_id if parent is not None else None,
+                    replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse)
+    result.function_parts = fkeys[1]
+    result.is_sublattice_dispatch = sublattice
+    try:
+        result.snapshot = cloudpickle.dumps((lattice, dict(replacements or {})))
+    except Exception as exc:  # the workflow still runs; only a later retrace is affected
+        result.snapshot = None
+        result.snapshot_error = f"{type(exc).__name__}: {exc}"
+    dispatcher = Dispatcher(result, lattice.metadata, fkeys, parent=parent) if run else None
+    if on_end is not None:
+        result._on_end.append(on_end)
+    registry.register(result, dispatcher)
+    active_store().dispatch_submitted(result)
+    if dispatcher is not None:
+        dispatcher.start()
+    return result
+
+
+def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
+             disable_run: bool = False) -> Callable[..., str]:
+    """Return a function that dispatches *lattice* with its arguments.
+
+    The returned function traces the lattice with the given arguments, starts
+    it on the kernel's dispatcher and returns the dispatch id (a uuid4 string)
+    at once; the work runs in the background.  Wrong arguments raise
+    ``TypeError`` naming the lattice's signature, before anything is
+    registered.  With *disable_run*, the dispatch is registered but not run.
+
+    >>> dispatch_id = dispatch(workflow)(1, 2)        # doctest: +SKIP
+    """
+    _ignored_address(dispatcher_addr, "ct.dispatch")
+    lattice = _check_lattice(lattice, "ct.dispatch")
+
+    def submit(*args: Any, **kwargs: Any) -> str:
+        trace = lattice.trace(args, kwargs)
+        return _start(lattice, trace, args, kwargs, run=not disable_run).dispatch_id
+
+    submit.__name__ = f"dispatch_{lattice.__name__}"
+    submit.__doc__ = f"Dispatch lattice {lattice.__name__}; returns the dispatch id."
+    return submit
+
+
+def dispatch_sync(lattice: Lattice, dispatcher_addr: Optional[str] = None) -> Callable[..., Result]:
+    """Like :func:`dispatch`, but the returned function waits and returns the :class:`Result`."""
+    _ignored_address(dispatcher_addr, "ct.dispatch_sync")
+    submit = dispatch(lattice)
+
+    def run(*args: Any, **kwargs: Any) -> Result:
+        return get_result(submit(*args, **kwargs), wait=True)
+
+    return run
+
+
+def _find(dispatch_id: str) -> Result:
+    if not isinstance(dispatch_id, str):
+        raise TypeError(f"a dispatch id is a string, not {type(dispatch_id).__name__}")
+    result = registry.lookup(dispatch_id)
+    if result is None:
+        result = active_store().load(dispatch_id)
+        if result is not None:
+            registry.register(result, None)
+    if result is None:
+        raise ValueError(f"no dispatch with id {dispatch_id!r} in this kernel or in the store "
+                         f"({getattr(active_store(), 'location', 'memory')}); "
+                         "ct.list_dispatches() shows the known ones")
+    return result
+
+
+def get_result(dispatch_id: str, wait: bool = False, dispatcher_addr: Optional[str] = None,
+               status_only: bool = False, *, results_dir: Optional[str] = None,
+               workflow_output: bool = True, intermediate_outputs: bool = True,
+               sublattice_results: bool = True) -> Any:
+    """Return the :class:`Result` of a dispatch.
+
+    With *wait*, block until the dispatch has ended (woken the moment it ends,
+    no polling).  With *status_only*, return ``{"id": ..., "status": ...}``.
+    An unknown id raises ``ValueError`` naming it.  *results_dir*,
+    *workflow_output*, *intermediate_outputs* and *sublattice_results* exist for
+    Covalent compatibility: every result is always complete here.
+    """
+    _ignored_address(dispatcher_addr, "ct.get_result")
+    if results_dir is not None:
+        warnings.warn("ct.get_result: results_dir is ignored; results live in the covalent_nb store "
+                      "(ct.get_config('home'))", stacklevel=2)
+    result = _find(dispatch_id)
+    if wait:
+        result.wait()
+    if status_only:
+        return {"id": dispatch_id, "status": result.status}
+    return result
+
+
+def cancel(dispatch_id: str, task_ids: Optional[list] = None) -> str:
+    """Cancel a dispatch, or only the nodes in *task_ids*.
+
+    Nodes that have not started never start and end CANCELLED (with, for
+    *task_ids*, everything downstream of them); tasks already running finish.
+    Returns a message saying what happened.
+    """
+    result = _find(dispatch_id)
+    dispatcher = registry.running(dispatch_id)
+    if dispatcher is None or result.ended:
+        return f"dispatch {dispatch_id} has already ended ({result.status}); nothing to cancel"
+    if task_ids is not None:
+        task_ids = [task_ids] if isinstance(task_ids, int) else list(task_ids)
+        for node in task_ids:
+            result._table.check(node)
+    dispatcher.cancel(task_ids)
+    return (f"cancellation of dispatch {dispatch_id} requested" if task_ids is None else
+            f"cancellation of node(s) {task_ids} of dispatch {dispatch_id} requested")
+
+
+# -- redispatch ----------------------------------------------------------------------
+def _electron_names(parent: Result) -> dict:
+    """Names a replacement may use -> the name in the original lattice."""
+    names = {}
+    for name, kind in zip(parent.graph.names, parent.graph.kinds):
+        if kind in ("electron", "sublattice"):
+            names[name.removeprefix(":sublattice:")] = name.removeprefix(":sublattice:")
+    for original, replacement in parent.replacements.items():
+        names[original] = original
+        names[getattr(replacement, "__name__", original)] = original
+    return names
+
+
+def _check_replacement(parent: Result, old_name: str, new: Electron) -> None:
+    """Raise if *new* cannot take the arguments that *old_name* is called with."""
+    function = new.function.workflow_function if new.is_sublattice else new.function
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return  # builtins without a signature: let the call decide
+    from .plan import plan_for
+
+    plan = plan_for(parent.graph)
+    graph = parent.graph
+    for node, name in enumerate(graph.names):
+        if name.removeprefix(":sublattice:") not in (old_name, getattr(parent.replacements.get(old_name), "__name__", None)):
+            continue
+        positional = [object()] * len(plan.arg_sources[node])
+        keywords = {k: object() for k, _ in plan.kwarg_sources[node]}
+        try:
+            signature.bind(*positional, **keywords)
+        except TypeError as exc:
+            old_function = graph.functions[node]
+            try:
+                old_text = f"{name}{inspect.signature(getattr(old_function, 'workflow_function', old_function))}"
+            except (TypeError, ValueError):
+                old_text = name
+            raise TypeError(
+                f"replacement {new.function.__name__}{signature} cannot take the arguments of "
+                f"{old_text} (node {node}: {len(positional)} positional, keywords "
+                f"{sorted(keywords) or 'none'}): {exc}"
+            ) from None
+        return
+
+
+def _prepare_replacements(parent: Result, replace_electrons: Optional[dict]) -> dict:
+    merged = dict(parent.replacements)
+    if not replace_electrons:
+        return merged
+    if not isinstance(replace_electrons, dict):
+        raise TypeError("replace_electrons maps electron names to replacements, e.g. "
+                        "{'task_2': task_2_redefined}")
+    known = _electron_names(parent)
+    for name, replacement in replace_electrons.items():
+        if name not in known:
+            raise ValueError(
+                f"replace_electrons names {name!r}, which is not an electron of lattice "
+                f"{parent.lattice.__name__}; its electrons are: {', '.join(sorted(set(known.values())))}"
+            )
+        if isinstance(replacement, Lattice):
+            replacement = Electron(replacement)
+        if not callable(replacement):
+            raise TypeError(f"the replacement for {name!r} must be callable (an electron or a "
+                            f"function), not {type(replacement).__name__}")
+        if not isinstance(replacement, Electron):
+            replacement = Electron(replacement)
+        _check_replacement(parent, name, replacement)
+        merged[known[name]] = replacement
+    return merged
+
+
+def _parent_lattice(parent: Result) -> Lattice:
+    if parent.snapshot is not None:
+        lattice, _ = cloudpickle.loads(parent.snapshot)
+        return lattice
+    return parent.lattice
+
+
+def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
+               replace_electrons: Optional[dict] = None,
+               reuse_previous_results: bool = False) -> Callable[..., str]:
+    """Return a function that re-runs a dispatched workflow.
+
+    The workflow is the parent's as it was dispatched, with *replace_electrons*
+    (electron name -> replacement electron or function) applied on top of the
+    parent's own replacements.  Called with no arguments, the returned function
+    reuses the parent's args and kwargs.  With *reuse_previous_results*, a
+    node whose key (code, what the code reaches, inputs) matches a COMPLETED
+    node of the parent takes its output without running.  The parent is never
+    changed.  Returns the new dispatch id at once; if the parent is still
+    running, the redispatch starts when it has ended.
+    """
+    _ignored_address(dispatcher_addr, "ct.redispatch")
+    parent = _find(dispatch_id)
+    merged = _prepare_replacements(parent, replace_electrons)
+
+    def submit(*args: Any, **kwargs: Any) -> str:
+        if not args and not kwargs:
+            args, kwargs = tuple(parent.inputs["args"]), dict(parent.inputs["kwargs"])
+            same_inputs = True
+        else:
+            same_inputs = False
+        lattice = _parent_lattice(parent)
+        if same_inputs and not replace_electrons:
+            # Rerun the parent's graph as it stands: no tracing.
+            trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
+        else:
+            trace = lattice.trace(args, kwargs, merged)
+        return _start(lattice, trace, args, kwargs, parent=parent, replacements=merged,
+                      reuse=bool(reuse_previous_results)).dispatch_id
+
+    return submit
+
+
+def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Optional[Result],
+                     on_end: Callable) -> Result:
+    """Start a sublattice's own dispatch (called by a dispatcher for a sublattice node)."""
+    trace = lattice.trace(tuple(args), dict(kwargs))
+    return _start(lattice, trace, tuple(args), dict(kwargs), parent=reuse_from,
+                  reuse=reuse_from is not None, on_end=on_end, sublattice=True)

@@ -1,0 +1,492 @@
+"""The dispatcher: one thread per dispatch that owns all of its state.
+
+State of a running dispatch (plain lists and a bytearray, indexed by node id):
+
+``state``
+    what the dispatcher knows of each node: WAITING (parents unfinished),
+    SUBMITTED (handed to an executor, not started), RUNNING, DONE (completed,
+    reused, or a parameter), FAILED, CANCELLED, BLOCKED (an ancestor failed: it
+    will never run).
+``waiting``
+    per node, how many in-edges still come from unfinished nodes.  A node is
+    ready when this reaches 0.
+``pending``
+    how many nodes may still change; the dispatch ends when it reaches 0.
+``queue``
+    messages from executors (and from ``cancel``): the only way anything
+    reaches the dispatcher.  It is drained in batches, so a burst of small
+    tasks costs one wake-up, not one per task.
+
+The loop, in the spirit of ``graphlib.TopologicalSorter``'s prepare /
+get_ready / done: mark parameters and reused nodes done, launch every ready
+node, then repeatedly take a batch of messages, update the records, publish
+one batch of events and launch what became ready.
+
+Executors never touch this state: they run functions and deliver messages.
+To run a chain of small tasks without a thread hand-off per task, the
+dispatcher may *plan* a chain (a node, its only child, that child's only
+child, ...) as one run when every other parent of each link is already done
+and the executor can fuse chains; the executor then runs the links back to
+back and still reports each one.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import traceback
+from typing import Any, Optional
+
+from ..results.status import Status
+from .events import Event, publish
+from .executors import CancelFlag, resolve_executor
+from .executors.base import Executor
+from .plan import plan_for
+from .reuse import decide_reuse, node_keys
+from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
+                     has_hooks, now_us)
+
+__all__ = ["Dispatcher"]
+
+WAITING, SUBMITTED, RUNNING, DONE_, FAILED_, CANCELLED_, BLOCKED = range(7)
+
+
+class Dispatcher:
+    """Runs one dispatch on its own thread (see the module docstring)."""
+
+    def __init__(self, result: Any, lattice_metadata: dict, function_keys: tuple,
+                 parent: Optional[Any] = None, salt: str = "") -> None:
+        self.result = result
+        self.lattice_metadata = lattice_metadata or {}
+        self.function_keys = function_keys
+        self.parent = parent
+        self.salt = salt or result.dispatch_id
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.deliver = self.queue.put
+        self.cancel_flag = CancelFlag()
+        self.node_executor: list = []
+        self._hooks: dict = {}
+        self.executors: set = set()
+        self.thread = threading.Thread(target=self._main, name=f"covalent_nb-dispatch-{result.dispatch_id[:8]}",
+                                       daemon=True)
+        self._resolve_executors()
+
+    # -- public -------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def cancel(self, node_ids: Optional[list] = None) -> None:
+        """Ask the dispatcher to cancel the dispatch (or only *node_ids*)."""
+        self.queue.put((CANCEL, None if node_ids is None else list(node_ids)))
+
+    # -- setup --------------------------------------------------------------
+    def _effective(self, metadata: Optional[dict]) -> dict:
+        """An electron's metadata with the lattice's defaults filled in."""
+        lattice = self.lattice_metadata
+        if metadata is None:
+            return {"executor": lattice.get("workflow_executor"), "hooks": None}
+        executor = metadata.get("executor")
+        if executor is None:
+            executor = lattice.get("executor")
+        hooks = metadata["hooks"]
+        lattice_hooks = lattice.get("hooks")
+        if lattice_hooks is not None and not has_hooks(metadata) and has_hooks(lattice):
+            hooks = lattice_hooks
+        return {"executor": executor, "hooks": hooks if has_hooks({"hooks": hooks}) else None}
+
+    def _resolve_executors(self) -> None:
+        """Resolve every node's executor now, so a bad one fails the call, not the run."""
+        graph = self.result.graph
+        cache: dict = {}
+        node_executor = []
+        hooks = self._hooks
+        for node, (kind, meta) in enumerate(zip(graph.kinds, graph.metadata)):
+            if kind == "parameter":
+                node_executor.append(None)
+                continue
+            marker = id(meta)
+            entry = cache.get(marker)
+            if entry is None:
+                effective = self._effective(meta)
+                entry = cache[marker] = (resolve_executor(effective["executor"]), effective["hooks"])
+                self.executors.add(entry[0])
+            node_executor.append(entry[0])
+            if entry[1] is not None:
+                hooks[node] = entry[1]
+        self.node_executor = node_executor
+        self.result.executor_names = sorted({e.name for e in self.executors})
+
+    # -- the thread -----------------------------------------------------------
+    def _main(self) -> None:
+        result = self.result
+        try:
+            if self.parent is not None:
+                self.parent.wait()
+            self._prepare()
+            self._run()
+        except BaseException:  # never leave a dispatch hanging
+            result.error = "covalent_nb internal error in the dispatcher:\n" + traceback.format_exc()
+            result.status = Status.FAILED
+        finally:
+            self._finish()
+
+    def _prepare(self) -> None:
+        """Compute node keys and decide reuse (before anything runs)."""
+        result, parent = self.result, self.parent
+        graph = result.graph
+        plan = self.plan = plan_for(graph)
+        fkeys, parts, problems = self.function_keys
+        if (parent is not None and parent.graph.names is graph.names
+                and getattr(parent, "_function_keys", None) == fkeys
+                and not problems and not any(m is not None and not m.get("reusable", True)
+                                             for m in {id(m): m for m in graph.metadata}.values())):
+            keys, unhashable = list(parent._table.key), dict(parent._unhashable)
+        else:
+            keys, unhashable = node_keys(graph, plan, fkeys, problems, self.salt)
+        result._table.key = keys
+        result._unhashable = unhashable
+        result._function_keys = fkeys
+        self.reuse = decide_reuse(graph, plan, keys, unhashable, parts, result.replaced_nodes,
+                                  result.replacements, parent, result.reuse_requested)
+
+    def _run(self) -> None:
+        result = self.result
+        graph = result.graph
+        plan = self.plan
+        table = result._table
+        did = result.dispatch_id
+        size = len(graph)
+        status, start, end, output = table.status, table.start, table.end, table.output
+        children = plan.children
+        completed = Status.COMPLETED
+
+        t0 = now_us()
+        result.start_us = t0
+        result.status = Status.RUNNING
+        state = self.state = bytearray(size)
+        values = graph.values
+        for p in plan.parameters:
+            status[p] = completed
+            start[p] = end[p] = t0
+            output[p] = values[p]
+            state[p] = DONE_
+        events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6)]
+
+        reuse = self.reuse
+        table.reason = reuse.reasons
+        if reuse.reused:
+            t_reuse = now_us()
+            parent_table = self.parent._table
+            pid = self.parent.dispatch_id
+            reused_from = table.reused_from
+            for node, pnode in reuse.reused.items():
+                status[node] = completed
+                start[node] = end[node] = t_reuse
+                output[node] = parent_table.output[pnode]
+                reused_from[node] = (pid, pnode)
+                state[node] = DONE_
+                sub = parent_table.sublattice.get(pnode)
+                if sub is not None:
+                    table.sublattice[node] = sub
+                events.append(Event("node_reused", did, node, "COMPLETED", t_reuse / 1e6))
+
+        waiting = self.waiting = list(plan.in_degree)
+        for node in range(size):
+            if state[node] == DONE_:
+                for child in children[node]:
+                    waiting[child] -= 1
+        self.pending = state.count(WAITING)
+        ready = [n for n in range(size) if state[n] == WAITING and waiting[n] == 0]
+        publish(events)
+        self._launch(ready)
+        if self.pending:
+            self._loop()
+
+    def _loop(self) -> None:
+        result = self.result
+        table = result._table
+        did = result.dispatch_id
+        status, start, end, output = table.status, table.start, table.end, table.output
+        stdout, stderr, error = table.stdout, table.stderr, table.error
+        children = self.plan.children
+        state, waiting = self.state, self.waiting
+        completed, running_status = Status.COMPLETED, Status.RUNNING
+        get, empty = self.queue.get, self.queue.empty
+        while self.pending > 0:
+            batch = [get()]
+            while not empty():
+                batch.append(get())
+            events: list = []
+            ready: list = []
+            for message in batch:
+                kind = message[0]
+                node = message[1]
+                if kind == DONE:
+                    _, node, value, t_start, t_end, out, err = message
+                    previous = state[node]
+                    output[node] = value
+                    start[node] = t_start
+                    end[node] = t_end
+                    status[node] = completed
+                    if out:
+                        stdout[node] = out
+                    if err:
+                        stderr[node] = err
+                    state[node] = DONE_
+                    if previous <= RUNNING:
+                        self.pending -= 1
+                    events.append(Event("node_completed", did, node, "COMPLETED", t_end / 1e6))
+                    for child in children[node]:
+                        left = waiting[child] - 1
+                        waiting[child] = left
+                        if left == 0 and state[child] == WAITING:
+                            ready.append(child)
+                elif kind == STARTED:
+                    if state[node] == SUBMITTED:
+                        state[node] = RUNNING
+                        status[node] = running_status
+                        t = message[2] or now_us()
+                        start[node] = t
+                        events.append(Event("node_running", did, node, "RUNNING", t / 1e6))
+                elif kind == FAILED:
+                    _, node, text, t_start, t_end, out, err = message
+                    self._fail(node, text, t_start, t_end, out, err, events)
+                elif kind == SKIPPED:
+                    if state[node] in (SUBMITTED, RUNNING):
+                        self._mark_cancelled(node, events)
+                elif kind == CHILD_ENDED:
+                    self._child_ended(node, message[2], events, ready)
+                elif kind == CANCEL:
+                    self._cancel(node, events)
+            publish(events)
+            if ready:
+                self._launch(ready)
+
+    # -- launching -----------------------------------------------------------
+    def _spec(self, node: int, members: Optional[set]) -> TaskSpec:
+        plan = self.plan
+        output = self.result._table.output
+        graph = self.result.graph
+        sources = plan.arg_sources[node]
+        if members:
+            args = [FromRun(s) if s in members else output[s] for s in sources]
+        else:
+            args = [output[s] for s in sources]
+        kw_sources = plan.kwarg_sources[node]
+        if kw_sources:
+            if members:
+                kwargs = {k: FromRun(s) if s in members else output[s] for k, s in kw_sources}
+            else:
+                kwargs = {k: output[s] for k, s in kw_sources}
+        else:
+            kwargs = {}
+        return TaskSpec(self.result.dispatch_id, node, graph.names[node], graph.functions[node], args,
+                        kwargs, self._hooks.get(node), sources, kw_sources)
+
+    def _launch(self, ready: list) -> None:
+        """Hand every ready node to its executor, fusing chains where allowed."""
+        state = self.state
+        kinds = self.result.graph.kinds
+        node_executor = self.node_executor
+        executor_record = self.result._table.executor
+        by_executor: dict = {}
+        plan = self.plan
+        distinct_children, distinct_parents = plan.distinct_children, plan.distinct_parents
+        for node in ready:
+            if state[node] != WAITING:
+                continue
+            if kinds[node] == "sublattice":
+                self._start_sublattice(node)
+                continue
+            executor = node_executor[node]
+            state[node] = SUBMITTED
+            executor_record[node] = executor.name
+            run = [self._spec(node, None)]
+            if executor.fuses_chains:
+                members = None
+                link = node
+                while True:
+                    kids = distinct_children[link]
+                    if len(kids) != 1:
+                        break
+                    child = kids[0]
+                    if (state[child] != WAITING or node_executor[child] is not executor
+                            or kinds[child] == "sublattice"):
+                        break
+                    if members is None:
+                        members = {node}
+                    if any(state[p] != DONE_ and p not in members for p in distinct_parents[child]):
+                        break
+                    members.add(child)
+                    run.append(self._spec(child, members))
+                    state[child] = SUBMITTED
+                    executor_record[child] = executor.name
+                    link = child
+            by_executor.setdefault(executor, []).append(run)
+        for executor, runs in by_executor.items():
+            submit_many = getattr(executor, "submit_many", None)
+            if submit_many is not None:
+                submit_many(runs, self.deliver, self.cancel_flag)
+            else:
+                for run in runs:
+                    executor.submit(run, self.deliver, self.cancel_flag)
+
+    # -- outcomes ----------------------------------------------------------------
+    def _fail(self, node: int, text: str, t_start: Optional[int], t_end: Optional[int],
+              out: str, err: str, events: list) -> None:
+        table = self.result._table
+        state = self.state
+        previous = state[node]
+        now = now_us()
+        table.status[node] = Status.FAILED
+        table.error[node] = text
+        table.start[node] = t_start or table.start[node] or now
+        table.end[node] = max(t_end or now, table.start[node] + 1)
+        if out:
+            table.stdout[node] = out
+        if err:
+            table.stderr[node] = err
+        state[node] = FAILED_
+        if previous <= RUNNING:
+            self.pending -= 1
+        events.append(Event("node_failed", self.result.dispatch_id, node, "FAILED", now / 1e6))
+        children = self.plan.children
+        stack = list(children[node])
+        reason = table.reason
+        name = self.result.graph.names[node]
+        while stack:
+            child = stack.pop()
+            if state[child] in (WAITING, SUBMITTED):
+                state[child] = BLOCKED
+                self.pending -= 1
+                reason[child] = f"not run: upstream node {node} ({name}) failed"
+                stack.extend(children[child])
+
+    def _mark_cancelled(self, node: int, events: list) -> None:
+        table = self.result._table
+        previous = self.state[node]
+        table.status[node] = Status.CANCELLED
+        self.state[node] = CANCELLED_
+        if previous <= RUNNING:
+            self.pending -= 1
+        events.append(Event("node_cancelled", self.result.dispatch_id, node, "CANCELLED", now_us() / 1e6))
+
+    def _cancel(self, node_ids: Optional[list], events: list) -> None:
+        state = self.state
+        flag = self.cancel_flag
+        if node_ids is None:
+            flag.all = True
+            self.result._cancel_requested = True
+            targets = [n for n in range(len(state)) if state[n] == WAITING]
+        else:
+            size = len(state)
+            node_ids = [n for n in node_ids if isinstance(n, int) and 0 <= n < size]
+            flag.nodes = flag.nodes | frozenset(node_ids)
+            targets, stack = [], [n for n in node_ids if state[n] == WAITING]
+            seen: set = set()
+            while stack:
+                n = stack.pop()
+                if n in seen or state[n] != WAITING:
+                    continue
+                seen.add(n)
+                targets.append(n)
+                stack.extend(self.plan.children[n])
+        for node in targets:
+            self._mark_cancelled(node, events)
+        for executor in self.executors:
+            try:
+                executor.cancel(self.result.dispatch_id, node_ids)
+            except Exception:
+                pass
+
+    # -- sublattices ------------------------------------------------------------------
+    def _start_sublattice(self, node: int) -> None:
+        from .api import start_sublattice
+
+        result = self.result
+        table = result._table
+        state = self.state
+        state[node] = RUNNING
+        now = now_us()
+        table.status[node] = Status.RUNNING
+        table.start[node] = now
+        table.executor[node] = "sublattice"
+        spec = self._spec(node, None)
+        publish([Event("node_running", result.dispatch_id, node, "RUNNING", now / 1e6)])
+        reuse_from = None
+        if self.parent is not None and result.reuse_requested:
+            twin = next((i for i, (n, k) in enumerate(zip(self.parent.graph.names, self.parent.graph.kinds))
+                         if n == result.graph.names[node] and k == "sublattice"), None)
+            if twin is not None:
+                reuse_from = self.parent._table.sublattice.get(twin)
+        try:
+            child = start_sublattice(spec.function, spec.args, spec.kwargs, reuse_from,
+                                     lambda child_result: self.deliver((CHILD_ENDED, node, child_result)))
+            table.sublattice[node] = child
+        except BaseException as exc:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.deliver((FAILED, node, f"sublattice {result.graph.names[node]} could not start:\n{text}",
+                          now, now_us(), "", ""))
+
+    def _child_ended(self, node: int, child: Any, events: list, ready: list) -> None:
+        table = self.result._table
+        table.sublattice[node] = child
+        now = now_us()
+        if child.status == Status.COMPLETED:
+            table.output[node] = child.result
+            table.end[node] = max(now, table.start[node] + 1)
+            table.status[node] = Status.COMPLETED
+            self.state[node] = DONE_
+            self.pending -= 1
+            events.append(Event("node_completed", self.result.dispatch_id, node, "COMPLETED", now / 1e6))
+            for c in self.plan.children[node]:
+                self.waiting[c] -= 1
+                if self.waiting[c] == 0 and self.state[c] == WAITING:
+                    ready.append(c)
+        else:
+            self._fail(node, f"sublattice dispatch {child.dispatch_id} ended {child.status}:\n{child.error or ''}",
+                       table.start[node], now, "", "", events)
+
+    # -- the end -------------------------------------------------------------------
+    def _finish(self) -> None:
+        from ..results.store import active_store
+        from . import registry
+
+        result = self.result
+        table = result._table
+        result.end_us = max(now_us(), (result.start_us or 0) + 1)
+        if result.status != Status.FAILED or result.error is None:
+            failed = [i for i, s in enumerate(table.status) if s == Status.FAILED]
+            if failed:
+                names = result.graph.names
+                listed = ", ".join(f"{i} ({names[i]})" for i in failed[:10])
+                more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+                first = table.error.get(failed[0], "")
+                result.error = f"node(s) {listed}{more} failed; first error:\n{first}"
+                result.status = Status.FAILED
+            elif getattr(result, "_cancel_requested", False) or Status.CANCELLED in table.status:
+                result.status = Status.CANCELLED
+            else:
+                post = len(table.status) - 1
+                result._result = table.output[_postprocess_node(result.graph)] if post >= 0 else None
+                result.status = Status.COMPLETED
+        try:
+            active_store().dispatch_ended(result)
+        except Exception:
+            result.store_error = traceback.format_exc()
+        publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
+        registry.dispatch_ended(result.dispatch_id)
+        result._finish()
+        for callback in result._on_end:
+            try:
+                callback(result)
+            except Exception:
+                traceback.print_exc()
+
+
+def _postprocess_node(graph: Any) -> int:
+    kinds = graph.kinds
+    for node in range(len(kinds) - 1, -1, -1):
+        if kinds[node] == "postprocess":
+            return node
+    raise ValueError("the graph has no postprocess node")

@@ -1,0 +1,66 @@
+"""The executor interface: where a node's function runs.
+
+An executor only runs functions and hands back outcomes; it never touches a
+dispatch's state.  The dispatcher calls :meth:`Executor.submit` with a *run*
+(a list of :class:`~covalent_nb.dispatch.runner.TaskSpec`, usually one; a
+chain of several when the executor sets ``fuses_chains``) and a *deliver*
+callback.  The executor calls ``deliver(message)`` from any thread with:
+
+``(STARTED, node_id, start_us)``
+    the function has started;
+``(DONE, node_id, value, start_us, end_us, stdout, stderr)``
+    it returned *value*;
+``(FAILED, node_id, traceback_text, start_us, end_us, stdout, stderr)``
+    it raised (or its worker died);
+``(SKIPPED, node_id)``
+    it never started because the dispatch was cancelled, or an earlier task of
+    the same run failed.
+
+In a fused run every task after the first may take the output of an earlier
+task of the run: such arguments are :class:`~covalent_nb.dispatch.runner.FromRun`
+placeholders that the executor replaces with the output before calling.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+__all__ = ["Executor", "CancelFlag"]
+
+
+class CancelFlag:
+    """Set by the dispatcher when a dispatch (or some of its nodes) is cancelled.
+
+    Executors read it before starting a task: a cancelled task never starts.
+    """
+
+    __slots__ = ("all", "nodes")
+
+    def __init__(self) -> None:
+        self.all = False
+        self.nodes: frozenset = frozenset()
+
+    def is_cancelled(self, node_id: int) -> bool:
+        return self.all or node_id in self.nodes
+
+
+class Executor:
+    """Base class of executors (see the module docstring for the protocol)."""
+
+    #: Short name shown in node records ("local", "dask").
+    name = "executor"
+    #: True when the executor can run a chain of tasks in one go.
+    fuses_chains = False
+
+    def submit(self, run: list, deliver: Callable[[tuple], None], cancel: CancelFlag) -> None:
+        """Start running *run*; report every task's outcome through *deliver*."""
+        raise NotImplementedError
+
+    def cancel(self, dispatch_id: str, node_ids: Optional[Iterable[int]] = None) -> None:
+        """Best effort: stop tasks of *dispatch_id* that are queued or running."""
+
+    def shutdown(self) -> None:
+        """Release the executor's resources."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

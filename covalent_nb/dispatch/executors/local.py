@@ -1,0 +1,110 @@
+"""The default executor: a pool of threads inside the kernel.
+
+Threads start lazily, up to ``local_workers`` (a setting), and take runs from
+one queue.  A run that is a chain of tasks executes on one thread without a
+hand-off between its tasks, which is what makes long chains of small tasks
+cheap.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable
+
+from ..runner import DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec, run_task
+from .base import CancelFlag, Executor
+
+__all__ = ["LocalExecutor"]
+
+
+def _resolve(values, outputs: dict):
+    return [outputs[v.node_id] if type(v) is FromRun else v for v in values]
+
+
+def execute_run(run: list, deliver: Callable, cancel: CancelFlag) -> None:
+    """Run the tasks of *run* in order, delivering each outcome."""
+    outputs: dict = {}
+    for position, spec in enumerate(run):
+        if cancel.all or (cancel.nodes and spec.node_id in cancel.nodes):
+            for rest in run[position:]:
+                deliver((SKIPPED, rest.node_id))
+            return
+        if position:
+            spec.args = _resolve(spec.args, outputs)
+            if spec.kwargs:
+                spec.kwargs = dict(zip(spec.kwargs, _resolve(spec.kwargs.values(), outputs)))
+        deliver((STARTED, spec.node_id, None))
+        ok, value, start, end, out, err = run_task(spec)
+        if ok:
+            outputs[spec.node_id] = value
+            deliver((DONE, spec.node_id, value, start, end, out, err))
+        else:
+            deliver((FAILED, spec.node_id, value, start, end, out, err))
+            for rest in run[position + 1:]:
+                deliver((SKIPPED, rest.node_id))
+            return
+
+
+class LocalExecutor(Executor):
+    """Run tasks on a lazily grown pool of daemon threads in this process."""
+
+    name = "local"
+    fuses_chains = True
+
+    def __init__(self, max_workers: int = 8) -> None:
+        self.max_workers = max_workers
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list = []
+        self._idle = 0
+
+    def submit(self, run: list, deliver: Callable, cancel: CancelFlag) -> None:
+        self._queue.put((run, deliver, cancel))
+        if self._idle == 0 and len(self._threads) < self.max_workers:
+            self._grow()
+
+    def submit_many(self, runs: list, deliver: Callable, cancel: CancelFlag) -> None:
+        """Queue many runs at once (one wake-up decision for the batch)."""
+        put = self._queue.put
+        for run in runs:
+            put((run, deliver, cancel))
+        while self._idle < len(runs) and len(self._threads) < self.max_workers:
+            self._grow()
+            if len(self._threads) >= len(runs):
+                break
+
+    def _grow(self) -> None:
+        with self._lock:
+            if len(self._threads) >= self.max_workers:
+                return
+            thread = threading.Thread(target=self._work, name=f"covalent_nb-local-{len(self._threads)}",
+                                      daemon=True)
+            self._threads.append(thread)
+            self._idle += 1  # counted idle until it takes its first run
+            thread.start()
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            with self._lock:
+                self._idle -= 1
+            run, deliver, cancel = item
+            try:
+                execute_run(run, deliver, cancel)
+            except BaseException as exc:  # never lose a worker silently
+                for spec in run:
+                    deliver((FAILED, spec.node_id, f"covalent_nb local executor error: {exc!r}",
+                             None, None, "", ""))
+            finally:
+                with self._lock:
+                    self._idle += 1
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        self._threads = []
+        self._idle = 0

@@ -1,0 +1,124 @@
+"""What runs on an executor: one task with its hooks, output captured.
+
+:class:`TaskSpec` is everything an executor needs to run one node; it pickles,
+so a Dask worker can run it too.  :func:`run_task` is the same on every
+executor: bash and pip dependencies, ``call_before`` hooks, the function,
+``call_after`` hooks, all inside the node's stdout/stderr capture.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any, Optional
+
+from .capture import capturing
+
+__all__ = ["TaskSpec", "run_task", "now_us", "STARTED", "DONE", "FAILED", "SKIPPED", "CHILD_ENDED"]
+
+# Message kinds that executors deliver to a dispatcher.
+STARTED, DONE, FAILED, SKIPPED, CHILD_ENDED, CANCEL = range(6)
+
+
+def now_us() -> int:
+    """Integer microseconds since the epoch (the unit of every node time)."""
+    return time.time_ns() // 1000
+
+
+class FromRun:
+    """Placeholder for the output of an earlier task of the same fused run."""
+
+    __slots__ = ("node_id",)
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+
+
+class TaskSpec:
+    """One node to run: its function, resolved arguments and hooks.
+
+    ``arg_sources`` / ``kwarg_sources`` name, for each argument, the node it
+    came from (None for a literal), so an executor that keeps outputs remotely
+    (Dask) can pass its own handles instead of values.
+    """
+
+    __slots__ = ("dispatch_id", "node_id", "name", "function", "args", "kwargs", "hooks",
+                 "arg_sources", "kwarg_sources")
+
+    def __init__(self, dispatch_id: str, node_id: int, name: str, function: Any, args: list,
+                 kwargs: dict, hooks: Optional[dict], arg_sources: tuple = (),
+                 kwarg_sources: Optional[dict] = None) -> None:
+        self.dispatch_id = dispatch_id
+        self.node_id = node_id
+        self.name = name
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+        self.hooks = hooks
+        self.arg_sources = arg_sources
+        self.kwarg_sources = kwarg_sources
+
+    def __getstate__(self):
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setstate__(self, state):
+        for slot, value in zip(self.__slots__, state):
+            setattr(self, slot, value)
+
+    def __repr__(self) -> str:
+        return f"<TaskSpec {self.dispatch_id[:8]}:{self.node_id} {self.name}>"
+
+
+def _call_hooks(hooks: dict, kwargs: dict) -> list:
+    deps = hooks.get("deps") or {}
+    if deps.get("bash") is not None:
+        deps["bash"]()
+    if deps.get("pip") is not None:
+        deps["pip"]()
+    injected: dict = {}
+    for hook in hooks.get("call_before") or ():
+        value = hook()
+        keyword = getattr(hook, "retval_keyword", "")
+        if keyword:
+            injected.setdefault(keyword, []).append(value)
+    for keyword, values in injected.items():
+        kwargs[keyword] = values[0] if len(values) == 1 else values
+    return hooks.get("call_after") or []
+
+
+def run_task(spec: TaskSpec) -> tuple:
+    """Run *spec* and return ``(ok, value_or_traceback, start_us, end_us, stdout, stderr)``.
+
+    Never raises for a failure of the task itself: the traceback comes back as
+    text so it survives any executor.
+    """
+    start = now_us()
+    with capturing() as captured:
+        try:
+            kwargs = spec.kwargs
+            after = ()
+            if spec.hooks is not None:
+                kwargs = dict(kwargs)
+                after = _call_hooks(spec.hooks, kwargs)
+            value = spec.function(*spec.args, **kwargs)
+            for hook in after:
+                hook()
+            ok = True
+        except BaseException as exc:  # noqa: BLE001 - a task's failure is data
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
+                raise
+            value = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            ok = False
+    end = now_us()
+    if end <= start:  # a node that ran has end_time strictly after start_time
+        end = start + 1
+    return ok, value, start, end, captured.stdout, captured.stderr
+
+
+def has_hooks(metadata: Optional[dict]) -> bool:
+    """True when an electron's metadata asks for anything to run around it."""
+    if not metadata:
+        return False
+    hooks = metadata["hooks"]
+    deps = hooks["deps"]
+    return bool(deps.get("bash") or deps.get("pip") or hooks["call_before"] or hooks["call_after"])

@@ -1,0 +1,261 @@
+"""The result of a dispatch: its status, output, inputs and one record per node.
+
+Node records are kept as columns (one list per field) rather than an object per
+node: the dispatcher writes them in its hot loop and the garbage collector
+never has to scan 10,000 small dicts.  :meth:`Result.get_node_result` builds
+Covalent's per-node dict on demand.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from typing import Any, Optional
+
+from .status import ENDED, Status, widget_state
+
+__all__ = ["Result", "NodeTable", "Inputs", "us_to_datetime"]
+
+
+def us_to_datetime(us: Optional[int]) -> Optional[_dt.datetime]:
+    """Convert integer microseconds since the epoch to an aware UTC datetime."""
+    if us is None:
+        return None
+    return _dt.datetime.fromtimestamp(us / 1e6, tz=_dt.timezone.utc).replace(
+        microsecond=us % 1_000_000)
+
+
+class NodeTable:
+    """Per-node records of one dispatch, column by column.
+
+    ``status``, ``start``, ``end`` (integer microseconds), ``output`` and ``key``
+    have one entry per node; ``error``, ``stdout``, ``stderr``,
+    ``sublattice``, ``reused_from``, ``reason`` and ``executor`` are sparse
+    dicts keyed by node id.
+    """
+
+    __slots__ = ("size", "status", "start", "end", "output", "key", "error", "stdout",
+                 "stderr", "sublattice", "reused_from", "reason", "executor", "names",
+                 "unstorable")
+
+    def __init__(self, names: list) -> None:
+        size = len(names)
+        self.size = size
+        self.names = names
+        self.status: list = [Status.NEW_OBJECT] * size
+        self.start: list = [None] * size
+        self.end: list = [None] * size
+        self.output: list = [None] * size
+        self.key: list = [None] * size
+        self.error: dict = {}
+        self.stdout: dict = {}
+        self.stderr: dict = {}
+        self.sublattice: dict = {}
+        self.reused_from: dict = {}
+        self.reason: dict = {}
+        self.executor: dict = {}
+        self.unstorable: dict = {}
+
+    def check(self, node_id: int) -> None:
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or not 0 <= node_id < self.size:
+            raise ValueError(
+                f"node {node_id!r} does not exist: node ids of this dispatch run from 0 to {self.size - 1}"
+            )
+
+    def node_result(self, node_id: int) -> dict:
+        """Covalent's node record for *node_id*, plus covalent_nb's reuse fields."""
+        self.check(node_id)
+        reused_from = self.reused_from.get(node_id)
+        return {
+            "node_id": node_id,
+            "node_name": self.names[node_id],
+            "start_time": us_to_datetime(self.start[node_id]),
+            "end_time": us_to_datetime(self.end[node_id]),
+            "status": self.status[node_id],
+            "output": self.output[node_id],
+            "error": self.error.get(node_id),
+            "sublattice_result": self.sublattice.get(node_id),
+            "stdout": self.stdout.get(node_id, ""),
+            "stderr": self.stderr.get(node_id, ""),
+            "executor": self.executor.get(node_id, ""),
+            "key": self.key[node_id],
+            "reused": reused_from is not None,
+            "reused_from": reused_from,
+            "reason": self.reason.get(node_id, ""),
+        }
+
+
+class Inputs(dict):
+    """A dispatch's inputs, ``{"args": [...], "kwargs": {...}}``.
+
+    Also answers Covalent's ``get_deserialized()``.
+    """
+
+    def get_deserialized(self) -> dict:
+        """Return the inputs as a plain dict (they are never serialised here)."""
+        return {"args": list(self["args"]), "kwargs": dict(self["kwargs"])}
+
+
+class Result:
+    """What a dispatch produced, live while it runs and final once it has ended.
+
+    ``get_result`` returns the same object the dispatcher updates, so reading
+    ``status`` or :meth:`get_node_result` while the dispatch runs shows the
+    current state.
+    """
+
+    NEW_OBJ = Status.NEW_OBJECT
+    PENDING_REPLACEMENT = Status.PENDING_REPLACEMENT
+    RUNNING = Status.RUNNING
+    COMPLETED = Status.COMPLETED
+    FAILED = Status.FAILED
+    CANCELLED = Status.CANCELLED
+    INTERRUPTED = Status.INTERRUPTED
+
+    def __init__(self, dispatch_id: str, lattice: Any, graph: Any, args: tuple, kwargs: dict,
+                 *, parent_dispatch_id: Optional[str] = None, root_dispatch_id: Optional[str] = None,
+                 replacements: Optional[dict] = None, replaced_nodes: frozenset = frozenset(),
+                 reuse_requested: bool = False) -> None:
+        self.dispatch_id = dispatch_id
+        self.parent_dispatch_id = parent_dispatch_id
+        self.root_dispatch_id = root_dispatch_id or dispatch_id
+        self.graph = graph
+        self.lattice = lattice
+        self.inputs = Inputs(args=list(args), kwargs=dict(kwargs))
+        self.replacements: dict = dict(replacements or {})
+        self.replaced_nodes = frozenset(replaced_nodes)
+        self.reuse_requested = reuse_requested
+        self.status: Status = Status.NEW_OBJECT
+        self.error: Optional[str] = None
+        self._result: Any = None
+        self.start_us: Optional[int] = None
+        self.end_us: Optional[int] = None
+        self.executor_names: set = set()
+        self.function_parts: dict = {}  # electron name -> {component: digest}, from the plan
+        self.snapshot: Optional[bytes] = None  # cloudpickled (lattice, replacements)
+        self._unhashable: dict = {}  # node id -> why its key could not be computed
+        self._function_keys: Optional[dict] = None
+        self._cancel_requested = False
+        self._on_end: list = []  # callbacks(result) run once the dispatch has ended
+        self.store_error: Optional[str] = None
+        self._table = NodeTable(graph.names)
+        graph._records = self._table
+        self._done = threading.Event()
+
+    # -- Covalent's attributes ----------------------------------------------
+    @property
+    def result(self) -> Any:
+        """The workflow's output (None until the dispatch has COMPLETED)."""
+        return self._result if self.status == Status.COMPLETED else None
+
+    @property
+    def start_time(self) -> Optional[_dt.datetime]:
+        return us_to_datetime(self.start_us)
+
+    @property
+    def end_time(self) -> Optional[_dt.datetime]:
+        return us_to_datetime(self.end_us)
+
+    @property
+    def root_dispatch(self) -> str:
+        return self.root_dispatch_id
+
+    @property
+    def transport_graph(self):
+        return self.graph
+
+    def get_node_result(self, node_id: int) -> dict:
+        """Return the record of one node.
+
+        Keys: ``node_id, node_name, start_time, end_time, status, output, error,
+        sublattice_result, stdout, stderr`` (as Covalent), plus ``executor``,
+        ``key``, ``reused`` (bool), ``reused_from`` (``(dispatch_id, node_id)``
+        or None) and ``reason`` (why the node was reused or recomputed).
+        """
+        return self._table.node_result(node_id)
+
+    def get_all_node_results(self) -> list:
+        """Return every node's record, in node id order."""
+        return [self._table.node_result(i) for i in range(self._table.size)]
+
+    def get_all_node_outputs(self) -> dict:
+        """Return every node's output keyed ``"name(id)"``."""
+        names, outputs = self._table.names, self._table.output
+        return {f"{names[i]}({i})": outputs[i] for i in range(self._table.size)}
+
+    # -- covalent_nb's additions -------------------------------------------
+    @property
+    def ended(self) -> bool:
+        """True once the dispatch has ended (its records are final)."""
+        return self._done.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the dispatch ends; return False if *timeout* passed first."""
+        return self._done.wait(timeout)
+
+    def node_states(self) -> list:
+        """One display state per node (``pending``, ``running``, ``completed``,
+        ``reused``, ``failed``, ``cancelled``)."""
+        reused = self._table.reused_from
+        return [widget_state(s, i in reused) for i, s in enumerate(self._table.status)]
+
+    @property
+    def reused_nodes(self) -> list:
+        """Ids of the nodes satisfied from a previous dispatch."""
+        return sorted(self._table.reused_from)
+
+    @property
+    def recomputed_nodes(self) -> list:
+        """Ids of the electron-like nodes that ran in this dispatch."""
+        table = self._table
+        kinds = self.graph.kinds
+        return [i for i in range(table.size)
+                if kinds[i] != "parameter" and i not in table.reused_from and table.start[i] is not None]
+
+    def reuse_summary(self) -> dict:
+        """Counts of reused and recomputed nodes and of each recompute reason."""
+        reasons: dict = {}
+        table = self._table
+        for i in self.recomputed_nodes:
+            reason = table.reason.get(i, "")
+            head = reason.split(":", 1)[0] if reason else "no reason recorded"
+            reasons[head] = reasons.get(head, 0) + 1
+        return {"reused": len(table.reused_from), "recomputed": len(self.recomputed_nodes),
+                "reasons": reasons}
+
+    def __str__(self) -> str:
+        lines = [
+            "Lattice Result", "==============",
+            f"lattice: {getattr(self.lattice, '__name__', '?')}",
+            f"dispatch_id: {self.dispatch_id}",
+            f"status: {self.status}",
+            f"result: {self.result!r}",
+            f"inputs: args={self.inputs['args']!r} kwargs={self.inputs['kwargs']!r}",
+            f"error: {self.error}" if self.error else "error: None",
+            f"start_time: {self.start_time}",
+            f"end_time: {self.end_time}",
+        ]
+        if self.parent_dispatch_id:
+            lines.append(f"parent_dispatch_id: {self.parent_dispatch_id}")
+            summary = self.reuse_summary()
+            lines.append(f"reused: {summary['reused']} node(s), recomputed: {summary['recomputed']}")
+        lines += ["", "Node Outputs", "------------"]
+        for name, output in self.get_all_node_outputs().items():
+            text = repr(output)
+            lines.append(f"{name}: {text if len(text) <= 80 else text[:77] + '...'}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Result {self.dispatch_id} {getattr(self.lattice, '__name__', '?')} {self.status}>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        try:
+            from ..notebook.graph_widget import LatticeGraph
+        except Exception:  # the widget is optional at import time (no anywidget yet)
+            return {"text/plain": str(self)}
+        return LatticeGraph(self)._repr_mimebundle_(include=include, exclude=exclude)
+
+    def _finish(self) -> None:
+        """Mark the dispatch ended (called by the dispatcher, after the store)."""
+        assert self.status in ENDED
+        self._done.set()

@@ -1,0 +1,134 @@
+"""Electrons: the tasks of a workflow (``@ct.electron``)."""
+
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any, Callable, Optional, Sequence, Union
+
+from .deps import DepsBash, DepsCall, DepsPip
+from .tracing import current_build, record_call
+
+__all__ = ["Electron", "electron"]
+
+
+def _as_hooks(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    hooks = []
+    for item in items:
+        if isinstance(item, (DepsCall, DepsBash, DepsPip)):
+            hooks.append(item)
+        elif callable(item):
+            hooks.append(DepsCall(item))
+        else:
+            raise TypeError(f"{what} takes DepsCall/DepsBash/DepsPip objects or callables, "
+                            f"not {type(item).__name__}")
+    return hooks
+
+
+def _as_deps_module(value: Any) -> list:
+    if value is None:
+        return []
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    names = []
+    for item in items:
+        if isinstance(item, types.ModuleType):
+            names.append(item.__name__)
+        elif isinstance(item, str):
+            names.append(item)
+        else:
+            raise TypeError(f"deps_module takes modules or module names, not {type(item).__name__}")
+    return names
+
+
+def make_metadata(executor: Any, deps_bash: Any, deps_pip: Any, call_before: Any,
+                  call_after: Any, reusable: bool = True, deps_module: Any = None) -> dict:
+    """Build the metadata dict in Covalent's shape, validating every hook."""
+    if deps_bash is not None and not isinstance(deps_bash, DepsBash):
+        deps_bash = DepsBash(deps_bash)
+    if deps_pip is not None and not isinstance(deps_pip, DepsPip):
+        deps_pip = DepsPip(deps_pip)
+    return {
+        "executor": executor,
+        "hooks": {
+            "deps": {"bash": deps_bash, "pip": deps_pip},
+            "call_before": _as_hooks(call_before, "call_before"),
+            "call_after": _as_hooks(call_after, "call_after"),
+        },
+        "deps_module": _as_deps_module(deps_module),
+        "reusable": bool(reusable),
+    }
+
+
+class Electron:
+    """A task: a function that, inside a lattice, becomes a node of the graph.
+
+    Called outside a lattice, an electron is a plain function call.  Called
+    while a lattice traces its graph, it records a node and returns a stand-in
+    for the node's output.
+    """
+
+    def __init__(self, function: Callable, metadata: Optional[dict] = None) -> None:
+        if not callable(function):
+            raise TypeError(f"an electron wraps a callable, not {type(function).__name__}")
+        self.function = function
+        self.metadata = metadata if metadata is not None else make_metadata(None, None, None, None, None)
+        from .lattice import Lattice
+
+        self.is_sublattice = isinstance(function, Lattice)
+        functools.update_wrapper(self, function, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        build = current_build()
+        if build is None:
+            return self.function(*args, **kwargs)
+        return record_call(build, self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<electron {self.function.__name__}>"
+
+    def __reduce__(self):
+        return (Electron, (self.function, self.metadata))
+
+    @property
+    def executor(self) -> Any:
+        return self.metadata["executor"]
+
+
+def electron(_func: Optional[Callable] = None, *, backend: Any = None, executor: Any = None,
+             files: Any = None, deps_bash: Union[DepsBash, Sequence[str], str, None] = None,
+             deps_pip: Union[DepsPip, Sequence[str], None] = None,
+             deps_module: Any = None,
+             call_before: Union[Sequence, DepsCall, None] = None,
+             call_after: Union[Sequence, DepsCall, None] = None,
+             reusable: bool = True) -> Any:
+    """Turn a function (or a lattice) into a task of a workflow.
+
+    Usable bare (``@electron``) or with options (``@electron(executor="dask")``).
+    *executor* is ``"local"`` (threads in the kernel, the default), ``"dask"``
+    or an executor object; *backend* is Covalent's old name for it.
+    *deps_bash*, *deps_pip*, *call_before* and *call_after* run around the
+    task.  ``reusable=False`` opts the task out of reuse on redispatch (for
+    stochastic work): it and everything downstream of it are recomputed.
+    *files* is not supported and raises ``NotImplementedError``.
+    """
+    if files:
+        raise NotImplementedError(
+            "electron(files=...) is not supported by covalent_nb: tasks run where the kernel's "
+            "files already are; read or write the files inside the task instead"
+        )
+    if executor is None and backend is not None:
+        executor = backend
+    metadata = make_metadata(executor, deps_bash, deps_pip, call_before, call_after, reusable,
+                             deps_module)
+
+    def decorate(function: Callable) -> Electron:
+        if isinstance(function, Electron):
+            function = function.function
+        return Electron(function, metadata)
+
+    if _func is None:
+        return decorate
+    return decorate(_func)

@@ -1,0 +1,301 @@
+"""Tracing: turning a lattice's Python body into a :class:`TransportGraph`.
+
+While a lattice builds its graph, every electron call goes through
+:func:`record_call` instead of running.  The call appends the electron's node,
+then wires each argument in signature order:
+
+* an output of another call (a :class:`BoundElectron`): an edge;
+* a list, tuple or set: an ``:electron_list:`` node gathering its items;
+* a dict: an ``:electron_dict:`` node gathering its values;
+* anything else: a fresh ``:parameter:<value>`` node, every time (no dedup),
+  exactly as Covalent numbers them.
+
+The call returns a :class:`BoundElectron` standing for the node's future
+output; indexing, attribute access, unpacking and arithmetic on it add getter
+and operator nodes.
+"""
+
+from __future__ import annotations
+
+import dis
+import inspect
+import operator
+import sys
+import threading
+from typing import Any, Callable, Optional
+
+from .graph import (ELECTRON_DICT_NAME, ELECTRON_LIST_NAME, PARAMETER_PREFIX,
+                    POSTPROCESS_NAME, SUBLATTICE_PREFIX, WAIT_EDGE_NAME, TransportGraph)
+
+__all__ = ["BoundElectron", "Build", "current_build", "record_call", "wait"]
+
+_local = threading.local()
+
+
+class Build:
+    """The state of one trace in progress: the graph and the replacements."""
+
+    __slots__ = ("graph", "replacements", "replaced", "electron_names", "_outer")
+
+    def __init__(self, replacements: Optional[dict] = None) -> None:
+        self.graph = TransportGraph()
+        self.replacements = replacements or None
+        self.replaced: set = set()
+        self.electron_names: set = set()
+
+    def __enter__(self) -> "Build":
+        self._outer = getattr(_local, "build", None)
+        _local.build = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _local.build = self._outer
+
+
+def current_build() -> Optional[Build]:
+    """Return the trace in progress on this thread, or None."""
+    return getattr(_local, "build", None)
+
+
+class BoundElectron:
+    """The future output of a node, as seen while tracing a lattice."""
+
+    __slots__ = ("node_id", "_name", "_build")
+
+    def __init__(self, node_id: int, name: str, build: Build) -> None:
+        self.node_id = node_id
+        self._name = name
+        self._build = build
+
+    def __repr__(self) -> str:
+        return f"<output of {self._name} (node {self.node_id})>"
+
+    def __getitem__(self, key: Any) -> "BoundElectron":
+        return _internal_call(self._build, f":{self._name}.__getitem__", "getter", _getitem, (self, key))
+
+    def __getattr__(self, attr: str) -> "BoundElectron":
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return _internal_call(self._build, f":{self._name}.__getattr__", "getter", getattr, (self, attr))
+
+    def __iter__(self):
+        count = _unpack_count(sys._getframe(1))
+        for index in range(count):
+            yield _internal_call(self._build, f":{self._name}()[{index}]", "getter", _getitem, (self, index))
+
+    def wait_for(self, parents: Any) -> "BoundElectron":
+        """Make this node wait for *parents* (outputs or a list of them) to finish."""
+        wait(self, parents)
+        return self
+
+
+def _getitem(obj: Any, key: Any) -> Any:
+    return obj[key]
+
+
+def _unpack_count(frame) -> int:
+    """How many values the caller unpacks from the object being iterated."""
+    for instruction in dis.get_instructions(frame.f_code):
+        if instruction.offset == frame.f_lasti:
+            if instruction.opname == "UNPACK_SEQUENCE":
+                return instruction.arg
+            break
+    raise TypeError(
+        "an electron's output can only be iterated while tracing by unpacking it "
+        "(p, q = task(x)); index it instead (task(x)[0]) or loop inside another electron"
+    )
+
+
+_OPERATORS = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "@": operator.matmul,
+}
+
+
+def _operand_name(value: Any) -> str:
+    return value._name if type(value) is BoundElectron else repr(value)
+
+
+def _make_operator(symbol: str, reflected: bool) -> Callable:
+    function = _OPERATORS[symbol]
+
+    def method(self: BoundElectron, other: Any) -> BoundElectron:
+        left, right = (other, self) if reflected else (self, other)
+        name = f"{_operand_name(left)}_{symbol}_{_operand_name(right)}"
+        return _internal_call(self._build, name, "operator", function, (left, right))
+
+    return method
+
+
+for _name, _symbol in (("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"),
+                       ("floordiv", "//"), ("mod", "%"), ("pow", "**"), ("matmul", "@")):
+    setattr(BoundElectron, f"__{_name}__", _make_operator(_symbol, False))
+    setattr(BoundElectron, f"__r{_name}__", _make_operator(_symbol, True))
+
+
+# -- the internal functions that collection and postprocess nodes run ---------
+def _as_list(*items: Any) -> list:
+    return list(items)
+
+
+def _as_tuple(*items: Any) -> tuple:
+    return tuple(items)
+
+
+def _as_set(*items: Any) -> set:
+    return set(items)
+
+
+def _as_dict(**items: Any) -> dict:
+    return dict(items)
+
+
+def _reconstruct(retval: Any) -> Any:
+    return retval
+
+
+_COLLECTORS = {list: _as_list, tuple: _as_tuple, set: _as_set, frozenset: _as_set}
+
+
+# -- signatures, cached per function --------------------------------------------
+class _Signature:
+    __slots__ = ("positional", "required", "names", "varargs", "varkw", "text")
+
+    def __init__(self, function: Callable) -> None:
+        signature = inspect.signature(function)
+        self.positional: list = []
+        self.required: set = set()
+        self.names: set = set()
+        self.varargs: Optional[str] = None
+        self.varkw = False
+        for p in signature.parameters.values():
+            if p.kind is p.VAR_POSITIONAL:
+                self.varargs = p.name
+            elif p.kind is p.VAR_KEYWORD:
+                self.varkw = True
+            else:
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                    self.positional.append(p.name)
+                if p.kind is not p.POSITIONAL_ONLY:
+                    self.names.add(p.name)
+                if p.default is p.empty:
+                    self.required.add(p.name)
+        self.text = f"{getattr(function, '__name__', 'task')}{signature}"
+
+
+_signatures: dict = {}
+
+
+def signature_of(function: Callable) -> _Signature:
+    """Return the cached, pre-digested signature of *function*."""
+    sig = _signatures.get(function)
+    if sig is None:
+        sig = _signatures[function] = _Signature(function)
+    return sig
+
+
+def check_arguments(sig: _Signature, args: tuple, kwargs: dict, what: str) -> None:
+    """Raise ``TypeError`` naming *what* and its signature when args do not fit."""
+    problem = None
+    if len(args) > len(sig.positional) and sig.varargs is None:
+        problem = f"takes {len(sig.positional)} positional argument(s) but {len(args)} were given"
+    else:
+        given = set(sig.positional[:len(args)])
+        for name in kwargs:
+            if name in given:
+                problem = f"got multiple values for argument {name!r}"
+                break
+            if name not in sig.names and not sig.varkw:
+                problem = f"got an unexpected keyword argument {name!r}"
+                break
+        else:
+            missing = [n for n in sig.required if n not in given and n not in kwargs]
+            if missing:
+                problem = f"is missing required argument(s) {', '.join(repr(m) for m in sorted(missing))}"
+    if problem:
+        raise TypeError(f"{what} {problem}; its signature is {sig.text}")
+
+
+# -- recording calls --------------------------------------------------------------
+def record_call(build: Build, electron: Any, args: tuple, kwargs: dict) -> BoundElectron:
+    """Add a node for a call of *electron* and wire its arguments."""
+    function = electron.function
+    name = function.__name__
+    replacements = build.replacements
+    replaced = False
+    if replacements is not None and name in replacements:
+        electron = replacements[name]
+        function = electron.function
+        name = function.__name__
+        replaced = True
+    graph = build.graph
+    if electron.is_sublattice:
+        node = graph.add_node(SUBLATTICE_PREFIX + name, "sublattice", function, None, electron.metadata)
+    else:
+        node = graph.add_node(name, "electron", function, None, electron.metadata)
+    build.electron_names.add(name)
+    if replaced:
+        build.replaced.add(node)
+    sig = signature_of(function.workflow_function if electron.is_sublattice else function)
+    check_arguments(sig, args, kwargs, f"electron {name}()")
+    positional = sig.positional
+    for index, value in enumerate(args):
+        edge_name = positional[index] if index < len(positional) else sig.varargs
+        _connect(build, value, node, edge_name, "arg", index)
+    for key, value in kwargs.items():
+        _connect(build, value, node, key, "kwarg", None)
+    return BoundElectron(node, name, build)
+
+
+def _internal_call(build: Build, name: str, kind: str, function: Callable, args: tuple,
+                   kwargs: Optional[dict] = None) -> BoundElectron:
+    node = build.graph.add_node(name, kind, function, None, None)
+    for index, value in enumerate(args):
+        _connect(build, value, node, f"arg[{index}]" if kind in ("electron_list", "operator") else
+                 ("obj", "key")[index] if kind == "getter" else "retval", "arg", index)
+    if kwargs:
+        for key, value in kwargs.items():
+            _connect(build, value, node, key, "kwarg", None)
+    return BoundElectron(node, name, build)
+
+
+def _connect(build: Build, value: Any, node: int, edge_name: str, param_type: str,
+             arg_index: Optional[int]) -> None:
+    kind = type(value)
+    graph = build.graph
+    if kind is BoundElectron:
+        graph.add_edge(value.node_id, node, edge_name, param_type, arg_index)
+    elif kind in _COLLECTORS or isinstance(value, (list, tuple, set, frozenset)) and not hasattr(value, "_fields"):
+        collector = _COLLECTORS.get(kind) or _COLLECTORS[next(t for t in _COLLECTORS if isinstance(value, t))]
+        items = tuple(value)
+        bound = _internal_call(build, ELECTRON_LIST_NAME, "electron_list", collector, items)
+        graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
+    elif isinstance(value, dict) and all(type(k) is str for k in value):
+        bound = _internal_call(build, ELECTRON_DICT_NAME, "electron_dict", _as_dict, (), value)
+        graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
+    else:
+        parameter = graph.add_node(PARAMETER_PREFIX + str(value), "parameter", None, value, None)
+        graph.add_edge(parameter, node, edge_name, param_type, arg_index)
+
+
+def add_postprocess(build: Build, retval: Any, metadata: Optional[dict]) -> None:
+    """Append the ``:postprocess:reconstruct`` node that yields the lattice's output."""
+    node = build.graph.add_node(POSTPROCESS_NAME, "postprocess", _reconstruct, None, metadata)
+    _connect(build, retval, node, "retval", "arg", 0)
+
+
+def wait(child: Any, parents: Any) -> Any:
+    """Make *child* start only after *parents* have finished, as ``ct.wait`` does.
+
+    *parents* is an electron output or a list of them.  Returns *child*.
+    Outside a lattice this does nothing.
+    """
+    if type(child) is not BoundElectron:
+        return child
+    if type(parents) is BoundElectron:
+        parents = [parents]
+    for parent in parents:
+        if type(parent) is not BoundElectron:
+            raise TypeError(f"ct.wait() parents must be electron outputs, not {type(parent).__name__}")
+        child._build.graph.add_edge(parent.node_id, child.node_id, WAIT_EDGE_NAME, None, None)
+    return child
