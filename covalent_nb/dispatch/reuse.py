@@ -167,9 +167,10 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
     table = parent._table
     completed = Status.COMPLETED
     parent_keys = table.key
+    unstorable = table.unstorable  # outputs the store could not keep are never reused
     index: dict = {}
     for pnode, pkey in enumerate(parent_keys):
-        if pkey is not None and table.status[pnode] is completed:
+        if pkey is not None and table.status[pnode] is completed and pnode not in unstorable:
             index.setdefault(pkey, pnode)
     pid = parent.dispatch_id
     reused = decision.reused
@@ -217,6 +218,9 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         twin = _comparable(parent_graph, node, names[node], kind, by_name)
         if twin is None:
             reasons[node] = f"recomputed: new node (no {names[node]} in {pid})"
+            continue
+        if twin in unstorable:
+            reasons[node] = f"recomputed: previous output was not stored ({unstorable[twin]})"
             continue
         if table.status[twin] is not completed:
             reasons[node] = f"recomputed: previous run {table.status[twin]} (node {twin} of {pid})"
