@@ -1,0 +1,206 @@
+// Pure functions that turn states, palette and theme into cytoscape styles.
+
+import { STATES } from "./states.js";
+
+/** Colours used when Python sends no palette (never in practice; tests). */
+export const FALLBACK_PALETTE = Object.freeze({
+  pending: "#a7b0bc",
+  running: "#f59e0b",
+  completed: "#2f9e66",
+  reused: "#7c5cd6",
+  failed: "#e5484d",
+  cancelled: "#6b6f76",
+  replaced: "#d6409f",
+});
+
+/** Theme colours when no JupyterLab CSS variables are defined (light). */
+export const FALLBACK_THEME = Object.freeze({
+  text: "#1f2328",
+  muted: "#616161",
+  background: "#ffffff",
+  edge: "#9e9e9e",
+  border: "#5f6b7a",
+  accent: "#1976d2",
+  font: "sans-serif",
+});
+
+/** JupyterLab CSS variable read for each theme slot. */
+export const THEME_VARIABLES = Object.freeze({
+  text: "--jp-ui-font-color1",
+  muted: "--jp-ui-font-color2",
+  background: "--jp-layout-color1",
+  edge: "--jp-border-color1",
+  border: "--jp-border-color0",
+  accent: "--jp-brand-color1",
+  // Canvas text cannot resolve var(), so the font family is read like a colour.
+  font: "--jp-ui-font-family",
+});
+
+/**
+ * Build a theme from a CSS variable getter, falling back slot by slot.
+ * @param {(name: string) => string} getVar returns "" for undefined variables
+ */
+export function themeFrom(getVar) {
+  const theme = {};
+  for (const [slot, variable] of Object.entries(THEME_VARIABLES)) {
+    const value = (getVar(variable) || "").trim();
+    theme[slot] = value || FALLBACK_THEME[slot];
+  }
+  return theme;
+}
+
+/**
+ * Black or white, whichever reads better on a "#rrggbb" background.
+ * @param {string} hex
+ */
+export function textColourOn(hex) {
+  const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex || "");
+  if (!m) return "#000000";
+  const [r, g, b] = m.slice(1).map((h) => {
+    const c = parseInt(h, 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  // Contrast against black vs. against white (WCAG formula).
+  return (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) ? "#000000" : "#ffffff";
+}
+
+/**
+ * Visual attributes of one node state (the unit the legend and tests use).
+ * @param {string} state
+ * @param {Object<string,string>} palette
+ */
+export function stateStyle(state, palette) {
+  const fill = palette[state] || palette.pending || FALLBACK_PALETTE.pending;
+  return {
+    "background-color": fill,
+    color: textColourOn(fill),
+    // Cancelled nodes are also told apart by shape of border, not colour only.
+    "border-style": state === "cancelled" ? "dashed" : "solid",
+  };
+}
+
+/**
+ * The cytoscape stylesheet for a graph.
+ *
+ * @param {object} options
+ * @param {Object<string,string>} options.palette state -> colour, plus "replaced"
+ * @param {object} options.theme see themeFrom
+ * @param {boolean} options.large cheaper rendering for big graphs
+ * @returns {object[]} cytoscape style JSON
+ */
+export function stylesheet({ palette, theme, large }) {
+  const pal = { ...FALLBACK_PALETTE, ...(palette || {}) };
+  const style = [
+    {
+      selector: "node",
+      style: {
+        shape: "round-rectangle",
+        width: "data(w)",
+        height: "data(h)",
+        label: "data(label)",
+        "font-size": 11,
+        "font-family": theme.font,
+        "text-valign": "center",
+        "text-halign": "center",
+        "text-wrap": "ellipsis",
+        "text-max-width": "data(w)",
+        // Labels vanish when zoomed out so 10k nodes stay cheap to draw.
+        "min-zoomed-font-size": large ? 9 : 5,
+        "border-width": 1,
+        "border-color": theme.border,
+      },
+    },
+  ];
+  for (const state of STATES) {
+    style.push({ selector: `node[state = "${state}"]`, style: stateStyle(state, pal) });
+  }
+  style.push(
+    {
+      // Parameters and postprocess: small dots labelled underneath.
+      selector: "node.cnb-aux",
+      style: {
+        shape: "ellipse",
+        "font-size": 9,
+        color: theme.muted,
+        "text-valign": "bottom",
+        "text-margin-y": 2,
+        "text-max-width": 80,
+        "border-width": 0,
+      },
+    },
+    {
+      // Parameters sit just above their consumer: label above, clear of the edge.
+      selector: "node.cnb-param",
+      style: { "text-valign": "top", "text-margin-y": -2 },
+    },
+    {
+      selector: "node.cnb-replaced",
+      style: { "border-width": 4, "border-style": "double", "border-color": pal.replaced },
+    },
+    {
+      selector: "node.cnb-selected",
+      style: { "overlay-color": theme.accent, "overlay-opacity": 0.25, "overlay-padding": 4 },
+    },
+    { selector: ".cnb-hidden", style: { display: "none" } },
+    {
+      selector: "edge",
+      style: {
+        width: 1,
+        "line-color": theme.edge,
+        "target-arrow-color": theme.edge,
+        // Haystack edges are the cheapest cytoscape draws; arrows need bezier.
+        "curve-style": large ? "haystack" : "bezier",
+        "target-arrow-shape": large ? "none" : "triangle",
+        "arrow-scale": 0.8,
+      },
+    },
+    {
+      selector: "edge[label]",
+      style: {
+        label: "data(label)",
+        "font-size": 9,
+        color: theme.muted,
+        "text-background-color": theme.background,
+        "text-background-opacity": 0.8,
+        "min-zoomed-font-size": 7,
+      },
+    },
+  );
+  return style;
+}
+
+/**
+ * Zoom and pan that fit a box into a viewport, with a floor on the zoom.
+ *
+ * When the fitting zoom is below *minZoom* (a very wide or tall graph), the
+ * view zooms to *minZoom* and shows the box's top-left corner instead.
+ *
+ * @param {{x1:number,y1:number,x2:number,y2:number}} box model coordinates
+ * @param {number} width viewport width in pixels
+ * @param {number} height viewport height in pixels
+ * @param {number} minZoom 0 for a plain fit
+ * @param {number} padding pixels kept free around the box
+ * @returns {{zoom:number, pan:{x:number,y:number}}}
+ */
+export function fitViewport(box, width, height, minZoom = 0, padding = 16, maxZoom = 1.5) {
+  const bw = Math.max(1, box.x2 - box.x1);
+  const bh = Math.max(1, box.y2 - box.y1);
+  const availW = Math.max(1, width - 2 * padding);
+  const availH = Math.max(1, height - 2 * padding);
+  let zoom = Math.min(availW / bw, availH / bh, maxZoom);
+  if (zoom >= minZoom) {
+    // Centre the box.
+    return {
+      zoom,
+      pan: { x: (width - zoom * (box.x1 + box.x2)) / 2, y: (height - zoom * (box.y1 + box.y2)) / 2 },
+    };
+  }
+  zoom = minZoom;
+  const pan = {
+    // Centre an axis that fits at this zoom; otherwise start at its beginning.
+    x: zoom * bw <= availW ? (width - zoom * (box.x1 + box.x2)) / 2 : padding - zoom * box.x1,
+    y: zoom * bh <= availH ? (height - zoom * (box.y1 + box.y2)) / 2 : padding - zoom * box.y1,
+  };
+  return { zoom, pan };
+}

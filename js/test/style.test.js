@@ -1,0 +1,86 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { STATES } from "../src/states.js";
+import {
+  FALLBACK_PALETTE, FALLBACK_THEME, fitViewport, stateStyle, stylesheet, textColourOn, themeFrom,
+} from "../src/style.js";
+
+test("stateStyle fills each state with its palette colour", () => {
+  for (const state of STATES) {
+    assert.equal(stateStyle(state, FALLBACK_PALETTE)["background-color"], FALLBACK_PALETTE[state]);
+  }
+});
+
+test("every state has a distinct colour, reused apart from completed", () => {
+  const fills = STATES.map((s) => stateStyle(s, FALLBACK_PALETTE)["background-color"]);
+  assert.equal(new Set(fills).size, STATES.length);
+});
+
+test("stateStyle falls back to pending's colour for an unknown state", () => {
+  assert.equal(stateStyle("bogus", FALLBACK_PALETTE)["background-color"], FALLBACK_PALETTE.pending);
+});
+
+test("cancelled nodes get a dashed border, others solid", () => {
+  assert.equal(stateStyle("cancelled", FALLBACK_PALETTE)["border-style"], "dashed");
+  assert.equal(stateStyle("completed", FALLBACK_PALETTE)["border-style"], "solid");
+});
+
+test("textColourOn picks a readable label colour", () => {
+  assert.equal(textColourOn("#ffffff"), "#000000");
+  assert.equal(textColourOn("#000000"), "#ffffff");
+  assert.equal(textColourOn("#1a237e"), "#ffffff");
+  assert.equal(textColourOn("not a colour"), "#000000");
+});
+
+test("themeFrom uses JupyterLab variables and falls back slot by slot", () => {
+  const vars = { "--jp-ui-font-color1": " #eeeeee ", "--jp-layout-color1": "#111111" };
+  const theme = themeFrom((name) => vars[name] || "");
+  assert.equal(theme.text, "#eeeeee");
+  assert.equal(theme.background, "#111111");
+  assert.equal(theme.edge, FALLBACK_THEME.edge);
+  assert.deepEqual(themeFrom(() => ""), { ...FALLBACK_THEME });
+});
+
+test("stylesheet has a rule per state using the given palette", () => {
+  const palette = { ...FALLBACK_PALETTE, reused: "#123456" };
+  const sheet = stylesheet({ palette, theme: FALLBACK_THEME, large: false });
+  const rule = sheet.find((r) => r.selector === 'node[state = "reused"]');
+  assert.equal(rule.style["background-color"], "#123456");
+  for (const state of STATES) {
+    assert.ok(sheet.some((r) => r.selector === `node[state = "${state}"]`), state);
+  }
+});
+
+test("stylesheet draws large graphs cheaply: haystack edges, no arrows", () => {
+  const edge = (large) => stylesheet({ palette: FALLBACK_PALETTE, theme: FALLBACK_THEME, large })
+    .find((r) => r.selector === "edge").style;
+  assert.equal(edge(true)["curve-style"], "haystack");
+  assert.equal(edge(true)["target-arrow-shape"], "none");
+  assert.equal(edge(false)["curve-style"], "bezier");
+  assert.equal(edge(false)["target-arrow-shape"], "triangle");
+});
+
+test("stylesheet marks replaced nodes and hides hidden ones", () => {
+  const sheet = stylesheet({ palette: FALLBACK_PALETTE, theme: FALLBACK_THEME, large: false });
+  assert.equal(sheet.find((r) => r.selector === "node.cnb-replaced").style["border-color"], FALLBACK_PALETTE.replaced);
+  assert.equal(sheet.find((r) => r.selector === ".cnb-hidden").style.display, "none");
+});
+
+test("fitViewport centres a box that fits", () => {
+  const { zoom, pan } = fitViewport({ x1: 0, y1: 0, x2: 100, y2: 50 }, 232, 132, 0, 16, 10);
+  assert.equal(zoom, 2);
+  assert.deepEqual(pan, { x: 16, y: 16 });
+});
+
+test("fitViewport never zooms in past maxZoom on a tiny graph", () => {
+  const { zoom, pan } = fitViewport({ x1: 0, y1: 0, x2: 10, y2: 10 }, 400, 300, 0, 16, 1.5);
+  assert.equal(zoom, 1.5);
+  assert.deepEqual(pan, { x: 200 - 7.5, y: 150 - 7.5 });
+});
+
+test("fitViewport floors the zoom for a very wide graph and starts at its left", () => {
+  const { zoom, pan } = fitViewport({ x1: 0, y1: 0, x2: 100000, y2: 200 }, 1000, 600, 0.25, 16);
+  assert.equal(zoom, 0.25);
+  assert.equal(pan.x, 16);
+  assert.equal(pan.y, (600 - 0.25 * 200) / 2);
+});
