@@ -21,6 +21,7 @@ from .results.status import Status
 from .workflow.deps import DepsBash, DepsCall, DepsPip
 from .workflow.electron import Electron, electron
 from .workflow.lattice import Lattice, lattice
+from .workflow.lepton import Lepton
 from .workflow.tracing import wait
 
 __version__ = "0.1.0"
@@ -28,5 +29,5 @@ __version__ = "0.1.0"
 __all__ = [
     "electron", "lattice", "Electron", "Lattice", "dispatch", "dispatch_sync", "get_result",
     "redispatch", "cancel", "wait", "Result", "Status", "DepsBash", "DepsCall", "DepsPip",
-    "get_config", "set_config",
+    "get_config", "set_config", "Lepton",
 ]

@@ -39,16 +39,19 @@ def _check_lattice(lattice: Any, where: str) -> Lattice:
 
 def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent: Optional[Result] = None,
            replacements: Optional[dict] = None, reuse: bool = False, run: bool = True,
-           on_end: Optional[Callable] = None, sublattice: bool = False) -> Result:
+           on_end: Optional[Callable] = None, sublattice: bool = False,
+           fkeys: Optional[tuple] = None) -> Result:
     """Register a traced dispatch and start its dispatcher; return its Result."""
     graph = trace.graph
     dispatch_id = str(uuid.uuid4())
-    fkeys = function_keys(graph)  # now, in the caller's thread: the globals as dispatched
+    if fkeys is None:
+        fkeys = function_keys(graph)  # now, in the caller's thread: the globals as dispatched
     result = Result(dispatch_id, lattice.copy_for_dispatch(graph, args, kwargs), graph, args, kwargs,
                     parent_dispatch_id=parent.dispatch_id if parent is not None else None,
                     root_dispatch_id=parent.root_dispatch_id if parent is not None else None,
                     replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse)
     result.function_parts = fkeys[1]
+    result._function_keys = fkeys[0]
     result.is_sublattice_dispatch = sublattice
     try:
         result.snapshot = cloudpickle.dumps((lattice, dict(replacements or {})))
@@ -262,13 +265,20 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
         else:
             same_inputs = False
         lattice = _parent_lattice(parent)
+        fkeys = None
         if same_inputs and not replace_electrons:
-            # Rerun the parent's graph as it stands: no tracing.
+            # Rerun the parent's graph as it stands, without tracing, when its functions still
+            # reach what they reached at dispatch; otherwise retrace the snapshot, so a
+            # redispatch always runs the workflow as it was dispatched.
+            fkeys = function_keys(parent.graph)
+            if parent._function_keys is None or fkeys[0] != parent._function_keys:
+                fkeys = None
+        if fkeys is not None:
             trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
         else:
             trace = lattice.trace(args, kwargs, merged)
         return _start(lattice, trace, args, kwargs, parent=parent, replacements=merged,
-                      reuse=bool(reuse_previous_results)).dispatch_id
+                      reuse=bool(reuse_previous_results), fkeys=fkeys).dispatch_id
 
     return submit
 

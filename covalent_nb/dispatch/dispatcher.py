@@ -76,7 +76,16 @@ class Dispatcher:
         self.thread.start()
 
     def cancel(self, node_ids: Optional[list] = None) -> None:
-        """Ask the dispatcher to cancel the dispatch (or only *node_ids*)."""
+        """Ask the dispatcher to cancel the dispatch (or only *node_ids*).
+
+        The flag that executors read is set here, at once, so a task queued
+        behind a running one cannot slip through before the dispatcher thread
+        has handled the request; the records change on the dispatcher thread.
+        """
+        if node_ids is None:
+            self.cancel_flag.all = True
+        else:
+            self.cancel_flag.nodes = self.cancel_flag.nodes | frozenset(node_ids)
         self.queue.put((CANCEL, None if node_ids is None else list(node_ids)))
 
     # -- setup --------------------------------------------------------------
@@ -145,7 +154,6 @@ class Dispatcher:
             keys, unhashable = node_keys(graph, plan, fkeys, problems, self.salt)
         result._table.key = keys
         result._unhashable = unhashable
-        result._function_keys = fkeys
         self.reuse = decide_reuse(graph, plan, keys, unhashable, parts, result.replaced_nodes,
                                   result.replacements, parent, result.reuse_requested)
 

@@ -167,7 +167,7 @@ def hash_code(code: types.CodeType, docstring: Any = None) -> str:
         if isinstance(const, types.CodeType):
             consts.append("code:" + hash_code(const))
         elif index == 0 and docstring is not None and const == docstring:
-            consts.append("doc")
+            consts.append("NoneType:None")  # a docstring sits where None would
         else:
             consts.append(f"{type(const).__name__}:{const!r}")
     return digest(code.co_code.hex(), *consts, repr(code.co_names), repr(code.co_varnames),

@@ -191,8 +191,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
                 continue
         # Recomputed: find the first cause, most specific first.
         if node in replaced:
-            name = names[node]
-            reasons[node] = f"recomputed: replaced ({old_names.get(name, '?')} -> {name})"
+            reasons[node] = _replaced_reason(names[node], old_names, parent, parts_by_name)
             continue
         meta = metadata[node]
         if meta is not None and not meta.get("reusable", True):
@@ -237,6 +236,18 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
             continue
         reasons[node] = f"recomputed: no completed node with the same key in {pid}"
     return decision
+
+
+def _replaced_reason(name: str, old_names: dict, parent: Any, parts_by_name: dict) -> str:
+    """Why a replaced node is recomputed: a new function, or the same name with new code."""
+    original = old_names.get(name, name)
+    previous = parent.replacements.get(original)
+    old_name = getattr(previous, "__name__", None) or original
+    old_parts = parent.function_parts.get(old_name)
+    new_parts = parts_by_name.get(name)
+    if old_name == name and old_parts is not None and new_parts is not None:
+        return f"recomputed: code changed ({describe_changes(old_parts, new_parts, name)})"
+    return f"recomputed: replaced ({old_name} -> {name})"
 
 
 def _changed_input(parent: Any, twin: int, node_inputs: list, keys: list) -> Optional[str]:

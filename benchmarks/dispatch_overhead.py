@@ -1,0 +1,177 @@
+"""Per-node dispatch overhead: covalent_nb vs ``dask.threaded.get``.
+
+Each side runs in its own fresh Python process (so one side's garbage never
+slows the other), several times; the table shows medians and the ratio
+covalent_nb / dask.  Both sides include building the graph: tracing the
+lattice for covalent_nb, building the task dict for dask.
+
+Workloads (trivial tasks, so only overhead is measured):
+
+* ``fanout``: N independent ``inc(i)`` tasks and a final ``total(list)``;
+* ``chain``: ``inc(inc(...inc(0)))`` N deep;
+* ``seed``: the how-to's three-task workflow, dispatch to result.
+
+Also measured: a redispatch that reuses every node (vs a fresh dispatch) and a
+dispatch with key computation switched off (what keys cost).
+
+Usage::
+
+    python benchmarks/dispatch_overhead.py            # N=10000, 5 repeats
+    python benchmarks/dispatch_overhead.py --n 2000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+
+COVALENT_NB = textwrap.dedent("""
+    import gc, json, sys, time
+    import covalent_nb as ct
+    from covalent_nb.results.store import active_store
+    N, SHAPE, MODE = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    ct.set_config(store="memory")
+
+    @ct.electron
+    def inc(x):
+        return x + 1
+
+    @ct.electron
+    def total(xs):
+        return sum(xs)
+
+    @ct.lattice
+    def fanout(n):
+        return total([inc(i) for i in range(n)])
+
+    @ct.lattice
+    def chain(n):
+        x = 0
+        for _ in range(n):
+            x = inc(x)
+        return x
+
+    @ct.electron
+    def task_0(a):
+        return a
+
+    @ct.electron
+    def task_1(a, b):
+        return a + b
+
+    @ct.electron
+    def task_2(a, b):
+        return a / b
+
+    @ct.lattice
+    def seed(a, b):
+        return task_2(task_1(task_0(a), b), b)
+
+    lattice, args = {"fanout": (fanout, (N,)), "chain": (chain, (N,)), "seed": (seed, (1, 2))}[SHAPE]
+    if MODE == "nokeys":
+        import sys as _sys
+        d = _sys.modules["covalent_nb.dispatch.dispatcher"]
+        d.node_keys = lambda graph, plan, fkeys, problems, salt: ([None] * len(graph), {})
+    # warm up imports and thread pool on a tiny run
+    ct.get_result(ct.dispatch(seed)(1, 2), wait=True)
+    t0 = time.perf_counter()
+    did = ct.dispatch(lattice)(*args)
+    result = ct.get_result(did, wait=True)
+    t1 = time.perf_counter()
+    assert result.status == "COMPLETED", result.error
+    out = {"seconds": t1 - t0, "nodes": len(result.graph)}
+    if MODE == "redispatch":
+        t2 = time.perf_counter()
+        rid = ct.redispatch(did, reuse_previous_results=True)()
+        again = ct.get_result(rid, wait=True)
+        t3 = time.perf_counter()
+        assert again.result == result.result and len(again.reused_nodes) == len(again.recomputed_nodes) + len(again.reused_nodes)
+        out["redispatch_seconds"] = t3 - t2
+    print(json.dumps(out))
+""")
+
+DASK = textwrap.dedent("""
+    import json, sys, time
+    import dask.threaded
+    N, SHAPE = int(sys.argv[1]), sys.argv[2]
+
+    def inc(x):
+        return x + 1
+
+    def total(xs):
+        return sum(xs)
+
+    def task_0(a):
+        return a
+
+    def task_1(a, b):
+        return a + b
+
+    def task_2(a, b):
+        return a / b
+
+    def build(shape):
+        if shape == "fanout":
+            graph = {f"inc-{i}": (inc, i) for i in range(N)}
+            graph["total"] = (total, [f"inc-{i}" for i in range(N)])
+            return graph, "total"
+        if shape == "chain":
+            graph = {"inc-0": (inc, 0)}
+            for i in range(1, N):
+                graph[f"inc-{i}"] = (inc, f"inc-{i - 1}")
+            return graph, f"inc-{N - 1}"
+        return {"t0": (task_0, 1), "t1": (task_1, "t0", 2), "t2": (task_2, "t1", 2)}, "t2"
+
+    dask.threaded.get(*build("seed"))  # warm up
+    t0 = time.perf_counter()
+    graph, key = build(SHAPE)
+    value = dask.threaded.get(graph, key)
+    t1 = time.perf_counter()
+    print(json.dumps({"seconds": t1 - t0}))
+""")
+
+
+def run(code: str, *argv: str) -> dict:
+    completed = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                               check=False)
+    if completed.returncode != 0:
+        raise SystemExit(f"benchmark process failed:\n{completed.stderr}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def median(values: list) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    options = parser.parse_args()
+    n = str(options.n)
+    rows = []
+    for shape in ("fanout", "chain", "seed"):
+        ours, theirs, redis, nokeys = [], [], [], []
+        for _ in range(options.repeats):  # interleaved, so drift hits both sides alike
+            mine = run(COVALENT_NB, n, shape, "redispatch")
+            ours.append(mine["seconds"])
+            redis.append(mine["redispatch_seconds"])
+            theirs.append(run(DASK, n, shape)["seconds"])
+            if shape != "seed":
+                nokeys.append(run(COVALENT_NB, n, shape, "nokeys")["seconds"])
+        rows.append((shape, median(ours), median(theirs), median(redis), median(nokeys) if nokeys else None))
+    print(f"\nN = {options.n}, medians of {options.repeats} runs, each in a fresh process\n")
+    print("| workload | covalent_nb | dask.threaded.get | ratio | full-reuse redispatch | redispatch / dispatch | without keys |")
+    print("|---|---|---|---|---|---|---|")
+    for shape, ours, theirs, redis, nokeys in rows:
+        unit = lambda s: f"{s * 1e3:.1f} ms" if s >= 1e-3 else f"{s * 1e6:.0f} µs"  # noqa: E731
+        print(f"| {shape} | {unit(ours)} | {unit(theirs)} | {ours / theirs:.2f} | {unit(redis)} | "
+              f"{redis / ours:.2f} | {unit(nokeys) if nokeys else '-'} |")
+
+
+if __name__ == "__main__":
+    main()

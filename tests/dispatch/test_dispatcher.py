@@ -1,0 +1,305 @@
+"""The kernel-local dispatcher: execution, failures, cancellation, capture, concurrency."""
+
+import sys
+import threading
+import time
+
+import pytest
+
+import covalent_nb as ct
+from covalent_nb.dispatch import events
+
+
+@ct.electron
+def inc(x):
+    return x + 1
+
+
+@ct.electron
+def add(a, b):
+    return a + b
+
+
+@ct.electron
+def boom(x):
+    raise ValueError(f"boom {x}")
+
+
+@ct.lattice
+def seed_like(a, b):
+    return add(inc(a), b)
+
+
+def test_dispatch_returns_an_id_at_once_and_runs_in_the_background():
+    gate = threading.Event()
+
+    @ct.electron
+    def blocked():
+        gate.wait(10)
+        return "done"
+
+    @ct.lattice
+    def flow():
+        return blocked()
+
+    t0 = time.perf_counter()
+    dispatch_id = ct.dispatch(flow)()
+    assert time.perf_counter() - t0 < 2
+    assert isinstance(dispatch_id, str) and len(dispatch_id) == 36
+    assert ct.get_result(dispatch_id).status == "RUNNING"
+    gate.set()
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.status == ct.Result.COMPLETED and result.result == "done"
+
+
+def test_parameters_have_equal_times_and_ran_nodes_strictly_later_end():
+    result = ct.dispatch_sync(seed_like)(1, 2)
+    for node in range(len(result.graph)):
+        record = result.get_node_result(node)
+        assert record["status"] == "COMPLETED"
+        if result.graph.kinds[node] == "parameter":
+            assert record["start_time"] == record["end_time"]
+        else:
+            assert record["end_time"] > record["start_time"], record
+
+
+def test_node_record_has_covalents_keys_and_ours():
+    result = ct.dispatch_sync(seed_like)(1, 2)
+    record = result.get_node_result(0)
+    for key in ("node_id", "node_name", "start_time", "end_time", "status", "output", "error",
+                "sublattice_result", "stdout", "stderr", "reused", "reused_from", "reason", "executor"):
+        assert key in record
+    assert record["node_name"] == "inc" and record["output"] == 2 and record["executor"] == "local"
+    assert result.get_all_node_outputs()["add(2)"] == 4
+    assert len(result.get_all_node_results()) == len(result.graph)
+    assert result.inputs == {"args": [1, 2], "kwargs": {}}
+    assert result.inputs.get_deserialized() == {"args": [1, 2], "kwargs": {}}
+    assert result.root_dispatch_id == result.dispatch_id
+    text = str(result)
+    assert "COMPLETED" in text and "add(2): 4" in text
+
+
+def test_status_compares_to_strings_and_prints_bare():
+    result = ct.dispatch_sync(seed_like)(1, 2)
+    assert result.status == "COMPLETED" and str(result.status) == "COMPLETED"
+    assert f"{result.status}" == "COMPLETED"
+    assert ct.get_result(result.dispatch_id, status_only=True) == {"id": result.dispatch_id,
+                                                                     "status": "COMPLETED"}
+    assert ct.Result.NEW_OBJ == "NEW_OBJECT" and ct.Result.FAILED == "FAILED"
+
+
+def test_failure_keeps_traceback_stops_descendants_and_finishes_other_branches():
+    @ct.lattice
+    def flow(x):
+        bad = boom(x)
+        after = inc(bad)
+        good = inc(x)
+        return [after, good]
+
+    result = ct.dispatch_sync(flow)(1)
+    assert result.status == "FAILED"
+    assert "node(s) 0 (boom) failed" in result.error and "ValueError: boom 1" in result.error
+    record = result.get_node_result(0)
+    assert record["status"] == "FAILED"
+    assert "Traceback" in record["error"] and "raise ValueError" in record["error"]
+    after = result.graph.names.index("inc")
+    assert result.get_node_result(after)["status"] == "NEW_OBJECT"
+    assert "upstream node 0 (boom) failed" in result.get_node_result(after)["reason"]
+    good = len(result.graph.names) - 1 - result.graph.names[::-1].index("inc")
+    assert result.get_node_result(good)["status"] == "COMPLETED"
+    assert result.result is None
+
+
+def test_failure_inside_a_chain_stops_the_rest_of_the_chain():
+    @ct.electron
+    def fail_at(x, at):
+        if x == at:
+            raise RuntimeError("stop")
+        return x + 1
+
+    @ct.lattice
+    def chain(n):
+        x = 0
+        for _ in range(n):
+            x = fail_at(x, 3)
+        return x
+
+    result = ct.dispatch_sync(chain)(6)
+    statuses = [result.get_node_result(i)["status"] for i, k in enumerate(result.graph.kinds)
+                if k == "electron"]
+    assert statuses == ["COMPLETED"] * 3 + ["FAILED", "NEW_OBJECT", "NEW_OBJECT"]
+
+
+def test_cancel_stops_nodes_that_have_not_started():
+    gate = threading.Event()
+    started = threading.Event()
+
+    @ct.electron
+    def slow():
+        started.set()
+        gate.wait(10)
+        return 1
+
+    @ct.lattice
+    def flow():
+        return inc(inc(slow()))
+
+    dispatch_id = ct.dispatch(flow)()
+    assert started.wait(10)
+    message = ct.cancel(dispatch_id)
+    assert "cancellation" in message
+    gate.set()
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.status == "CANCELLED"
+    electron_statuses = [result.get_node_result(i)["status"] for i, k in enumerate(result.graph.kinds)
+                         if k == "electron"]
+    assert electron_statuses[1:] == ["CANCELLED", "CANCELLED"]
+    assert "already ended" in ct.cancel(dispatch_id)
+
+
+def test_cancel_selected_task_ids_cancels_them_and_their_descendants_only():
+    gate = threading.Event()
+
+    @ct.electron
+    def wait_gate():
+        gate.wait(10)
+        return 1
+
+    @ct.lattice
+    def flow():
+        g = wait_gate()
+        left = inc(g)
+        right = add(g, 1)
+        return [inc(left), right]
+
+    dispatch_id = ct.dispatch(flow)()
+    result = ct.get_result(dispatch_id)
+    left = result.graph.names.index("inc")
+    ct.cancel(dispatch_id, task_ids=[left])
+    time.sleep(0.05)
+    gate.set()
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.get_node_result(left)["status"] == "CANCELLED"
+    assert result.get_node_result(result.graph.names.index("add"))["status"] == "COMPLETED"
+    assert result.status == "CANCELLED"
+
+
+def test_stdout_and_stderr_land_in_their_own_node(capsys):
+    @ct.electron
+    def talk(tag):
+        for i in range(50):
+            print(f"{tag}-{i}")
+        print(f"err-{tag}", file=sys.stderr)
+        return tag
+
+    @ct.lattice
+    def flow():
+        return [talk(f"t{i}") for i in range(8)]
+
+    print("from the cell")
+    result = ct.dispatch_sync(flow)()
+    for node, name in enumerate(result.graph.names):
+        if name != "talk":
+            continue
+        record = result.get_node_result(node)
+        tag = record["output"]
+        assert record["stdout"] == "".join(f"{tag}-{i}\n" for i in range(50))
+        assert record["stderr"] == f"err-{tag}\n"
+    captured = capsys.readouterr()
+    assert "from the cell" in captured.out and "t0-0" not in captured.out
+
+
+def test_twenty_concurrent_dispatches_stay_correct():
+    @ct.electron
+    def slow_inc(x):
+        time.sleep(0.002)
+        return x + 1
+
+    @ct.lattice
+    def flow(x, n):
+        values = [slow_inc(x + i) for i in range(n)]
+        return add(values[0], values[-1])
+
+    ids = [(x, ct.dispatch(flow)(x, 10)) for x in range(25)]
+    for x, dispatch_id in ids:
+        result = ct.get_result(dispatch_id, wait=True)
+        assert result.status == "COMPLETED"
+        assert result.result == (x + 1) + (x + 10)
+
+
+def test_events_come_in_order_on_one_stream():
+    seen = []
+    unsubscribe = events.subscribe(lambda batch: seen.extend(batch))
+    try:
+        result = ct.dispatch_sync(seed_like)(1, 2)
+    finally:
+        unsubscribe()
+    mine = [e for e in seen if e.dispatch_id == result.dispatch_id]
+    assert mine[0].kind == "dispatch_started" and mine[-1].kind == "dispatch_ended"
+    assert mine[-1].status == "COMPLETED"
+    for node in (0, 2, 4):
+        kinds = [e.kind for e in mine if e.node_id == node]
+        assert kinds == ["node_running", "node_completed"]
+
+
+def test_a_broken_subscriber_does_not_break_the_dispatch():
+    def broken(batch):
+        raise RuntimeError("listener bug")
+
+    unsubscribe = events.subscribe(broken)
+    try:
+        assert ct.dispatch_sync(seed_like)(1, 2).result == 4
+    finally:
+        unsubscribe()
+
+
+def test_wait_true_wakes_when_the_dispatch_ends():
+    gate = threading.Event()
+
+    @ct.electron
+    def gated():
+        gate.wait(10)
+        return 5
+
+    @ct.lattice
+    def flow():
+        return gated()
+
+    dispatch_id = ct.dispatch(flow)()
+    threading.Timer(0.2, gate.set).start()
+    t0 = time.perf_counter()
+    assert ct.get_result(dispatch_id, wait=True).result == 5
+    assert time.perf_counter() - t0 < 5
+
+
+def test_bad_input_errors_name_the_problem():
+    with pytest.raises(TypeError, match="takes a lattice.*@ct.lattice"):
+        ct.dispatch(inc)
+    with pytest.raises(TypeError, match="takes a lattice"):
+        ct.dispatch(lambda: 1)
+    with pytest.raises(ValueError, match="no dispatch with id 'nope'"):
+        ct.get_result("nope")
+    result = ct.dispatch_sync(seed_like)(1, 2)
+    with pytest.raises(ValueError, match=r"node 42 does not exist: node ids of this dispatch run from 0 to 4"):
+        result.get_node_result(42)
+    with pytest.raises(ValueError, match="unknown executor 'gpu-farm'"):
+        @ct.lattice
+        def flow():
+            return ct.electron(executor="gpu-farm")(lambda: 1)()
+        ct.dispatch(flow)()
+
+
+def test_disable_run_registers_without_running():
+    dispatch_id = ct.dispatch(seed_like, disable_run=True)(1, 2)
+    result = ct.get_result(dispatch_id)
+    assert result.status == "NEW_OBJECT"
+    assert result.get_node_result(0)["status"] == "NEW_OBJECT"
+
+
+def test_kwargs_reach_the_lattice():
+    @ct.lattice
+    def flow(a, b=10):
+        return add(a, b)
+
+    assert ct.dispatch_sync(flow)(1, b=5).result == 6
+    assert ct.dispatch_sync(flow)(a=2).result == 12

@@ -1,0 +1,135 @@
+"""Hooks around tasks: DepsBash, DepsPip, DepsCall, and the bash Lepton."""
+
+import sys
+
+import pytest
+
+import covalent_nb as ct
+from covalent_nb.workflow.deps import deps_from_dict
+
+
+def test_deps_call_retval_keyword_passes_values_in_order():
+    @ct.electron(call_before=[ct.DepsCall(lambda: 1, retval_keyword="extra"),
+                              ct.DepsCall(lambda x: x * 10, args=(2,), retval_keyword="extra"),
+                              ct.DepsCall(lambda: "solo", retval_keyword="other")])
+    def task(x, extra=None, other=None):
+        return x, extra, other
+
+    @ct.lattice
+    def flow(x):
+        return task(x)
+
+    assert ct.dispatch_sync(flow)(5).result == (5, [1, 20], "solo")
+
+
+def test_call_before_and_after_run_around_the_task_and_print_into_its_record():
+    @ct.electron(call_before=ct.DepsCall(print, args=("before",)),
+                 call_after=[ct.DepsCall(print, args=("after",))])
+    def task():
+        print("during")
+        return 1
+
+    @ct.lattice
+    def flow():
+        return task()
+
+    result = ct.dispatch_sync(flow)()
+    assert result.get_node_result(0)["stdout"] == "before\nduring\nafter\n"
+
+
+def test_deps_bash_runs_first_and_its_failure_fails_the_node(tmp_path):
+    marker = tmp_path / "marker"
+
+    @ct.electron(deps_bash=ct.DepsBash([f"echo ran > {marker}", "echo hello-from-bash"]))
+    def reads():
+        return marker.read_text().strip()
+
+    @ct.electron(deps_bash=["exit 3"])
+    def never():
+        return "no"
+
+    @ct.lattice
+    def flow():
+        return [reads(), never()]
+
+    result = ct.dispatch_sync(flow)()
+    assert result.get_node_result(0)["output"] == "ran"
+    assert "hello-from-bash" in result.get_node_result(0)["stdout"]
+    failed = result.get_node_result(1)
+    assert failed["status"] == "FAILED" and "exited with status 3" in failed["error"]
+
+
+def test_deps_pip_satisfied_costs_nothing_and_missing_fails_clearly_when_installs_are_off():
+    assert ct.DepsPip(packages=["pytest", "cloudpickle>=1"]).missing() == []
+
+    @ct.electron(deps_pip=ct.DepsPip(packages=["covalent-nb-no-such-package==9.9"]))
+    def needs():
+        return 1
+
+    @ct.lattice
+    def flow():
+        return needs()
+
+    ct.set_config(deps_pip_install=False)
+    try:
+        result = ct.dispatch_sync(flow)()
+    finally:
+        ct.set_config(deps_pip_install=True)
+    error = result.get_node_result(0)["error"]
+    assert result.status == "FAILED"
+    assert "covalent-nb-no-such-package==9.9" in error
+    assert f"{sys.executable} -m pip install covalent-nb-no-such-package==9.9" in error
+
+
+def test_deps_pip_reads_a_requirements_file(tmp_path):
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("# comment\npytest\n\nnetworkx>=2  # inline\n")
+    assert ct.DepsPip(reqs_path=str(reqs)).requirements() == ["pytest", "networkx>=2"]
+
+
+@pytest.mark.parametrize("hook", [
+    ct.DepsBash(["echo a", "echo b"]),
+    ct.DepsPip(packages=["numpy>=1"], reqs_path=None),
+    ct.DepsCall(max, args=(1, 2), kwargs={}, retval_keyword="biggest"),
+])
+def test_hooks_round_trip_through_dicts(hook):
+    data = hook.to_dict()
+    assert data["type"] == type(hook).__name__
+    again = type(hook).from_dict(data)
+    assert again == hook and deps_from_dict(data) == hook
+    if isinstance(hook, ct.DepsCall):
+        assert again() == 2
+
+
+def test_electron_rejects_what_it_does_not_support():
+    with pytest.raises(NotImplementedError, match="files"):
+        ct.electron(files=["a.txt"])
+    with pytest.raises(TypeError, match="call_before takes"):
+        ct.electron(call_before=[42])
+
+
+def test_bash_lepton_fills_placeholders_and_returns_named_outputs():
+    lepton = ct.Lepton(language="bash", command="SUM=$(( {0} + {b} )); WHO=world; echo noise",
+                       named_outputs=["SUM", "WHO"])
+
+    @ct.lattice
+    def flow(a):
+        return lepton(a, b=3)
+
+    result = ct.dispatch_sync(flow)(4)
+    assert result.result == ("7", "world")
+    assert result.get_node_result(0)["stdout"] == "noise\n"
+
+
+def test_bash_lepton_failure_and_other_languages_are_clear():
+    failing = ct.Lepton(command="echo oops >&2; exit 4")
+
+    @ct.lattice
+    def flow():
+        return failing()
+
+    result = ct.dispatch_sync(flow)()
+    assert "exited with status 4" in result.get_node_result(0)["error"]
+    assert "oops" in result.get_node_result(0)["error"]
+    with pytest.raises(NotImplementedError, match="only 'bash'"):
+        ct.Lepton(language="C", library_name="libm.so", function_name="sqrt")

@@ -1,0 +1,234 @@
+"""Tracing: node ids, names and edges exactly as Covalent numbers them."""
+
+import networkx as nx
+import pytest
+
+import covalent_nb as ct
+
+
+@ct.electron
+def task_0(a):
+    return a
+
+
+@ct.electron
+def task_1(a, b):
+    return a + b
+
+
+@ct.electron
+def task_2(a, b):
+    return a / b
+
+
+@ct.lattice
+def seed(a, b):
+    res_0 = task_0(a)
+    res_1 = task_1(res_0, b)
+    res_2 = task_2(res_1, b)
+    return res_2
+
+
+@ct.electron
+def task(x):
+    return x
+
+
+@ct.electron
+def pair(x):
+    return x, x + 1
+
+
+@ct.electron
+def mapping(x):
+    return {"k": x}
+
+
+def names(graph):
+    return list(enumerate(graph.names))
+
+
+def test_seed_ids_and_edges_are_covalents():
+    graph = seed.build_graph(1, 2)
+    assert names(graph) == [(0, "task_0"), (1, ":parameter:1"), (2, "task_1"), (3, ":parameter:2"),
+                            (4, "task_2"), (5, ":parameter:2"), (6, ":postprocess:reconstruct")]
+    assert graph.edges == [
+        (1, 0, "a", "arg", 0), (0, 2, "a", "arg", 0), (3, 2, "b", "arg", 1),
+        (2, 4, "a", "arg", 0), (5, 4, "b", "arg", 1), (4, 6, "retval", "arg", 0),
+    ]
+    assert graph.kinds[1] == "parameter" and graph.values[1] == 1
+
+
+def test_every_plain_argument_gets_its_own_parameter_node():
+    @ct.lattice
+    def twice(b):
+        return task_1(b, b)
+
+    graph = twice.build_graph(7)
+    assert names(graph) == [(0, "task_1"), (1, ":parameter:7"), (2, ":parameter:7"),
+                            (3, ":postprocess:reconstruct")]
+
+
+def test_list_argument_becomes_electron_list_node():
+    @ct.lattice
+    def flow():
+        return task([5, 7])
+
+    graph = flow.build_graph()
+    assert names(graph) == [(0, "task"), (1, ":electron_list:"), (2, ":parameter:5"), (3, ":parameter:7"),
+                            (4, ":postprocess:reconstruct")]
+    assert (1, 0, "x", "arg", 0) in graph.edges
+    assert (2, 1, "arg[0]", "arg", 0) in graph.edges and (3, 1, "arg[1]", "arg", 1) in graph.edges
+    assert ct.dispatch_sync(flow)().result == [5, 7]
+
+
+def test_tuple_and_set_keep_their_type_and_dict_becomes_electron_dict():
+    @ct.lattice
+    def flow():
+        return task((1, 2)), task({3}), task({"a": 1, "b": task(2)})
+
+    graph = flow.build_graph()
+    assert graph.names.count(":electron_list:") == 3  # tuple, set, and the returned tuple
+    assert ":electron_dict:" in graph.names
+    assert ct.dispatch_sync(flow)().result == ((1, 2), {3}, {"a": 1, "b": 2})
+
+
+def test_returned_list_gets_its_node_after_postprocess():
+    @ct.lattice
+    def flow(x):
+        return [task(x), task(x)]
+
+    graph = flow.build_graph(1)
+    assert names(graph)[-2:] == [(4, ":postprocess:reconstruct"), (5, ":electron_list:")]
+    assert (5, 4, "retval", "arg", 0) in graph.edges
+    assert ct.dispatch_sync(flow)(3).result == [3, 3]
+
+
+def test_unpacking_makes_getter_nodes():
+    @ct.lattice
+    def flow(x):
+        p, q = pair(x)
+        return task_1(p, q)
+
+    graph = flow.build_graph(1)
+    assert names(graph)[:6] == [(0, "pair"), (1, ":parameter:1"), (2, ":pair()[0]"), (3, ":parameter:0"),
+                                (4, ":pair()[1]"), (5, ":parameter:1")]
+    assert ct.dispatch_sync(flow)(10).result == 21
+
+
+def test_getitem_and_getattr_make_getter_nodes_with_key_parameter():
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    @ct.electron
+    def boxed(x):
+        return Box(x)
+
+    @ct.lattice
+    def flow(x):
+        return task_1(mapping(x)["k"], boxed(x).v)
+
+    graph = flow.build_graph(4)
+    assert ":mapping.__getitem__" in graph.names and ":boxed.__getattr__" in graph.names
+    getter = graph.names.index(":mapping.__getitem__")
+    assert graph.names[getter + 1] == ":parameter:k"
+    assert ct.dispatch_sync(flow)(4).result == 8
+
+
+def test_arithmetic_on_outputs_makes_operator_nodes():
+    @ct.lattice
+    def flow(x):
+        return task(x) * 2 + 1
+
+    graph = flow.build_graph(3)
+    assert [k for k in graph.kinds if k == "operator"] == ["operator", "operator"]
+    assert ct.dispatch_sync(flow)(3).result == 7
+
+
+def test_wait_adds_waiting_edges_without_data():
+    order = []
+
+    @ct.electron
+    def first():
+        order.append("first")
+
+    @ct.electron
+    def second():
+        order.append("second")
+
+    @ct.lattice
+    def flow():
+        a = first()
+        b = second()
+        ct.wait(b, [a])
+        return b
+
+    graph = flow.build_graph()
+    assert (0, 1, "!waiting_edge", None, None) in graph.edges
+    assert ct.dispatch_sync(flow)().status == "COMPLETED"
+    assert order == ["first", "second"]
+
+
+def test_networkx_view_and_node_values():
+    graph = seed.build_graph(1, 2)
+    nxg = graph.get_internal_graph_copy()
+    assert isinstance(nxg, nx.MultiDiGraph)
+    assert sorted(nxg.nodes) == list(range(7))
+    assert nxg.nodes[4]["name"] == "task_2"
+    assert nxg.get_edge_data(2, 4)[0] == {"edge_name": "a", "param_type": "arg", "arg_index": 0}
+    assert graph.get_node_value(1, "value") == 1
+    assert graph.get_node_value(0, "status") == "NEW_OBJECT"
+    metadata = graph.get_node_value(0, "metadata")
+    assert set(metadata["hooks"]) == {"deps", "call_before", "call_after"}
+    assert set(metadata["hooks"]["deps"]) == {"bash", "pip"}
+    with pytest.raises(KeyError, match="node 99 does not exist"):
+        graph.get_node_value(99, "name")
+
+
+def test_dispatched_graph_reports_status_and_output():
+    result = ct.dispatch_sync(seed)(1, 2)
+    graph = result.lattice.transport_graph
+    assert graph.get_node_value(4, "status") == "COMPLETED"
+    assert graph.get_node_value(4, "output") == 1.5
+
+
+def test_sublattice_is_one_node_with_its_own_result():
+    @ct.lattice
+    def inner(x):
+        return task_1(x, 1)
+
+    @ct.lattice
+    def outer(x):
+        return task(ct.electron(inner)(x))
+
+    graph = outer.build_graph(2)
+    assert graph.names[0] == ":sublattice:inner" and graph.kinds[0] == "sublattice"
+    result = ct.dispatch_sync(outer)(2)
+    assert result.result == 3
+    child = result.get_node_result(0)["sublattice_result"]
+    assert child.result == 3 and child.status == "COMPLETED"
+
+
+def test_wrong_arguments_name_the_lattice_and_signature():
+    with pytest.raises(TypeError, match=r"lattice seed\(\) is missing required argument\(s\) 'b'; "
+                                        r"its signature is seed\(a, b\)"):
+        seed.build_graph(1)
+    with pytest.raises(TypeError, match="takes 2 positional argument"):
+        ct.dispatch(seed)(1, 2, 3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+        ct.dispatch(seed)(1, c=2)
+
+
+def test_wrong_arguments_to_an_electron_name_it():
+    @ct.lattice
+    def flow():
+        return task_1(1)
+
+    with pytest.raises(TypeError, match=r"electron task_1\(\) is missing required argument"):
+        ct.dispatch(flow)()
+
+
+def test_electron_and_lattice_called_directly_are_plain_python():
+    assert task_1(1, 2) == 3
+    assert seed(1, 2) == 1.5
