@@ -78,13 +78,18 @@ COVALENT_NB = textwrap.dedent("""
         d.node_keys = lambda graph, plan, fkeys, problems, salt: ([None] * len(graph), {})
     # warm up imports and thread pool on a tiny run
     ct.get_result(ct.dispatch(seed)(1, 2), wait=True)
-    t0 = time.perf_counter()
-    did = ct.dispatch(lattice)(*args)
-    result = ct.get_result(did, wait=True)
-    t1 = time.perf_counter()
+    # the seed is tiny: time 200 dispatches and keep the median; the big graphs once per process
+    times = []
+    for _ in range(200 if SHAPE == "seed" else 1):
+        gc.collect()
+        t0 = time.perf_counter()
+        did = ct.dispatch(lattice)(*args)
+        result = ct.get_result(did, wait=True)
+        times.append(time.perf_counter() - t0)
     assert result.status == "COMPLETED", result.error
-    out = {"seconds": t1 - t0, "nodes": len(result.graph)}
+    out = {"seconds": sorted(times)[len(times) // 2], "nodes": len(result.graph)}
     if MODE == "redispatch":
+        gc.collect()
         t2 = time.perf_counter()
         rid = ct.redispatch(did, reuse_previous_results=True)()
         again = ct.get_result(rid, wait=True)
@@ -126,12 +131,16 @@ DASK = textwrap.dedent("""
             return graph, f"inc-{N - 1}"
         return {"t0": (task_0, 1), "t1": (task_1, "t0", 2), "t2": (task_2, "t1", 2)}, "t2"
 
+    import gc
     dask.threaded.get(*build("seed"))  # warm up
-    t0 = time.perf_counter()
-    graph, key = build(SHAPE)
-    value = dask.threaded.get(graph, key)
-    t1 = time.perf_counter()
-    print(json.dumps({"seconds": t1 - t0}))
+    times = []
+    for _ in range(200 if SHAPE == "seed" else 1):
+        gc.collect()
+        t0 = time.perf_counter()
+        graph, key = build(SHAPE)
+        value = dask.threaded.get(graph, key)
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"seconds": sorted(times)[len(times) // 2]}))
 """)
 
 

@@ -299,7 +299,7 @@ class Dispatcher:
         executor_record = self.result._table.executor
         by_executor: dict = {}
         plan = self.plan
-        distinct_children, distinct_parents = plan.distinct_children, plan.distinct_parents
+        children, parents = plan.children, plan.parents
         for node in ready:
             if state[node] != WAITING:
                 continue
@@ -314,8 +314,8 @@ class Dispatcher:
                 members = None
                 link = node
                 while True:
-                    kids = distinct_children[link]
-                    if len(kids) != 1:
+                    kids = children[link]
+                    if len(kids) != 1 and len(set(kids)) != 1:
                         break
                     child = kids[0]
                     if (state[child] != WAITING or node_executor[child] is not executor
@@ -323,7 +323,7 @@ class Dispatcher:
                         break
                     if members is None:
                         members = {node}
-                    if any(state[p] != DONE_ and p not in members for p in distinct_parents[child]):
+                    if any(state[p] != DONE_ and p not in members for p in parents[child]):
                         break
                     members.add(child)
                     run.append(self._spec(child, members))
@@ -462,6 +462,11 @@ class Dispatcher:
 
         result = self.result
         table = result._table
+        for executor in self.executors:  # every node has settled: executors may let go
+            try:
+                executor.dispatch_ended(result.dispatch_id)
+            except Exception:
+                traceback.print_exc()
         result.end_us = max(now_us(), (result.start_us or 0) + 1)
         if result.status != Status.FAILED or result.error is None:
             failed = [i for i, s in enumerate(table.status) if s == Status.FAILED]

@@ -34,34 +34,76 @@ class Plan:
     """
 
     __slots__ = ("order", "inputs", "arg_sources", "kwarg_sources", "children", "in_degree",
-                 "parameters", "distinct_children", "distinct_parents")
+                 "parameters", "parents")
 
     def __init__(self, graph: Any) -> None:
         size = len(graph)
-        inputs: list = [[] for _ in range(size)]
-        children: list = [[] for _ in range(size)]
+        none: tuple = ()
+        # Most nodes (parameters) have no inputs and one child: share empty tuples and only
+        # make a list when a node really has edges, so a 10,000-task plan stays cheap.
+        inputs: list = [none] * size
+        children: list = [none] * size
+        parents: list = [none] * size
         in_degree = [0] * size
-        for source, target, edge_name, param_type, arg_index in graph.edges:
-            children[source].append(target)
+        for edge in graph.edges:
+            source, target, edge_name, param_type, arg_index = edge
+            kids = children[source]
+            if kids is none:
+                children[source] = [target]
+            else:
+                kids.append(target)
+            folks = parents[target]
+            if folks is none:
+                parents[target] = [source]
+            else:
+                folks.append(source)
             in_degree[target] += 1
             if param_type is not None:
-                inputs[target].append((source, edge_name, param_type, arg_index))
+                into = inputs[target]
+                if into is none:
+                    inputs[target] = [(source, edge_name, param_type, arg_index)]
+                else:
+                    into.append((source, edge_name, param_type, arg_index))
+        arg_sources: list = [none] * size
+        kwarg_sources: list = [none] * size
+        for node, edges in enumerate(inputs):
+            if edges is none:
+                continue
+            positional = [e for e in edges if e[2] == "arg"]
+            if any(positional[i][3] > positional[i + 1][3] for i in range(len(positional) - 1)):
+                positional.sort(key=lambda e: e[3])
+            arg_sources[node] = tuple(e[0] for e in positional)
+            if len(positional) != len(edges):
+                kwarg_sources[node] = tuple((e[1], e[0]) for e in edges if e[2] == "kwarg")
         self.inputs = inputs
         self.children = children
+        self.parents = parents
         self.in_degree = in_degree
-        self.arg_sources: list = []
-        self.kwarg_sources: list = []
-        for edges in inputs:
-            positional = sorted((e for e in edges if e[2] == "arg"), key=lambda e: e[3])
-            self.arg_sources.append(tuple(e[0] for e in positional))
-            self.kwarg_sources.append(tuple((e[1], e[0]) for e in edges if e[2] == "kwarg"))
-        self.distinct_children = [list(dict.fromkeys(c)) if len(c) > 1 else c for c in children]
-        parents: list = [[] for _ in range(size)]
-        for source, target, *_ in graph.edges:
-            parents[target].append(source)
-        self.distinct_parents = [list(dict.fromkeys(p)) if len(p) > 1 else p for p in parents]
+        self.arg_sources = arg_sources
+        self.kwarg_sources = kwarg_sources
         self.parameters = [i for i, kind in enumerate(graph.kinds) if kind == "parameter"]
-        self.order = graph.topological_order()
+        self.order = _topological_order(children, in_degree)
+
+    def distinct_children(self, node: int) -> list:
+        kids = self.children[node]
+        return list(dict.fromkeys(kids)) if len(kids) > 1 else kids
+
+    def distinct_parents(self, node: int) -> list:
+        folks = self.parents[node]
+        return list(dict.fromkeys(folks)) if len(folks) > 1 else folks
+
+
+def _topological_order(children: list, in_degree: list) -> list:
+    waiting = list(in_degree)
+    order = [i for i, w in enumerate(waiting) if w == 0]
+    for node in order:  # the list grows while we walk it
+        for child in children[node]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                order.append(child)
+    if len(order) != len(children):
+        raise ValueError("the workflow graph has a cycle")
+    return order
 
 
 def plan_for(graph: Any) -> Plan:
