@@ -105,9 +105,11 @@ def run_task(spec: TaskSpec) -> tuple:
                 hook()
             ok = True
         except BaseException as exc:  # noqa: BLE001 - a task's failure is data
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not isinstance(exc, SystemExit):
+            if isinstance(exc, KeyboardInterrupt):
                 raise
-            value = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            # Start the traceback at the task's own code, not at this wrapper.
+            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+            value = "".join(traceback.format_exception(type(exc), exc, tb))
             ok = False
     end = now_us()
     if end <= start:  # a node that ran has end_time strictly after start_time

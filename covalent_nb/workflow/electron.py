@@ -29,17 +29,29 @@ def _as_hooks(value: Any, what: str) -> list:
 
 
 def _as_deps_module(value: Any) -> list:
+    """Register modules to be shipped by value (cloudpickle) to remote executors.
+
+    Local threads import them as usual; a Dask worker that lacks the module
+    (a file next to the notebook, say) receives its code with the task.
+    """
     if value is None:
         return []
+    import importlib
+
+    import cloudpickle
+
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     names = []
     for item in items:
-        if isinstance(item, types.ModuleType):
-            names.append(item.__name__)
-        elif isinstance(item, str):
-            names.append(item)
-        else:
+        if isinstance(item, str):
+            try:
+                item = importlib.import_module(item)
+            except ImportError as exc:
+                raise ImportError(f"deps_module names {item!r}, which cannot be imported: {exc}") from None
+        if not isinstance(item, types.ModuleType):
             raise TypeError(f"deps_module takes modules or module names, not {type(item).__name__}")
+        cloudpickle.register_pickle_by_value(item)
+        names.append(item.__name__)
     return names
 
 
@@ -110,7 +122,8 @@ def electron(_func: Optional[Callable] = None, *, backend: Any = None, executor:
     *executor* is ``"local"`` (threads in the kernel, the default), ``"dask"``
     or an executor object; *backend* is Covalent's old name for it.
     *deps_bash*, *deps_pip*, *call_before* and *call_after* run around the
-    task.  ``reusable=False`` opts the task out of reuse on redispatch (for
+    task; *deps_module* (modules or their names) are shipped by value to remote
+    executors such as Dask.  ``reusable=False`` opts the task out of reuse on redispatch (for
     stochastic work): it and everything downstream of it are recomputed.
     *files* is not supported and raises ``NotImplementedError``.
     """

@@ -133,3 +133,29 @@ def test_bash_lepton_failure_and_other_languages_are_clear():
     assert "oops" in result.get_node_result(0)["error"]
     with pytest.raises(NotImplementedError, match="only 'bash'"):
         ct.Lepton(language="C", library_name="libm.so", function_name="sqrt")
+
+
+def test_deps_module_ships_a_local_module_by_value(tmp_path, monkeypatch):
+    import pickle
+    import subprocess
+    import sys as _sys
+
+    import cloudpickle
+
+    (tmp_path / "cnb_local_helpers.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import cnb_local_helpers
+
+    @ct.electron(deps_module="cnb_local_helpers")
+    def uses(x):
+        return cnb_local_helpers.triple(x)
+
+    assert uses.metadata["deps_module"] == ["cnb_local_helpers"]
+    payload = cloudpickle.dumps(cnb_local_helpers.triple)
+    # A process that cannot import the module still runs the function: it travelled by value.
+    code = "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read())(5))"
+    done = subprocess.run([_sys.executable, "-c", code], input=payload, capture_output=True, check=True)
+    assert done.stdout.strip() == b"15"
+    with pytest.raises(ImportError, match="cannot be imported"):
+        ct.electron(deps_module="cnb_no_such_module_anywhere")
+    assert pickle  # stdlib pickle is what the subprocess used
