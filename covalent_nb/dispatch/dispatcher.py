@@ -332,12 +332,21 @@ class Dispatcher:
                     link = child
             by_executor.setdefault(executor, []).append(run)
         for executor, runs in by_executor.items():
-            submit_many = getattr(executor, "submit_many", None)
-            if submit_many is not None:
-                submit_many(runs, self.deliver, self.cancel_flag)
-            else:
+            try:
+                submit_many = getattr(executor, "submit_many", None)
+                if submit_many is not None:
+                    submit_many(runs, self.deliver, self.cancel_flag)
+                else:
+                    for run in runs:
+                        executor.submit(run, self.deliver, self.cancel_flag)
+            except Exception as exc:  # e.g. a Dask scheduler that cannot be reached
+                text = (f"executor {executor.name!r} could not take the task: "
+                        f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+                now = now_us()
                 for run in runs:
-                    executor.submit(run, self.deliver, self.cancel_flag)
+                    for spec in run:
+                        if state[spec.node_id] == SUBMITTED:
+                            self.deliver((FAILED, spec.node_id, text, now, now + 1, "", ""))
 
     # -- outcomes ----------------------------------------------------------------
     def _fail(self, node: int, text: str, t_start: Optional[int], t_end: Optional[int],
@@ -401,6 +410,11 @@ class Dispatcher:
                 stack.extend(self.plan.children[n])
         for node in targets:
             self._mark_cancelled(node, events)
+        for node, child in list(self.result._table.sublattice.items()):
+            if state[node] == RUNNING and (node_ids is None or node in node_ids) and not child.ended:
+                from .api import cancel
+
+                cancel(child.dispatch_id)  # the child ends CANCELLED, and so does this node
         for executor in self.executors:
             try:
                 executor.cancel(self.result.dispatch_id, node_ids)
@@ -451,6 +465,9 @@ class Dispatcher:
                 self.waiting[c] -= 1
                 if self.waiting[c] == 0 and self.state[c] == WAITING:
                     ready.append(c)
+        elif child.status == Status.CANCELLED:
+            table.end[node] = max(now, table.start[node] + 1)
+            self._mark_cancelled(node, events)
         else:
             self._fail(node, f"sublattice dispatch {child.dispatch_id} ended {child.status}:\n{child.error or ''}",
                        table.start[node], now, "", "", events)
@@ -470,14 +487,18 @@ class Dispatcher:
         result.end_us = max(now_us(), (result.start_us or 0) + 1)
         if result.status != Status.FAILED or result.error is None:
             failed = [i for i, s in enumerate(table.status) if s == Status.FAILED]
-            if failed:
+            if result._cancel_requested:
+                result.status = Status.CANCELLED
+                if failed:
+                    result.error = f"cancelled; node(s) {failed[:10]} had failed before"
+            elif failed:
                 names = result.graph.names
                 listed = ", ".join(f"{i} ({names[i]})" for i in failed[:10])
                 more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
                 first = table.error.get(failed[0], "")
                 result.error = f"node(s) {listed}{more} failed; first error:\n{first}"
                 result.status = Status.FAILED
-            elif getattr(result, "_cancel_requested", False) or Status.CANCELLED in table.status:
+            elif Status.CANCELLED in table.status:
                 result.status = Status.CANCELLED
             else:
                 post = len(table.status) - 1

@@ -83,6 +83,19 @@ class BoundElectron:
         for index in range(count):
             yield _internal_call(self._build, f":{self._name}()[{index}]", "getter", _getitem, (self, index))
 
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the output of {self._name} (node {self.node_id}) is not known while the lattice is "
+            "being traced, so it cannot decide an if/while; branch inside an electron, or call a "
+            "sublattice (ct.electron(other_lattice)(...)) whose body branches on real values"
+        )
+
+    def __len__(self) -> int:
+        raise TypeError(
+            f"the length of {self._name}'s output (node {self.node_id}) is not known while the "
+            "lattice is being traced; unpack it (p, q = task(x)) or index it (task(x)[0])"
+        )
+
     def wait_for(self, parents: Any) -> "BoundElectron":
         """Make this node wait for *parents* (outputs or a list of them) to finish."""
         wait(self, parents)

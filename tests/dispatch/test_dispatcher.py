@@ -303,3 +303,55 @@ def test_kwargs_reach_the_lattice():
 
     assert ct.dispatch_sync(flow)(1, b=5).result == 6
     assert ct.dispatch_sync(flow)(a=2).result == 12
+
+
+def test_an_executor_that_refuses_work_fails_its_nodes_with_the_reason():
+    from covalent_nb.dispatch.executors import Executor
+
+    class Unreachable(Executor):
+        name = "unreachable"
+
+        def submit(self, run, deliver, cancel):
+            raise ConnectionError("scheduler at tcp://127.0.0.1:1 refused the connection")
+
+    @ct.electron(executor=Unreachable())
+    def remote(x):
+        return x
+
+    @ct.lattice
+    def flow(x):
+        return [remote(x), inc(x)]
+
+    result = ct.dispatch_sync(flow)(1)
+    assert result.status == "FAILED"
+    error = result.get_node_result(0)["error"]
+    assert "executor 'unreachable' could not take the task" in error and "refused the connection" in error
+    assert result.get_node_result(result.graph.names.index("inc"))["status"] == "COMPLETED"
+
+
+def test_cancelling_a_dispatch_cancels_its_running_sublattice():
+    started = threading.Event()
+    gate = threading.Event()
+
+    @ct.electron
+    def hold():
+        started.set()
+        gate.wait(10)
+        return 1
+
+    @ct.lattice
+    def inner():
+        return inc(inc(hold()))
+
+    @ct.lattice
+    def outer():
+        return inc(ct.electron(inner)())
+
+    dispatch_id = ct.dispatch(outer)()
+    assert started.wait(10)
+    ct.cancel(dispatch_id)
+    gate.set()
+    result = ct.get_result(dispatch_id, wait=True)
+    child = result.get_node_result(0)["sublattice_result"]
+    assert child.status == "CANCELLED"
+    assert result.status == "CANCELLED" and result.get_node_result(0)["status"] == "CANCELLED"

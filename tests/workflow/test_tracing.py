@@ -232,3 +232,21 @@ def test_wrong_arguments_to_an_electron_name_it():
 def test_electron_and_lattice_called_directly_are_plain_python():
     assert task_1(1, 2) == 3
     assert seed(1, 2) == 1.5
+
+
+def test_branching_on_an_output_while_tracing_explains_what_to_do():
+    @ct.lattice
+    def branchy(x):
+        if task(x):
+            return task(1)
+        return task(2)
+
+    with pytest.raises(TypeError, match="not known while the lattice is being traced.*sublattice"):
+        ct.dispatch(branchy)(1)
+
+    @ct.lattice
+    def loopy(x):
+        return [task(v) for v in task(x)]
+
+    with pytest.raises(TypeError, match="can only be iterated while tracing by unpacking"):
+        ct.dispatch(loopy)([1, 2])
