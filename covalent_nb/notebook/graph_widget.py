@@ -347,9 +347,8 @@ def _inputs_text(result: Any, node_id: int) -> str:
 def _reason_text(record: dict) -> str:
     reason = str(record.get("reason") or "")
     origin = record.get("reused_from")
-    if record.get("reused") and origin:
-        where = f"reused from dispatch {origin[0]}, node {origin[1]}"
-        return f"{where}: {reason}" if reason else where
+    if not reason and record.get("reused") and origin:
+        reason = f"reused from dispatch {origin[0]}, node {origin[1]}"
     return reason
 
 

@@ -1,0 +1,298 @@
+"""LatticeGraph on real dispatches: traits, live updates, details, panel hook."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+import covalent_nb as ct
+from covalent_nb.notebook import graph_widget as gw
+from covalent_nb.notebook.publisher import DEFAULT_INTERVAL
+from covalent_nb.notebook.states import CODES, STATES, count_states, decode_states, encode_states
+from covalent_nb.widgets import LatticeGraph
+
+GATE = threading.Event()
+
+
+@ct.electron
+def double(x):
+    return 2 * x
+
+
+@ct.electron
+def add(a, b):
+    return a + b
+
+
+@ct.electron
+def gated(x):
+    # Holds the dispatch in "running" until the test opens the gate.
+    if not GATE.wait(30):
+        raise TimeoutError("the test never opened the gate")
+    return x
+
+
+@ct.electron
+def noisy(x):
+    print("hello from noisy")
+    print("careful", file=sys.stderr)
+    return list(range(100_000))
+
+
+@ct.electron
+def explode(x):
+    raise ValueError(f"kaboom {len(x)}")
+
+
+@ct.electron
+def fast(i):
+    return i
+
+
+@ct.lattice
+def flow(a, b):
+    return add(double(a), double(b))
+
+
+@ct.lattice
+def slow_flow(a):
+    return double(gated(a))
+
+
+@ct.lattice
+def failing(a):
+    return explode(noisy(a))
+
+
+@ct.lattice
+def many(n):
+    return [fast(i) for i in range(n)]
+
+
+def wait_until(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def gate():
+    GATE.clear()
+    yield GATE
+    GATE.set()  # never leave a dispatch hanging
+
+
+# -- state encoding ---------------------------------------------------------------------
+
+def test_state_codes_are_single_distinct_characters_and_round_trip():
+    assert set(CODES) == set(STATES)
+    assert all(len(code) == 1 for code in CODES.values())
+    assert len(set(CODES.values())) == len(STATES)
+    states = ["pending", "running", "completed", "reused", "failed", "cancelled", "completed"]
+    assert encode_states(states) == "prcufxc"
+    assert decode_states(encode_states(states)) == states
+    assert decode_states("?") == ["pending"]
+    with pytest.raises(KeyError):
+        encode_states(["sleeping"])
+
+
+def test_counts_leave_parameters_out():
+    counts = count_states("ccr", ["electron", "parameter", "electron"])
+    assert counts == {"pending": 0, "running": 1, "completed": 1, "reused": 0, "failed": 0,
+                      "cancelled": 0}
+
+
+# -- construction ----------------------------------------------------------------------------
+
+def test_built_from_a_dispatch_id_or_a_result_with_the_graph_and_states():
+    result = ct.dispatch_sync(flow)(1, 2)
+    by_id = LatticeGraph(result.dispatch_id)
+    by_result = LatticeGraph(result)
+    for widget in (by_id, by_result):
+        assert widget.result is result
+        assert widget.dispatch_id == result.dispatch_id
+        assert widget.status == "COMPLETED"
+        assert widget.states == encode_states(result.node_states())
+        graph = widget.graph
+        n = len(result.graph)
+        assert graph["labels"] == ["double", "1", "double", "2", "add", "postprocess"]
+        assert all(len(graph[key]) == n for key in ("x", "y", "w", "h"))
+        assert graph["aux"] == [1, 3, 5] and graph["uncounted"] == [1, 3]
+        assert len(graph["edges"]) == 2 * len(result.graph.edges)
+        assert graph["codes"] == {code: state for state, code in CODES.items()}
+        assert set(STATES) <= set(graph["palette"])
+        assert widget.counts()["completed"] == 4
+    with pytest.raises(TypeError):
+        LatticeGraph(42)
+    with pytest.raises(ValueError):
+        LatticeGraph("no-such-dispatch")
+
+
+def test_the_widget_ships_the_built_bundle():
+    assert gw.BUNDLE.is_file()
+    widget = LatticeGraph(ct.dispatch_sync(flow)(1, 2))
+    esm = widget._esm
+    assert len(esm) > 100_000 and "cnb-legend" in esm and "open_panel" in esm
+
+
+def test_a_missing_bundle_is_a_clear_error(monkeypatch, tmp_path):
+    result = ct.dispatch_sync(flow)(1, 2)
+    monkeypatch.setattr(gw, "BUNDLE", tmp_path / "graph.js")
+    with pytest.raises(RuntimeError, match="npm"):
+        LatticeGraph(result)
+
+
+# -- live updates ----------------------------------------------------------------------------
+
+def test_live_updates_come_from_the_publisher_thread_and_follow_the_dispatch(gate):
+    dispatch_id = ct.dispatch(slow_flow)(5)
+    widget = LatticeGraph(dispatch_id)
+    seen: list = []
+    widget.observe(lambda c: seen.append((c["name"], c["new"], threading.current_thread().name)),
+                   names=["states", "status"])
+    # Node 0 is gated: running until the gate opens, double (node 2) pending.
+    assert wait_until(lambda: widget.states[0] == CODES["running"]), widget.states
+    assert widget.status == "RUNNING"
+    assert widget.counts()["running"] == 1 and widget.counts()["pending"] == 2
+    gate.set()
+    assert wait_until(lambda: widget.status == "COMPLETED"), widget.status
+    assert widget.states == encode_states(["completed"] * 4)
+    assert widget.counts()["completed"] == 3
+    assert seen, "no live update reached the widget"
+    assert {thread for *_, thread in seen} == {"covalent-nb-widget-publisher"}
+
+
+def test_a_widget_made_after_the_dispatch_ended_shows_the_end_state():
+    result = ct.dispatch_sync(failing)(3)
+    widget = LatticeGraph(result)
+    assert widget.status == "FAILED"
+    assert decode_states(widget.states) == result.node_states()
+    assert widget.counts()["failed"] == 1
+
+
+def test_a_large_fast_dispatch_is_drawn_with_few_batched_updates():
+    widget_box: list = []
+    changes: list = []
+    started = time.monotonic()
+    dispatch_id = ct.dispatch(many)(300)
+    widget = LatticeGraph(dispatch_id)
+    widget.observe(lambda c: changes.append(time.monotonic()), names=["states"])
+    widget_box.append(widget)
+    assert wait_until(lambda: widget.status in ("COMPLETED", "FAILED"), 60)
+    assert widget.status == "COMPLETED"
+    elapsed = time.monotonic() - started
+    # ~600 node events arrive, but at most one states update per tick.
+    assert len(changes) <= elapsed / DEFAULT_INTERVAL + 3
+    assert set(widget.states) == {CODES["completed"]}
+
+
+def test_redispatch_with_reuse_shows_reused_and_replaced_nodes():
+    parent = ct.dispatch_sync(flow)(1, 2)
+
+    @ct.electron
+    def add(a, b):  # noqa: F811 - the replacement of flow's add
+        return a - b
+
+    child_id = ct.redispatch(parent.dispatch_id, replace_electrons={"add": add},
+                             reuse_previous_results=True)()
+    child = ct.get_result(child_id, wait=True)
+    widget = LatticeGraph(child_id)
+    assert widget.status == "COMPLETED"
+    counts = widget.counts()
+    assert counts["reused"] == 2  # both doubles
+    assert counts["completed"] == 2  # the replaced add and the postprocess
+    assert widget.replaced == [4]
+    assert "reused 2" in widget.to_svg()
+
+
+# -- details -----------------------------------------------------------------------------------
+
+FIELDS = {"node_name", "node_id", "status", "executor", "start_time", "end_time", "duration",
+          "inputs", "output", "stdout", "stderr", "error", "reason", "source"}
+
+
+def test_selecting_a_node_sends_its_details():
+    result = ct.dispatch_sync(flow)(1, 2)
+    widget = LatticeGraph(result)
+    widget.selected = 4  # add
+    details = widget.details
+    assert FIELDS <= set(details)
+    assert details["node_id"] == 4 and details["node_name"] == "add"
+    assert details["status"] == "completed"
+    assert details["executor"]
+    assert details["start_time"] and details["end_time"] and details["duration"].endswith("s")
+    assert details["inputs"] == "a = 2\nb = 4"
+    assert details["output"] == "6"
+    assert "def add(a, b):" in details["source"]
+    assert details["reason"]
+    widget.selected = -1
+    assert widget.details == {}
+
+
+def test_details_of_a_failed_run_have_streams_traceback_and_short_reprs():
+    result = ct.dispatch_sync(failing)(3)
+    details = gw.node_details(result, 0)  # noisy
+    assert details["stdout"] == "hello from noisy\n"
+    assert details["stderr"] == "careful\n"
+    assert details["output"].startswith("[0, 1, 2") and len(details["output"]) < 200
+    failed = gw.node_details(result, 2)  # explode
+    assert failed["status"] == "failed"
+    assert "ValueError" in failed["error"] and "kaboom 100000" in failed["error"]
+    assert failed["output"] == ""
+    assert failed["inputs"].startswith("x = [0, 1, 2") and len(failed["inputs"]) < 200
+    downstream = gw.node_details(result, 3)  # postprocess, never ran
+    assert downstream["status"] == "pending" and "not done" in downstream["inputs"]
+
+
+def test_details_of_the_selected_node_refresh_as_it_runs(gate):
+    dispatch_id = ct.dispatch(slow_flow)(5)
+    widget = LatticeGraph(dispatch_id)
+    widget.selected = 0
+    assert wait_until(lambda: widget.details.get("status") == "running"), widget.details
+    assert widget.details["duration"] == "running" and widget.details["output"] == ""
+    gate.set()
+    assert wait_until(lambda: widget.details.get("status") == "completed"), widget.details
+    assert widget.details["output"] == "5"
+
+
+def test_a_broken_repr_does_not_break_the_details():
+    class Nasty:
+        def __repr__(self):
+            raise RuntimeError("no repr for you")
+
+    assert "Nasty" in gw._short_repr(Nasty())
+    assert len(gw._short_repr("x" * 100_000)) <= 2000
+
+
+# -- controls ------------------------------------------------------------------------------
+
+def test_the_redispatch_button_message_calls_the_panel_hook(monkeypatch):
+    widget = LatticeGraph(ct.dispatch_sync(flow)(1, 2))
+    opened: list = []
+    monkeypatch.setattr(LatticeGraph, "default_open_panel", lambda w: opened.append(("default", w)))
+    widget._handle_custom_msg({"event": "open_panel"}, [])
+    assert opened == [("default", widget)]
+    own = lambda w: opened.append(("own", w))  # noqa: E731
+    widget.on_open_panel(own)
+    widget._handle_custom_msg({"event": "open_panel"}, [])
+    assert opened[-1] == ("own", widget) and len(opened) == 2
+    widget.on_open_panel(own, remove=True)
+    widget._handle_custom_msg({"event": "something else"}, [])
+    assert len(opened) == 2
+
+
+def test_hide_params_and_close():
+    widget = LatticeGraph(ct.dispatch_sync(flow)(1, 2), hide_params=True)
+    assert widget.hide_params is True
+    assert "<circle" not in widget.to_svg()
+    from covalent_nb.notebook.publisher import get_publisher
+
+    assert widget.dispatch_id in get_publisher().watched()
+    widget.close()
+    assert widget.dispatch_id not in get_publisher().watched()
