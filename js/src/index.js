@@ -303,13 +303,21 @@ function render({ model, el }) {
   // render() may run before the element is on the page: a 0x0 container
   // gives an empty canvas, so fit once the element first gets a size.
   let sized = false;
+  let lastSize = { w: canvas.clientWidth, h: canvas.clientHeight };
   const resize = new ResizeObserver(() => {
-    if (canvas.clientWidth === 0 || canvas.clientHeight === 0) return;
+    const w = canvas.clientWidth;
+    const hgt = canvas.clientHeight;
+    if (w === 0 || hgt === 0) return;
     cy.resize();
     if (!sized) {
       sized = true;
       initialView();
+    } else {
+      // Keep what was in the middle in the middle (the details pane opening
+      // narrows the canvas; cytoscape alone would keep the left edge).
+      cy.panBy({ x: (w - lastSize.w) / 2, y: (hgt - lastSize.h) / 2 });
     }
+    lastSize = { w, h: hgt };
   });
   resize.observe(canvas);
   cleanups.push(() => resize.disconnect());
@@ -325,6 +333,7 @@ function render({ model, el }) {
   updateLegend();
   if (canvas.clientWidth > 0 && canvas.clientHeight > 0) {
     sized = true;
+    lastSize = { w: canvas.clientWidth, h: canvas.clientHeight };
     initialView();
   }
 
