@@ -40,7 +40,7 @@ def _check_lattice(lattice: Any, where: str) -> Lattice:
 def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent: Optional[Result] = None,
            replacements: Optional[dict] = None, reuse: bool = False, run: bool = True,
            on_end: Optional[Callable] = None, sublattice: bool = False,
-           fkeys: Optional[tuple] = None) -> Result:
+           fkeys: Optional[tuple] = None, before_start: Optional[Callable] = None) -> Result:
     """Register a traced dispatch and start its dispatcher; return its Result."""
     graph = trace.graph
     dispatch_id = str(uuid.uuid4())
@@ -63,6 +63,8 @@ def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent:
         result._on_end.append(on_end)
     registry.register(result, dispatcher)
     active_store().dispatch_submitted(result)
+    if before_start is not None:
+        before_start(result)
     if dispatcher is not None:
         dispatcher.start()
     return result
@@ -284,8 +286,13 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
 
 
 def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Optional[Result],
-                     on_end: Callable) -> Result:
-    """Start a sublattice's own dispatch (called by a dispatcher for a sublattice node)."""
+                     on_end: Callable, before_start: Callable) -> Result:
+    """Start a sublattice's own dispatch (called by a dispatcher for a sublattice node).
+
+    *before_start(child)* runs once the child is registered and before it runs, so the
+    parent can record it (and cancel it) before any of its tasks start.
+    """
     trace = lattice.trace(tuple(args), dict(kwargs))
     return _start(lattice, trace, tuple(args), dict(kwargs), parent=reuse_from,
-                  reuse=reuse_from is not None, on_end=on_end, sublattice=True)
+                  reuse=reuse_from is not None, on_end=on_end, sublattice=True,
+                  before_start=before_start)

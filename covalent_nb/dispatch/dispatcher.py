@@ -86,6 +86,13 @@ class Dispatcher:
             self.cancel_flag.all = True
         else:
             self.cancel_flag.nodes = self.cancel_flag.nodes | frozenset(node_ids)
+        for node, child in list(self.result._table.sublattice.items()):
+            if (node_ids is None or node in node_ids) and not child.ended:
+                from . import registry
+
+                running = registry.running(child.dispatch_id)
+                if running is not None:
+                    running.cancel()  # the child ends CANCELLED, and so does this node
         self.queue.put((CANCEL, None if node_ids is None else list(node_ids)))
 
     # -- setup --------------------------------------------------------------
@@ -410,11 +417,6 @@ class Dispatcher:
                 stack.extend(self.plan.children[n])
         for node in targets:
             self._mark_cancelled(node, events)
-        for node, child in list(self.result._table.sublattice.items()):
-            if state[node] == RUNNING and (node_ids is None or node in node_ids) and not child.ended:
-                from .api import cancel
-
-                cancel(child.dispatch_id)  # the child ends CANCELLED, and so does this node
         for executor in self.executors:
             try:
                 executor.cancel(self.result.dispatch_id, node_ids)
@@ -442,9 +444,16 @@ class Dispatcher:
             if twin is not None:
                 reuse_from = self.parent._table.sublattice.get(twin)
         try:
-            child = start_sublattice(spec.function, spec.args, spec.kwargs, reuse_from,
-                                     lambda child_result: self.deliver((CHILD_ENDED, node, child_result)))
-            table.sublattice[node] = child
+            def record(child: Any) -> None:
+                table.sublattice[node] = child
+                if self.cancel_flag.is_cancelled(node):  # cancelled while it was being traced
+                    from . import registry
+
+                    registry.running(child.dispatch_id).cancel()
+
+            start_sublattice(spec.function, spec.args, spec.kwargs, reuse_from,
+                             lambda child_result: self.deliver((CHILD_ENDED, node, child_result)),
+                             record)
         except BaseException as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.deliver((FAILED, node, f"sublattice {result.graph.names[node]} could not start:\n{text}",
