@@ -15,6 +15,7 @@
 """
 
 from .config import get_config, set_config
+from . import executor
 from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
 from .results.result import Result
 from .results.status import Status

@@ -31,7 +31,8 @@ DEFAULTS: dict = {
     "dask_address": None,  # None: start a LocalCluster on first use
     "dask_workers": 2,
     "dask_threads_per_worker": 1,
-    "dask_dashboard": False,
+    "dask_dashboard": False,  # True: on 127.0.0.1:8787; or an address such as "127.0.0.1:8790"
+    "dask_allowed_failures": 0,  # LocalCluster: worker deaths a task survives before failing
 }
 
 _lock = threading.Lock()

@@ -16,6 +16,10 @@ callback.  The executor calls ``deliver(message)`` from any thread with:
     it never started because the dispatch was cancelled, or an earlier task of
     the same run failed.
 
+When a dispatch has ended (every node settled), the dispatcher calls
+:meth:`Executor.dispatch_ended` once on each executor it used, so an executor
+that keeps something per dispatch (Dask futures) can let it go.
+
 In a fused run every task after the first may take the output of an earlier
 task of the run: such arguments are :class:`~covalent_nb.dispatch.runner.FromRun`
 placeholders that the executor replaces with the output before calling.
@@ -58,6 +62,9 @@ class Executor:
 
     def cancel(self, dispatch_id: str, node_ids: Optional[Iterable[int]] = None) -> None:
         """Best effort: stop tasks of *dispatch_id* that are queued or running."""
+
+    def dispatch_ended(self, dispatch_id: str) -> None:
+        """*dispatch_id* has ended: drop anything kept for it (nothing by default)."""
 
     def shutdown(self) -> None:
         """Release the executor's resources."""

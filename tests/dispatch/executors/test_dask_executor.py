@@ -1,0 +1,467 @@
+"""``executor="dask"`` on real Dask distributed clusters (no mocks).
+
+One kernel-shared LocalCluster (2 worker processes, 1 thread each) serves the
+module; one test starts a scheduler and a worker as separate processes and
+reaches them by address.  Electrons are defined the way a notebook defines
+them: in a namespace whose ``__name__`` is ``__main__``, so they reach the
+workers by value (cloudpickle), never by importing this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import cloudpickle
+import distributed
+import pytest
+
+import covalent_nb as ct
+from covalent_nb.dispatch import events
+from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster, local_cluster
+
+pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
+
+REPO = Path(ct.__file__).resolve().parents[1]
+
+# What a notebook cell would hold.  `hold` blocks a worker thread until the
+# test creates a file, so the tests see tasks running without racing sleeps.
+CELL = '''
+import os, time
+from pathlib import Path
+import covalent_nb as ct
+
+def wait_for(path, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+
+def count_run(log, name):
+    with open(log, "a") as f:
+        f.write(name + "\\n")
+
+@ct.electron(executor="dask")
+def square(x):
+    return x * x
+
+@ct.electron(executor="dask")
+def add(a, b):
+    return a + b
+
+@ct.electron(executor="dask")
+def where(value):
+    """The value, this process's pid and the Dask keys this task took as inputs."""
+    import distributed
+    worker = distributed.get_worker()
+    key = worker.get_current_task()
+    return value, os.getpid(), sorted(d.key for d in worker.state.tasks[key].dependencies)
+
+@ct.electron
+def where_local(value):
+    return value, os.getpid()
+
+@ct.electron(executor="dask")
+def hold(tag, directory):
+    Path(directory, f"started-{tag}").write_text(str(os.getpid()))
+    wait_for(os.path.join(directory, f"release-{tag}"))
+    return tag
+
+@ct.electron(executor="dask")
+def boom(x):
+    raise ValueError(f"bad input {x}")
+
+@ct.electron(executor="dask")
+def logged_square(x, log):
+    count_run(log, "square")
+    return x * x
+
+@ct.electron(executor="dask")
+def logged_add(a, b, log):
+    count_run(log, "add")
+    return a + b
+
+@ct.electron(executor="dask")
+def logged_add_twice(a, b, log):
+    count_run(log, "add_twice")
+    return 2 * (a + b)
+'''
+
+
+def notebook_cell(source: str) -> SimpleNamespace:
+    """Execute *source* as a notebook cell: its functions belong to ``__main__``."""
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(textwrap.dedent(source), "<notebook cell>", "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return notebook_cell(CELL)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The kernel's shared LocalCluster, as ``executor="dask"`` starts it."""
+    keys = ("dask_address", "dask_workers", "dask_threads_per_worker", "dask_dashboard",
+            "dask_allowed_failures", "store")
+    before = {key: ct.get_config(key) for key in keys}
+    ct.set_config(dask_address=None, dask_workers=2, dask_threads_per_worker=1, dask_dashboard=False,
+                  dask_allowed_failures=0, store="memory")
+    try:
+        cluster = local_cluster()
+        client = DaskExecutor().client
+        client.wait_for_workers(2, timeout=60)
+        yield SimpleNamespace(cluster=cluster, client=client)
+    finally:
+        close_local_cluster()
+        ct.set_config(before)
+
+
+@pytest.fixture
+def recorded():
+    """Every event published while the test runs."""
+    seen: list = []
+    lock = threading.Condition()
+
+    def listen(batch):
+        with lock:
+            seen.extend(batch)
+            lock.notify_all()
+
+    def wait_until(predicate, timeout=30.0):
+        with lock:
+            assert lock.wait_for(lambda: predicate(list(seen)), timeout), \
+                f"timed out; events so far: {[(e.kind, e.node_id) for e in seen]}"
+
+    stop = events.subscribe(listen)
+    yield SimpleNamespace(events=seen, wait_until=wait_until)
+    stop()
+
+
+def run(lattice, *args, timeout=60.0):
+    result = ct.get_result(ct.dispatch(lattice)(*args))
+    assert result.wait(timeout), f"dispatch still {result.status} after {timeout}s"
+    return result
+
+
+def nodes_named(result, name):
+    return [i for i, n in enumerate(result.graph.names) if n == name]
+
+
+def worker_pids(client) -> set:
+    return set(client.run(os.getpid).values())
+
+
+# -- the shared LocalCluster ----------------------------------------------------------
+def test_lattice_runs_on_worker_processes_and_passes_futures_between_them(cluster, nb):
+    @ct.lattice(executor="dask")
+    def workflow(a, b):
+        total = nb.add(nb.square(a), nb.square(b))
+        return nb.where(total)
+
+    result = run(workflow, 3, 4)
+    assert result.status == ct.Status.COMPLETED, result.error
+    value, pid, inputs = result.result
+    assert value == 25
+    assert pid in worker_pids(cluster.client) and pid != os.getpid()
+    add_node = nodes_named(result, "add")[0]
+    # `where` took `add`'s output as a Dask future: data stayed on the cluster.
+    assert inputs == [f"add-{result.dispatch_id}-{add_node}"]
+    for node in nodes_named(result, "square") + nodes_named(result, "add"):
+        assert result.get_node_result(node)["executor"] == "dask"
+    assert getattr(result, "snapshot_error", None) is None  # executors pickle with the lattice
+
+
+def test_running_means_running_on_a_worker(cluster, nb, recorded, tmp_path):
+    # Two workers with one thread each: two holds run, the third waits its turn.
+    @ct.lattice
+    def workflow(directory):
+        return [nb.hold(tag, directory) for tag in ("a", "b", "c")]
+
+    result = ct.get_result(ct.dispatch(workflow)(str(tmp_path)))
+    holds = nodes_named(result, "hold")
+
+    def running(seen):
+        return {e.node_id for e in seen if e.kind == "node_running" and e.dispatch_id == result.dispatch_id}
+
+    recorded.wait_until(lambda seen: len(running(seen)) == 2)
+    first_two = running(recorded.events)
+    (waiting,) = set(holds) - first_two
+    time.sleep(0.3)  # the third is submitted to Dask but has no thread: no RUNNING
+    assert waiting not in running(recorded.events)
+    assert result.get_node_result(waiting)["status"] != ct.Status.RUNNING
+    assert len(list(tmp_path.glob("started-*"))) == 2
+    for node in first_two:
+        assert result.get_node_result(node)["status"] == ct.Status.RUNNING
+
+    # Free one thread: the waiting hold starts and only now shows RUNNING.
+    (tmp_path / f"release-{sorted(tmp_path.glob('started-*'))[0].name[len('started-'):]}").touch()
+    recorded.wait_until(lambda seen: waiting in running(seen))
+    for tag in ("a", "b", "c"):
+        (tmp_path / f"release-{tag}").touch()
+    assert result.wait(30)
+    assert result.status == ct.Status.COMPLETED, result.error
+    assert result.result == ["a", "b", "c"]
+    for node in holds:
+        record = result.get_node_result(node)
+        assert record["start_time"] < record["end_time"]
+
+
+def test_task_exception_fails_its_node_with_the_traceback(cluster, nb):
+    @ct.lattice
+    def workflow(x):
+        return nb.square(x), nb.boom(x)
+
+    result = run(workflow, 3)
+    assert result.status == ct.Status.FAILED
+    (boom,) = nodes_named(result, "boom")
+    error = result.get_node_result(boom)["error"]
+    assert "ValueError: bad input 3" in error and "in boom" in error
+    (square,) = nodes_named(result, "square")
+    assert result.get_node_result(square)["status"] == ct.Status.COMPLETED
+    assert result.get_node_result(square)["output"] == 9
+
+
+def test_a_killed_worker_fails_only_its_nodes(cluster, nb, recorded, tmp_path):
+    @ct.lattice
+    def workflow(directory):
+        doomed = nb.hold("doomed", directory)
+        return nb.square(7), nb.add(doomed, "never")
+
+    result = ct.get_result(ct.dispatch(workflow)(str(tmp_path)))
+    (hold,) = nodes_named(result, "hold")
+    (square,) = nodes_named(result, "square")
+    recorded.wait_until(lambda seen: any(e.kind == "node_completed" and e.node_id == square
+                                         and e.dispatch_id == result.dispatch_id for e in seen))
+    pid_file = tmp_path / "started-doomed"
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the doomed task never started"
+        time.sleep(0.01)
+    pid = int(pid_file.read_text())
+    assert pid in worker_pids(cluster.client)
+    os.kill(pid, signal.SIGKILL)
+
+    assert result.wait(30), "the dispatch hung after its worker died"
+    assert result.status == ct.Status.FAILED
+    record = result.get_node_result(hold)
+    assert record["status"] == ct.Status.FAILED
+    assert "died" in record["error"] and "KilledWorker" in record["error"]
+    assert result.get_node_result(square)["status"] == ct.Status.COMPLETED
+    (add,) = nodes_named(result, "add")
+    assert result.get_node_result(add)["status"] not in (ct.Status.COMPLETED, ct.Status.FAILED)
+    # The nanny brings the worker back for the tests that follow.
+    cluster.client.wait_for_workers(2, timeout=60)
+
+
+def test_cancel_cancels_futures_of_tasks_not_started(cluster, nb, recorded, tmp_path):
+    @ct.lattice
+    def workflow(directory):
+        return [nb.hold(tag, directory) for tag in ("a", "b", "c", "d")]
+
+    result = ct.get_result(ct.dispatch(workflow)(str(tmp_path)))
+    holds = nodes_named(result, "hold")
+
+    def running(seen):
+        return {e.node_id for e in seen if e.kind == "node_running" and e.dispatch_id == result.dispatch_id}
+
+    recorded.wait_until(lambda seen: len(running(seen)) == 2)
+    started = running(recorded.events)
+    ct.cancel(result.dispatch_id)
+    queued = set(holds) - started
+    recorded.wait_until(lambda seen: queued <= {e.node_id for e in seen if e.kind == "node_cancelled"
+                                                and e.dispatch_id == result.dispatch_id})
+    for tag in "abcd":
+        (tmp_path / f"release-{tag}").touch()
+    assert result.wait(30)
+    assert result.status == ct.Status.CANCELLED
+    for node in holds:
+        expected = ct.Status.COMPLETED if node in started else ct.Status.CANCELLED
+        assert result.get_node_result(node)["status"] == expected
+    assert len(list(tmp_path.glob("started-*"))) == 2  # the cancelled ones never ran
+
+
+def test_one_lattice_mixes_local_and_dask_electrons(cluster, nb):
+    on_dask_object = ct.electron(nb.where.function, executor=ct.executor.DaskExecutor())
+
+    @ct.lattice
+    def workflow(x):
+        first = nb.where_local(x)            # in the kernel
+        second = nb.where(first)             # executor="dask"
+        third = nb.where_local(second)       # back in the kernel
+        return on_dask_object(third)         # a DaskExecutor object
+
+    result = run(workflow, 1)
+    assert result.status == ct.Status.COMPLETED, result.error
+    workers = worker_pids(cluster.client)
+    third, fourth_pid, _ = result.result
+    second, third_pid = third
+    first, second_pid, _ = second
+    value, first_pid = first
+    assert value == 1
+    assert first_pid == third_pid == os.getpid()
+    assert second_pid in workers and fourth_pid in workers
+    executors = [result.get_node_result(n)["executor"] for n in range(len(result.graph.names))
+                 if result.graph.kinds[n] == "electron"]
+    assert executors == ["local", "dask", "local", "dask"]
+
+
+def test_redispatch_reuses_nodes_computed_on_dask(cluster, nb, tmp_path):
+    log = str(tmp_path / "runs.log")
+
+    @ct.lattice
+    def workflow(a, b, log):
+        return nb.logged_add(nb.logged_square(a, log), nb.logged_square(b, log), log)
+
+    parent = run(workflow, 3, 4, log)
+    assert parent.status == ct.Status.COMPLETED, parent.error
+    assert parent.result == 25
+    squares = nodes_named(parent, "logged_square")
+    assert all(parent.get_node_result(n)["executor"] == "dask" for n in squares)
+
+    child_id = ct.redispatch(parent.dispatch_id, replace_electrons={"logged_add": nb.logged_add_twice},
+                             reuse_previous_results=True)()
+    child = ct.get_result(child_id)
+    assert child.wait(60)
+    assert child.status == ct.Status.COMPLETED, child.error
+    assert child.result == 50
+    for node in squares:
+        record = child.get_node_result(node)
+        assert record["reused"] and record["reused_from"] == (parent.dispatch_id, node)
+    runs = Path(log).read_text().split()
+    assert sorted(runs) == ["add", "add_twice", "square", "square"]  # squares ran once, on Dask
+    (add,) = nodes_named(child, "logged_add_twice")
+    assert child.get_node_result(add)["executor"] == "dask"
+
+
+def test_futures_are_dropped_when_the_dispatch_ends(cluster, nb):
+    @ct.lattice(executor="dask")
+    def workflow(a):
+        return nb.add(nb.square(a), 1)
+
+    result = run(workflow, 5)
+    assert result.result == 26
+    connection = DaskExecutor().connection()
+    assert result.dispatch_id not in connection.dispatches
+    deadline = time.monotonic() + 10
+    while True:  # the release reaches the scheduler asynchronously
+        keys = cluster.client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+        if not any(result.dispatch_id in str(key) for key in keys):
+            break
+        assert time.monotonic() < deadline, f"keys still held: {keys}"
+        time.sleep(0.05)
+
+
+# -- a scheduler and a worker started as processes, reached by address ------------------
+def _start(args: list, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], env=env, cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def scheduler_and_worker(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                         "--no-dashboard", "--scheduler-file", str(scheduler_file)], env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert processes[0].poll() is None, processes[0].stderr.read().decode()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.05)
+        processes.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
+                                 "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                                 "--no-dashboard"], env))
+        address = json.loads(scheduler_file.read_text())["address"]
+        yield SimpleNamespace(address=address, worker=processes[1])
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def test_scheduler_and_worker_processes_reached_by_address(scheduler_and_worker, nb):
+    address = scheduler_and_worker.address
+    assert address.startswith("tcp://127.0.0.1:")
+    remote = ct.executor.DaskExecutor(address=address)
+    on_remote = ct.electron(nb.where.function, executor=remote)
+
+    @ct.lattice
+    def workflow(x):
+        return on_remote(x)
+
+    try:
+        remote.client.wait_for_workers(1, timeout=60)
+        result = run(workflow, "hello")
+        assert result.status == ct.Status.COMPLETED, result.error
+        value, pid, _ = result.result
+        assert value == "hello" and pid == scheduler_and_worker.worker.pid
+
+        # An existing client works too, stays open, and the executor pickles without it.
+        with distributed.Client(address, set_as_default=False) as client:
+            wrapped = ct.executor.DaskExecutor(client=client)
+            on_client = ct.electron(nb.square.function, executor=wrapped)
+
+            @ct.lattice
+            def second(x):
+                return on_client(x)
+
+            result = run(second, 12)
+            assert result.status == ct.Status.COMPLETED, result.error
+            assert result.result == 144
+            assert client.status == "running"
+            copy = cloudpickle.loads(cloudpickle.dumps(wrapped))
+            assert copy.address == address and copy.client_given is None
+            wrapped.shutdown()
+            assert client.status == "running"  # never closed: it is the caller's
+    finally:
+        remote.shutdown()
+
+
+# -- without distributed -----------------------------------------------------------------
+def test_dask_without_distributed_names_the_install_command():
+    code = textwrap.dedent('''
+        import sys
+        sys.modules["distributed"] = None  # as if the [dask] extra were not installed
+        import covalent_nb as ct
+
+        @ct.electron(executor="dask")
+        def f(x):
+            return x
+
+        @ct.lattice
+        def wf(x):
+            return f(x)
+
+        for attempt in (lambda: ct.dispatch(wf)(1), lambda: ct.executor.DaskExecutor):
+            try:
+                attempt()
+            except ImportError as exc:
+                print("ImportError:", exc)
+    ''')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=60)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("ImportError:")]
+    assert len(lines) == 2, out.stdout + out.stderr
+    assert all("pip install 'covalent_nb[dask]'" in line for line in lines)
