@@ -66,12 +66,15 @@ from .layout import AUX_KINDS, Layout, display_label, layout_graph
 from .publisher import Update, get_publisher
 from .states import CODES, PALETTE, STATES, UNCOUNTED_KINDS, count_states, encode_states, status_text
 
-__all__ = ["LatticeGraph", "node_details", "graph_payload", "BUNDLE"]
+__all__ = ["LatticeGraph", "node_details", "graph_payload", "BUNDLE", "AUTO_HIDE_PARAMS"]
 
 log = logging.getLogger(__name__)
 
 #: The ES module built from js/ by ``pip install`` (hatch-jupyter-builder).
 BUNDLE = Path(__file__).resolve().parent.parent / "static" / "graph.js"
+
+#: Graphs with more nodes start with parameter and postprocess nodes hidden.
+AUTO_HIDE_PARAMS = 2000
 
 # Edge labels help on small graphs and only cost bytes on big ones.
 _EDGE_LABEL_MAX_NODES = 300
@@ -124,7 +127,9 @@ class LatticeGraph(anywidget.AnyWidget):
     dispatch:
         A dispatch id (looked up with ``ct.get_result``) or a ``Result``.
     hide_params:
-        Start with parameter and postprocess nodes hidden.
+        Start with parameter and postprocess nodes hidden.  The default,
+        None, hides them on graphs of more than :data:`AUTO_HIDE_PARAMS`
+        nodes, where they are dots nobody reads and cost drawing time.
     engine:
         Layout engine: ``"auto"`` (Graphviz dot when installed, else the
         layered networkx layout), ``"dot"`` or ``"layered"``.
@@ -146,7 +151,7 @@ class LatticeGraph(anywidget.AnyWidget):
     #: no callback of its own.  The redispatch panel sets this (covalent_nb.widgets).
     default_open_panel: ClassVar[Optional[Callable[["LatticeGraph"], Any]]] = None
 
-    def __init__(self, dispatch: Union[str, Any], *, hide_params: bool = False,
+    def __init__(self, dispatch: Union[str, Any], *, hide_params: Optional[bool] = None,
                  engine: str = "auto", **kwargs: Any) -> None:
         if not BUNDLE.is_file():
             raise RuntimeError(
@@ -159,6 +164,8 @@ class LatticeGraph(anywidget.AnyWidget):
         self._sync_lock = threading.RLock()
         self._open_panel_callbacks: list = []
         self._state_list = list(encode_states(result.node_states()))
+        if hide_params is None:
+            hide_params = len(result.graph) > AUTO_HIDE_PARAMS
         super().__init__(
             dispatch_id=str(result.dispatch_id),
             status=status_text(result.status),

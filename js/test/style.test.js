@@ -84,3 +84,9 @@ test("fitViewport floors the zoom for a very wide graph and starts at its left",
   assert.equal(pan.x, 16);
   assert.equal(pan.y, (600 - 0.25 * 200) / 2);
 });
+
+test("edges are left out of hit tests", () => {
+  const edge = stylesheet({ palette: FALLBACK_PALETTE, theme: FALLBACK_THEME, large: false })
+    .find((r) => r.selector === "edge").style;
+  assert.equal(edge.events, "no");
+});

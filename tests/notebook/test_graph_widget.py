@@ -287,6 +287,15 @@ def test_the_redispatch_button_message_calls_the_panel_hook(monkeypatch):
     assert len(opened) == 2
 
 
+def test_parameters_start_hidden_only_on_big_graphs():
+    small = LatticeGraph(ct.dispatch(many, disable_run=True)(10))
+    assert small.hide_params is False
+    big = LatticeGraph(ct.dispatch(many, disable_run=True)(gw.AUTO_HIDE_PARAMS // 2 + 1))
+    assert len(big.result.graph) > gw.AUTO_HIDE_PARAMS
+    assert big.hide_params is True
+    assert LatticeGraph(big.result, hide_params=False).hide_params is False
+
+
 def test_hide_params_and_close():
     widget = LatticeGraph(ct.dispatch_sync(flow)(1, 2), hide_params=True)
     assert widget.hide_params is True
