@@ -145,6 +145,8 @@ class Publisher:
     # -- the event stream's side (dispatcher threads) ------------------------------
     def _on_events(self, batch: list) -> None:
         # Runs on a dispatcher thread: only filter and append, never touch widgets.
+        # The membership test reads the dict without the lock (atomic in
+        # CPython); a target added meanwhile is resynced on its first tick.
         targets = self._targets
         kept = [e for e in batch if e.dispatch_id in targets]
         if not kept:
