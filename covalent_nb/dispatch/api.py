@@ -17,6 +17,7 @@ from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice, Trace
 from . import registry
 from .dispatcher import Dispatcher
+from .gcpause import collector_paused
 from .reuse import function_keys
 
 __all__ = ["dispatch", "dispatch_sync", "get_result", "cancel", "redispatch"]
@@ -86,8 +87,9 @@ def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
     lattice = _check_lattice(lattice, "ct.dispatch")
 
     def submit(*args: Any, **kwargs: Any) -> str:
-        trace = lattice.trace(args, kwargs)
-        return _start(lattice, trace, args, kwargs, run=not disable_run).dispatch_id
+        with collector_paused():
+            trace = lattice.trace(args, kwargs)
+            return _start(lattice, trace, args, kwargs, run=not disable_run).dispatch_id
 
     submit.__name__ = f"dispatch_{lattice.__name__}"
     submit.__doc__ = f"Dispatch lattice {lattice.__name__}; returns the dispatch id."
@@ -275,12 +277,13 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
             fkeys = function_keys(parent.graph)
             if parent._function_keys is None or fkeys[0] != parent._function_keys:
                 fkeys = None
-        if fkeys is not None:
-            trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
-        else:
-            trace = lattice.trace(args, kwargs, merged)
-        return _start(lattice, trace, args, kwargs, parent=parent, replacements=merged,
-                      reuse=bool(reuse_previous_results), fkeys=fkeys).dispatch_id
+        with collector_paused():
+            if fkeys is not None:
+                trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
+            else:
+                trace = lattice.trace(args, kwargs, merged)
+            return _start(lattice, trace, args, kwargs, parent=parent, replacements=merged,
+                          reuse=bool(reuse_previous_results), fkeys=fkeys).dispatch_id
 
     return submit
 

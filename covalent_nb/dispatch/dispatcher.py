@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 from ..results.status import Status
 from .events import Event, publish
+from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from .executors.base import Executor
 from .plan import plan_for
@@ -138,8 +139,11 @@ class Dispatcher:
         try:
             if self.parent is not None:
                 self.parent.wait()
-            self._prepare()
-            self._run()
+            with collector_paused():  # building plan, keys and first launch: no garbage cycles
+                self._prepare()
+                self._start_run()
+            if self.pending:
+                self._loop()
         except BaseException:  # never leave a dispatch hanging
             result.error = "covalent_nb internal error in the dispatcher:\n" + traceback.format_exc()
             result.status = Status.FAILED
@@ -164,7 +168,7 @@ class Dispatcher:
         self.reuse = decide_reuse(graph, plan, keys, unhashable, parts, result.replaced_nodes,
                                   result.replacements, parent, result.reuse_requested)
 
-    def _run(self) -> None:
+    def _start_run(self) -> None:
         result = self.result
         graph = result.graph
         plan = self.plan
@@ -214,8 +218,6 @@ class Dispatcher:
         ready = [n for n in range(size) if state[n] == WAITING and waiting[n] == 0]
         publish(events)
         self._launch(ready)
-        if self.pending:
-            self._loop()
 
     def _loop(self) -> None:
         result = self.result

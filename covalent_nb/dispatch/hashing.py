@@ -27,6 +27,8 @@ from typing import Any, Optional
 
 import cloudpickle
 
+_blake2b = hashlib.blake2b
+
 __all__ = ["Unhashable", "digest", "hash_value", "hash_code", "function_parts",
            "hash_function", "parts_digest", "describe_changes"]
 
@@ -37,11 +39,7 @@ class Unhashable(Exception):
 
 def digest(*parts: str) -> str:
     """Digest several strings into one short hex string."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
+    return _blake2b("\x00".join(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 # -- where code comes from ------------------------------------------------------
@@ -101,6 +99,8 @@ _SCALARS = (type(None), bool, int, float, complex)
 def hash_value(value: Any, _seen: Optional[set] = None) -> str:
     """Digest a value; equal values give equal digests."""
     kind = type(value)
+    if kind is int:
+        return _blake2b(b"int\x00%d" % value, digest_size=16).hexdigest()
     if kind in _SCALARS:
         return digest(kind.__name__, repr(value))
     if kind is str:

@@ -172,7 +172,8 @@ _COLLECTORS = {list: _as_list, tuple: _as_tuple, set: _as_set, frozenset: _as_se
 
 # -- signatures, cached per function --------------------------------------------
 class _Signature:
-    __slots__ = ("positional", "required", "names", "varargs", "varkw", "text")
+    __slots__ = ("positional", "required", "names", "varargs", "varkw", "text", "n_required",
+                 "n_positional")
 
     def __init__(self, function: Callable) -> None:
         signature = inspect.signature(function)
@@ -194,6 +195,14 @@ class _Signature:
                 if p.default is p.empty:
                     self.required.add(p.name)
         self.text = f"{getattr(function, '__name__', 'task')}{signature}"
+        # Positional-only fast path is valid when the required ones lead the positional list.
+        leading = 0
+        for name in self.positional:
+            if name not in self.required:
+                break
+            leading += 1
+        self.n_required = leading if leading == len(self.required) else len(self.positional) + 1
+        self.n_positional = len(self.positional) if self.varargs is None else 1 << 30
 
 
 _signatures: dict = {}
@@ -209,6 +218,8 @@ def signature_of(function: Callable) -> _Signature:
 
 def check_arguments(sig: _Signature, args: tuple, kwargs: dict, what: str) -> None:
     """Raise ``TypeError`` naming *what* and its signature when args do not fit."""
+    if not kwargs and sig.n_required <= len(args) <= sig.n_positional:
+        return  # the common case: positional arguments only, all required ones given
     problem = None
     if len(args) > len(sig.positional) and sig.varargs is None:
         problem = f"takes {len(sig.positional)} positional argument(s) but {len(args)} were given"
