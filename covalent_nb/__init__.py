@@ -17,6 +17,7 @@
 from .config import get_config, set_config
 from . import executor
 from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
+from .notebook.entry import load_ipython_extension, redispatch_panel, unload_ipython_extension
 from .results.result import Result
 from .results.status import Status
 from .workflow.deps import DepsBash, DepsCall, DepsPip
@@ -32,3 +33,4 @@ __all__ = [
     "redispatch", "cancel", "wait", "Result", "Status", "DepsBash", "DepsCall", "DepsPip",
     "get_config", "set_config", "Lepton",
 ]
+__all__ += ["redispatch_panel", "load_ipython_extension", "unload_ipython_extension"]

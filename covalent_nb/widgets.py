@@ -12,7 +12,8 @@
 """
 
 from .notebook.graph_widget import LatticeGraph
+from .notebook.panel import RedispatchPanel, install_graph_button
 
-# RedispatchPanel: its import goes here.
+install_graph_button()  # the graph's "Redispatch…" button opens the panel
 
-__all__ = ["LatticeGraph"]
+__all__ = ["LatticeGraph", "RedispatchPanel"]

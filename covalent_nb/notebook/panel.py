@@ -1,0 +1,599 @@
+"""The redispatch panel: replace electrons, edit inputs, reuse, redispatch.
+
+``RedispatchPanel(dispatch_id)`` (or ``ct.redispatch_panel(dispatch_id)``, or
+the graph's "Redispatch…" button) shows, for one dispatch:
+
+* one row per electron of its lattice, with a dropdown of the notebook's
+  electrons and functions whose signature can take that electron's arguments;
+  a row whose function the notebook has redefined since the dispatch says
+  "changed since dispatch" (and what changed) and offers the new definition;
+* one field per lattice parameter, prefilled with the dispatch's inputs; a
+  field holds a Python literal or an expression evaluated in the notebook,
+  and a bad entry shows its error next to the field;
+* a reuse toggle (off by default, as in Covalent) and a Redispatch button.
+
+What the browser sends is only choices: a dropdown index, a checkbox, the
+text of the fields.  :meth:`RedispatchPanel.submit` is the one place that
+accepts them: a replacement must be a name that exists in the notebook and is
+callable (it is looked up, never evaluated), and the only text ever evaluated
+is what the user typed into an input field.
+
+The button never waits: ``ct.redispatch`` returns as soon as the dispatch has
+started, the panel shows its live graph at once, and the summary (how many
+nodes were reused, how many recomputed, and why) is filled in by the
+dispatch's end callback, on the dispatcher's thread, while the kernel stays
+free for other cells and widget messages.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import logging
+import reprlib
+import types
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Union
+
+import ipywidgets
+
+from ..dispatch import registry
+from ..dispatch.api import _check_replacement, _electron_names, get_result, redispatch
+from ..dispatch.hashing import Unhashable, describe_changes, function_parts, parts_digest
+from ..results.result import Result
+from ..results.status import Status
+from ..workflow.electron import Electron
+from ..workflow.lattice import Lattice
+from .handle import live_view, panel_slot, when_ended
+from .userspace import KEEP, UserInputError, describe_error, parse_value, user_namespace
+
+__all__ = ["RedispatchPanel", "redispatch_panel", "ElectronRow", "electron_rows", "candidates",
+           "changed_since_dispatch", "reuse_report", "install_graph_button"]
+
+log = logging.getLogger(__name__)
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_LITERAL_MAX = 2000  # longer values stay as they were (placeholder), not as a wall of text
+_DETAIL_LINES = 8    # per-node reasons listed in the summary before "and N more"
+
+
+# -- the panel's logic, widget-free ---------------------------------------------------
+
+@dataclass(frozen=True)
+class ElectronRow:
+    """One electron of a dispatched lattice, as the panel lists it.
+
+    ``name`` is the electron's name in the lattice (what ``replace_electrons``
+    takes); ``dispatched_name`` and ``function`` are what actually ran in the
+    dispatch (a replacement's, if the dispatch itself replaced ``name``);
+    ``nodes`` are its node ids.
+    """
+
+    name: str
+    dispatched_name: str
+    function: Any
+    nodes: tuple
+
+    @property
+    def replaced(self) -> bool:
+        """True when the dispatch ran a replacement in place of ``name``."""
+        return self.dispatched_name != self.name
+
+
+def electron_rows(result: Result) -> list[ElectronRow]:
+    """The electrons of *result*'s lattice, in order of first call."""
+    original = _electron_names(result)
+    graph = result.graph
+    found: dict = {}
+    for node, (name, kind) in enumerate(zip(graph.names, graph.kinds)):
+        if kind not in ("electron", "sublattice"):
+            continue
+        ran = name.removeprefix(":sublattice:")
+        key = original.get(ran, ran)
+        if key in found:
+            found[key][2].append(node)
+        else:
+            found[key] = (ran, graph.functions[node], [node])
+    return [ElectronRow(name, ran, function, tuple(nodes))
+            for name, (ran, function, nodes) in found.items()]
+
+
+def _as_electron(value: Any) -> Electron:
+    return value if isinstance(value, Electron) else Electron(value)
+
+
+def _defined_in_notebook(value: Any, namespace: Mapping[str, Any]) -> bool:
+    """Electrons, lattices and plain functions the user defined (not imports, not classes)."""
+    if isinstance(value, (Electron, Lattice)):
+        return True
+    return isinstance(value, types.FunctionType) and \
+        value.__module__ == namespace.get("__name__", "__main__")
+
+
+def candidates(result: Result, row: ElectronRow, namespace: Mapping[str, Any]) -> list[str]:
+    """Names in *namespace* that could replace *row*: electrons and functions
+    defined in the notebook whose signature can take the row's arguments,
+    sorted.  The lattice itself is never a candidate."""
+    own = getattr(result.lattice, "__name__", None)
+    names = []
+    for name, value in list(namespace.items()):
+        if name.startswith("_") or not _defined_in_notebook(value, namespace):
+            continue
+        if isinstance(value, Lattice) and value.__name__ == own:
+            continue
+        try:
+            _check_replacement(result, row.name, _as_electron(value))
+        except TypeError:  # the signature cannot take this electron's arguments
+            continue
+        names.append(name)
+    return sorted(names)
+
+
+def _comparable_parts(parts: Mapping[str, str]) -> dict:
+    # The plan adds the electron's hooks to its parts; a bare definition has none.
+    return {k: v for k, v in parts.items() if k != "hooks"}
+
+
+def changed_since_dispatch(result: Result, row: ElectronRow,
+                           namespace: Mapping[str, Any]) -> Optional[str]:
+    """Say what changed when the notebook's current definition of the function
+    that ran for *row* differs from the dispatched one (e.g. ``"body of
+    task_2"``); None when it is unchanged, gone, or cannot be compared.
+
+    The dispatched side is the digest taken at dispatch time
+    (``result.function_parts``), so a helper edited since then counts too.
+    """
+    current = namespace.get(row.dispatched_name)
+    if current is None or not callable(current):
+        return None
+    try:
+        now = function_parts(current)
+        dispatched = result.function_parts.get(row.dispatched_name)
+        dispatched = _comparable_parts(dispatched) if dispatched else function_parts(row.function)
+    except Unhashable:
+        return None
+    if parts_digest(now) == parts_digest(dispatched):
+        return None
+    return describe_changes(dispatched, now, row.dispatched_name)
+
+
+def _literal_text(value: Any) -> Optional[str]:
+    """``repr(value)`` when reading it back gives the same value, else None."""
+    import ast
+
+    try:
+        text = repr(value)
+        if len(text) > _LITERAL_MAX:
+            return None
+        back = ast.literal_eval(text)
+        return text if type(back) is type(value) and bool(back == value) else None
+    except Exception:  # unreadable repr, or == that is not a bool (arrays)
+        return None
+
+
+def _signature(result: Result) -> inspect.Signature:
+    function = getattr(result.lattice, "workflow_function", result.lattice)
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):  # no signature: edit the raw args and kwargs
+        kind = inspect.Parameter
+        return inspect.Signature([kind("args", kind.VAR_POSITIONAL),
+                                  kind("kwargs", kind.VAR_KEYWORD)])
+
+
+def reuse_report(result: Result) -> list[str]:
+    """Lines that summarise an ended dispatch: status, result, reuse counts and why.
+
+    The first line is the headline (``COMPLETED · result 6 · 2 reused · 2
+    recomputed``); the others give the reason per node, reused and
+    recomputed, parameters left out.
+    """
+    summary = result.reuse_summary()
+    head = [str(result.status)]
+    if result.status == Status.COMPLETED:
+        head.append(f"result {_REPR.repr(result.result)}")
+    head += [f"{summary['reused']} reused", f"{summary['recomputed']} recomputed"]
+    lines = [" · ".join(head)]
+    if result.error:
+        lines.append("error: " + result.error.strip().splitlines()[0])
+    names = result.graph.names
+    details = []
+    for node in sorted(set(result.reused_nodes) | set(result.recomputed_nodes)):
+        reason = result.get_node_result(node)["reason"] or "no reason recorded"
+        details.append(f"{names[node]} (node {node}): {reason}")
+    lines += details[:_DETAIL_LINES]
+    if len(details) > _DETAIL_LINES:
+        lines.append(f"and {len(details) - _DETAIL_LINES} more node(s)")
+    return lines
+
+
+def _resolve(dispatch: Union[str, Result, Any, None]) -> Result:
+    if dispatch is None:
+        dispatch = registry.last_dispatch_id()
+        if dispatch is None:
+            raise ValueError("there is no dispatch in this kernel yet: dispatch a lattice first")
+    if isinstance(dispatch, Result):
+        return dispatch
+    dispatch_id = getattr(dispatch, "dispatch_id", dispatch)  # a handle or a graph widget
+    return get_result(str(dispatch_id))
+
+
+# -- the widget -------------------------------------------------------------------------
+
+def _html_line(text: str, cls: str, colour: str = "") -> str:
+    style = f' style="color: {colour}"' if colour else ""
+    return f'<span class="{cls}"{style}>{html.escape(text)}</span>'
+
+
+_ERROR_COLOUR = "var(--jp-error-color1, #d32f2f)"
+_WARN_COLOUR = "var(--jp-warn-color1, #f57c00)"
+_MUTED_COLOUR = "var(--jp-ui-font-color2, #757575)"
+_LABEL = ipywidgets.Layout(width="150px", min_width="150px")
+
+
+class RedispatchPanel(ipywidgets.VBox):
+    """A form that redispatches one dispatch with replaced electrons, new inputs and reuse.
+
+    Parameters
+    ----------
+    dispatch:
+        The dispatch id (or its ``Result``, or a ``%dispatch`` handle); the last
+        dispatch of this kernel when omitted.
+    namespace:
+        Where candidates are found and input expressions are evaluated; the
+        notebook's namespace when omitted.
+
+    Attributes
+    ----------
+    parent:
+        The ``Result`` being redispatched.
+    rows:
+        The :class:`ElectronRow` of each electron, in order.
+    replace:
+        Electron name -> its ``Dropdown``; a value of ``""`` keeps the electron
+        as dispatched, any other value is a name in the namespace.
+    inputs:
+        Lattice parameter name -> its ``Text`` field.
+    reuse:
+        The reuse ``Checkbox`` (off by default).
+    dispatches:
+        Ids of the dispatches started from this panel, oldest first.
+    """
+
+    def __init__(self, dispatch: Union[str, Result, Any, None] = None,
+                 namespace: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        self.parent = _resolve(dispatch)
+        self.namespace = namespace if namespace is not None else user_namespace()
+        self.rows = electron_rows(self.parent)
+        self.signature = _signature(self.parent)
+        self.dispatches: list[str] = []
+        self._prefill: dict = {}
+        self._keep: dict = {}   # parameter -> the parent's value, for fields left as they were
+
+        self.replace: dict = {}
+        self._notes: dict = {}
+        electron_box = []
+        for row in self.rows:
+            dropdown = ipywidgets.Dropdown(layout=ipywidgets.Layout(width="340px"))
+            dropdown.add_class("cnb-replace")
+            dropdown.add_class(f"cnb-replace-{row.name}")
+            note = ipywidgets.HTML()
+            note.add_class("cnb-replace-note")
+            self.replace[row.name] = dropdown
+            self._notes[row.name] = note
+            label = ipywidgets.HTML(f"<code>{html.escape(row.name)}</code>", layout=_LABEL)
+            electron_box.append(ipywidgets.HBox([label, dropdown, note]))
+
+        self.inputs: dict = {}
+        self._errors: dict = {}
+        input_box = []
+        for name, field, error in self._input_fields():
+            self.inputs[name] = field
+            self._errors[name] = error
+            label = ipywidgets.HTML(f"<code>{html.escape(name)}</code>", layout=_LABEL)
+            input_box.append(ipywidgets.HBox([label, field, error]))
+
+        self.reuse = ipywidgets.Checkbox(value=False, description="reuse previous results",
+                                         indent=False, layout=ipywidgets.Layout(width="auto"))
+        self.reuse.add_class("cnb-panel-reuse")
+        self.button = ipywidgets.Button(description="Redispatch", button_style="primary",
+                                        icon="play", tooltip="redispatch with these choices")
+        self.button.add_class("cnb-panel-redispatch")
+        self.button.on_click(self._on_click)
+        refresh = ipywidgets.Button(description="Refresh", icon="refresh",
+                                    tooltip="look again for candidates and changes in the notebook")
+        refresh.add_class("cnb-panel-refresh")
+        refresh.on_click(lambda _button: self.refresh())
+        self.message = ipywidgets.HTML()
+        self.message.add_class("cnb-panel-message")
+        self.summary = ipywidgets.HTML()
+        self.summary.add_class("cnb-panel-summary")
+        self.output = ipywidgets.VBox(layout=ipywidgets.Layout(width="100%"))
+        self.output.add_class("cnb-panel-output")
+
+        lattice_name = getattr(self.parent.lattice, "__name__", "?")
+        title = ipywidgets.HTML(
+            f"<b>Redispatch {html.escape(lattice_name)}</b> "
+            f'<span style="color: {_MUTED_COLOUR}">from {html.escape(self.parent.dispatch_id)}</span>')
+        section = "<div style='margin-top: 6px'><b>{}</b></div>"
+        children = [title, ipywidgets.HTML(section.format("Electrons")), *electron_box]
+        if input_box:
+            children += [ipywidgets.HTML(section.format("Inputs")), *input_box]
+        children += [ipywidgets.HBox([self.reuse, self.button, refresh]),
+                     self.message, self.summary, self.output]
+        kwargs.setdefault("layout", ipywidgets.Layout(
+            border="1px solid var(--jp-border-color2, #e0e0e0)", padding="4px 8px", margin="4px 0"))
+        super().__init__(children, **kwargs)
+        self.add_class("cnb-panel")
+        self.refresh()
+
+    # -- building ------------------------------------------------------------------
+    def _input_fields(self):
+        inputs = self.parent.inputs
+        try:
+            bound = self.signature.bind(*inputs["args"], **inputs["kwargs"])
+        except TypeError:  # the parent was dispatched with args this signature rejects
+            bound = None
+        given = bound.arguments if bound is not None else {}
+        for name, parameter in self.signature.parameters.items():
+            if name in given:
+                value = given[name]
+                self._keep[name] = value
+                text = _literal_text(value)
+                placeholder = f"unchanged: {_REPR.repr(value)}"
+            else:
+                text = None
+                default = parameter.default
+                placeholder = "default" if default is inspect.Parameter.empty else \
+                    f"default: {_REPR.repr(default)}"
+            self._prefill[name] = text or ""
+            field = ipywidgets.Text(value=text or "", placeholder=placeholder,
+                                    continuous_update=False,
+                                    layout=ipywidgets.Layout(width="340px"))
+            field.add_class("cnb-input")
+            field.add_class(f"cnb-input-{name}")
+            error = ipywidgets.HTML()
+            error.add_class("cnb-input-error")
+            field.observe(lambda change, name=name: self._on_input_change(name), names="value")
+            yield name, field, error
+
+    def refresh(self) -> None:
+        """Look at the notebook again: candidates and "changed since dispatch" marks.
+
+        A choice still offered is kept; one that is gone falls back to the
+        dispatched electron.
+        """
+        for row in self.rows:
+            dropdown = self.replace[row.name]
+            previous = dropdown.value
+            change = changed_since_dispatch(self.parent, row, self.namespace)
+            kept = "as dispatched" + (f" ({row.dispatched_name})" if row.replaced else "")
+            options = [(kept, "")]
+            if change:
+                options.append((f"{row.dispatched_name}: current definition "
+                                "(changed since dispatch)", row.dispatched_name))
+            for name in candidates(self.parent, row, self.namespace):
+                if name == row.dispatched_name:
+                    continue  # unchanged: the same as "as dispatched"; changed: listed above
+                options.append((name, name))
+            dropdown.options = options
+            values = [value for _, value in options]
+            dropdown.value = previous if previous in values else ""
+            notes = []
+            if row.replaced:
+                notes.append(_html_line(f"replaced by {row.dispatched_name} in this dispatch",
+                                        "cnb-replaced", _MUTED_COLOUR))
+            if change:
+                notes.append(_html_line(f"changed since dispatch: {change}", "cnb-changed",
+                                        _WARN_COLOUR))
+            self._notes[row.name].value = " ".join(notes)
+
+    # -- reading the form ---------------------------------------------------------------
+    def changed(self, electron: str) -> Optional[str]:
+        """What changed in the notebook's definition of *electron* since the dispatch, or None."""
+        return changed_since_dispatch(self.parent, self._row(electron), self.namespace)
+
+    def candidates(self, electron: str) -> list[str]:
+        """The names the dropdown of *electron* offers (``""`` is "as dispatched")."""
+        return [value for _, value in self.replace[self._row(electron).name].options]
+
+    def choose(self, electron: str, name: str) -> None:
+        """Pick *name* in the dropdown of *electron* (as a click would)."""
+        dropdown = self.replace[self._row(electron).name]
+        if name not in [value for _, value in dropdown.options]:
+            raise ValueError(f"{name!r} is not offered for {electron}; the choices are "
+                             f"{[value for _, value in dropdown.options]}")
+        dropdown.value = name
+
+    def _row(self, electron: str) -> ElectronRow:
+        for row in self.rows:
+            if row.name == electron:
+                return row
+        raise KeyError(f"{electron!r} is not an electron of "
+                       f"{getattr(self.parent.lattice, '__name__', '?')}; its electrons are "
+                       f"{', '.join(r.name for r in self.rows)}")
+
+    def _check_input(self, name: str) -> Any:
+        """Parse one field, show its error (or clear it), return the value or raise."""
+        error = self._errors[name]
+        try:
+            value = parse_value(self.inputs[name].value, self.namespace)
+        except UserInputError as exc:
+            error.value = _html_line(str(exc), "cnb-error", _ERROR_COLOUR)
+            raise
+        error.value = ""
+        return value
+
+    def _on_input_change(self, name: str) -> None:
+        try:
+            self._check_input(name)
+        except UserInputError:
+            pass  # shown next to the field; the Redispatch button refuses until fixed
+
+    def _arguments(self, texts: Mapping[str, str]) -> tuple:
+        """``(args, kwargs)`` from the fields' texts; ``None`` when all are as prefilled."""
+        if all(texts.get(name, self._prefill[name]) == self._prefill[name] for name in self._prefill):
+            return None
+        arguments: dict = {}
+        failed = []
+        for name, parameter in self.signature.parameters.items():
+            text = texts.get(name, self._prefill[name])
+            if name in texts:
+                self.inputs[name].value = text
+            if text == self._prefill[name]:
+                value = self._keep.get(name, KEEP)
+                self._errors[name].value = ""
+            else:
+                try:
+                    value = self._check_input(name)
+                except UserInputError:
+                    failed.append(name)
+                    continue
+                if value is KEEP:
+                    value = self._keep.get(name, KEEP)
+            if value is KEEP:
+                continue  # the parameter's default
+            problem = None
+            if parameter.kind is parameter.VAR_POSITIONAL and not isinstance(value, (tuple, list)):
+                problem = f"*{name} takes a tuple or list, not {type(value).__name__}"
+            elif parameter.kind is parameter.VAR_KEYWORD and not (
+                    isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+                problem = f"**{name} takes a dict with str keys"
+            if problem:
+                self._errors[name].value = _html_line(problem, "cnb-error", _ERROR_COLOUR)
+                failed.append(name)
+                continue
+            arguments[name] = tuple(value) if parameter.kind is parameter.VAR_POSITIONAL else value
+        if failed:
+            raise UserInputError(f"fix the input(s) marked in red: {', '.join(failed)}")
+        bound = inspect.BoundArguments(self.signature, arguments)
+        return bound.args, bound.kwargs
+
+    def _replacements(self, choices: Mapping[str, str]) -> dict:
+        """Validate the browser's choices: only names that exist and are callable."""
+        replacements = {}
+        rows = {row.name for row in self.rows}
+        for electron, name in choices.items():
+            if electron not in rows:
+                raise UserInputError(f"rejected: {electron!r} is not an electron of this lattice")
+            if not isinstance(name, str):
+                raise UserInputError(f"rejected: the choice for {electron} is not a name")
+            if name == "":
+                continue
+            if not name.isidentifier() or name not in self.namespace:
+                raise UserInputError(f"rejected: {name!r} is not a name in the notebook; "
+                                     "press Refresh to see what is there now")
+            value = self.namespace[name]
+            if not callable(value):
+                raise UserInputError(f"rejected: {name} is a {type(value).__name__}, not a "
+                                     "function or electron")
+            replacements[electron] = value
+        return replacements
+
+    # -- acting ------------------------------------------------------------------------
+    def submit(self, choices: Mapping[str, str], inputs: Optional[Mapping[str, str]] = None,
+               reuse: bool = False) -> Optional[str]:
+        """Redispatch with *choices* (electron -> name, ``""`` to keep),
+        *inputs* (parameter -> field text; missing ones as prefilled) and *reuse*.
+
+        This is what the Redispatch button calls with the form's values.
+        Returns the new dispatch id, or None after showing why nothing was
+        dispatched.  Never waits for the dispatch.
+        """
+        try:
+            replacements = self._replacements(choices)
+            arguments = self._arguments(dict(inputs or {}))
+            submit = redispatch(self.parent.dispatch_id, replace_electrons=replacements or None,
+                                reuse_previous_results=bool(reuse))
+            args, kwargs = arguments if arguments is not None else ((), {})
+            dispatch_id = submit(*args, **kwargs)
+        except UserInputError as exc:
+            self._say(str(exc), _ERROR_COLOUR)
+            return None
+        except Exception as exc:  # our validation (bad signature...) or the user's lattice body
+            self._say(f"not redispatched: {describe_error(exc)}", _ERROR_COLOUR)
+            return None
+        self.dispatches.append(dispatch_id)
+        result = get_result(dispatch_id)
+        what = ", ".join(f"{k} → {getattr(v, '__name__', v)}" for k, v in replacements.items())
+        self._say(f"dispatched {dispatch_id}" + (f" with {what}" if what else "")
+                  + (", reusing previous results" if reuse else "") + "; running…", _MUTED_COLOUR)
+        self.summary.value = ""
+        view = live_view(result)
+        self.output.children = (view,) if isinstance(view, ipywidgets.Widget) else \
+            (ipywidgets.HTML(f"<pre>{html.escape(view)}</pre>"),)
+        when_ended(result, self._show_summary)
+        return dispatch_id
+
+    def redispatch(self) -> Optional[str]:
+        """Do what the Redispatch button does, with the form as it is now."""
+        return self.submit({name: dropdown.value for name, dropdown in self.replace.items()},
+                           {name: field.value for name, field in self.inputs.items()},
+                           self.reuse.value)
+
+    def _on_click(self, _button: Any) -> None:
+        try:
+            self.redispatch()
+        except Exception as exc:  # a bug of ours: say so in the panel, not in a hidden log
+            log.exception("redispatch panel failed")
+            self._say(f"internal error: {type(exc).__name__}: {exc}", _ERROR_COLOUR)
+
+    def _say(self, text: str, colour: str) -> None:
+        self.message.value = _html_line(text, "cnb-message", colour)
+
+    def _show_summary(self, result: Result) -> None:
+        # Runs on the dispatcher's thread once the dispatch has ended: one
+        # trait change, sent to the browser by the kernel's IOPub thread.
+        if result.dispatch_id != (self.dispatches[-1] if self.dispatches else None):
+            return  # an older dispatch ended after a newer one was started
+        lines = reuse_report(result)
+        colour = _ERROR_COLOUR if result.status != Status.COMPLETED else ""
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines[1:])
+        self.summary.value = (
+            f'<div class="cnb-summary-head" data-status="{html.escape(str(result.status))}">'
+            f"{_html_line(lines[0], 'cnb-summary', colour)}</div>"
+            + (f'<ul class="cnb-summary-reasons" style="margin: 2px 0">{items}</ul>' if items else ""))
+        self._say(f"dispatch {result.dispatch_id} ended: {result.status}", _MUTED_COLOUR)
+
+    @property
+    def summary_text(self) -> str:
+        """The summary of the last dispatch started here, as text ("" while it runs)."""
+        if not self.dispatches:
+            return ""
+        result = get_result(self.dispatches[-1])
+        return "\n".join(reuse_report(result)) if result.ended else ""
+
+    @property
+    def message_text(self) -> str:
+        """The panel's current message (errors, "dispatched …"), as text."""
+        import re
+
+        return html.unescape(re.sub(r"<[^>]+>", "", self.message.value))
+
+
+def redispatch_panel(dispatch_id: Optional[str] = None,
+                     namespace: Optional[Mapping[str, Any]] = None) -> RedispatchPanel:
+    """Return a :class:`RedispatchPanel` for *dispatch_id* (the kernel's last dispatch when omitted)."""
+    return RedispatchPanel(dispatch_id, namespace)
+
+
+def _open_from_graph(graph: Any) -> None:
+    """Answer a graph widget's "Redispatch…" button: open the panel under it."""
+    slot = panel_slot(graph)
+    if slot is None:
+        # A graph displayed some other way has nowhere to put the panel; a
+        # widget callback's own output would only reach the log console.
+        log.warning("redispatch panel: run ct.redispatch_panel(%r) in a cell", graph.dispatch_id)
+        return
+    if slot.children and isinstance(slot.children[0], RedispatchPanel):
+        return  # already open
+    slot.children = (RedispatchPanel(graph.result),)
+
+
+def install_graph_button() -> None:
+    """Make the graph widget's "Redispatch…" button open this panel (idempotent)."""
+    from .graph_widget import LatticeGraph
+
+    if LatticeGraph.default_open_panel is None:
+        LatticeGraph.default_open_panel = staticmethod(_open_from_graph)
