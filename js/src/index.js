@@ -11,12 +11,16 @@ import css from "./style.css";
 import { STATES, decodeStates, diffStates, countStates, legendText } from "./states.js";
 import { stylesheet, themeFrom, fitViewport, FALLBACK_PALETTE } from "./style.js";
 import { DETAIL_FIELDS, BLOCK_FIELDS, detailValues } from "./details.js";
+import { buildElements } from "./elements.js";
 
 // Above this many nodes, draw cheaply: no arrows, textures while panning.
 const LARGE_GRAPH = 2000;
 // A very wide graph fitted whole shows dots; start zoomed in enough to read
 // node shapes, at the top left, and let "Fit" show everything.
 const MIN_INITIAL_ZOOM = 0.25;
+// Below this zoom a layer gap is a few pixels and edges are a grey smear;
+// hiding them saves a third of every redraw of a 10,000-node graph.
+const FAR_ZOOM = 0.06;
 
 function h(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
@@ -27,31 +31,6 @@ function h(tag, attrs = {}, children = []) {
   }
   for (const child of children) node.append(child);
   return node;
-}
-
-function buildElements(graph, states, replaced, hideParams) {
-  const { labels, x, y, w, h: hgt, aux, edges, edge_labels: edgeLabels } = graph;
-  const auxSet = new Set(aux);
-  const params = new Set(graph.uncounted || []);
-  const elements = new Array(labels.length + edges.length / 2);
-  for (let i = 0; i < labels.length; i++) {
-    let classes = auxSet.has(i) ? "cnb-aux" : "";
-    if (params.has(i)) classes += " cnb-param";
-    if (replaced.has(i)) classes += " cnb-replaced";
-    if (hideParams && auxSet.has(i)) classes += " cnb-hidden";
-    elements[i] = {
-      group: "nodes",
-      data: { id: String(i), label: labels[i], state: states[i], w: w[i], h: hgt[i] },
-      position: { x: x[i], y: y[i] },
-      classes,
-    };
-  }
-  for (let k = 0; k < edges.length / 2; k++) {
-    const data = { id: `e${k}`, source: String(edges[2 * k]), target: String(edges[2 * k + 1]) };
-    if (edgeLabels && edgeLabels[k]) data.label = edgeLabels[k];
-    elements[labels.length + k] = { group: "edges", data };
-  }
-  return elements;
 }
 
 function render({ model, el }) {
@@ -140,9 +119,12 @@ function render({ model, el }) {
   canvas.style.height = `${Math.max(260, Math.min(620, (graph.height || 0) + 60))}px`;
 
   const readTheme = () => themeFrom((name) => getComputedStyle(root).getPropertyValue(name));
+  // Hidden aux nodes of a big graph are created when first shown.
+  let auxCreated = !(large && model.get("hide_params"));
   const cy = cytoscape({
     container: canvas,
-    elements: buildElements(graph, decodeStates(encoded, codes), replaced, model.get("hide_params")),
+    elements: buildElements(graph, decodeStates(encoded, codes), replaced, model.get("hide_params"),
+      auxCreated ? "all" : "main"),
     style: stylesheet({ palette, theme: readTheme(), large }),
     layout: { name: "preset" },
     // Wide map-reduce graphs need very low zoom to fit.
@@ -168,6 +150,15 @@ function render({ model, el }) {
     return out;
   };
   let nodes = indexNodes();
+
+  let far = false;
+  function updateFar() {
+    const now = cy.zoom() < FAR_ZOOM;
+    if (now === far) return;
+    far = now;
+    cy.batch(() => (far ? cy.edges().addClass("cnb-far") : cy.edges().removeClass("cnb-far")));
+  }
+  cy.on("zoom", updateFar);
 
   function updateLegend() {
     const counts = countStates(encoded, codes, uncounted);
@@ -250,6 +241,13 @@ function render({ model, el }) {
   function applyHide() {
     const hide = Boolean(model.get("hide_params"));
     hideBox.checked = hide;
+    if (!hide && !auxCreated) {
+      auxCreated = true;
+      const added = cy.add(buildElements(graph, decodeStates(encoded, codes), replaced, false, "aux"));
+      if (far) added.edges().addClass("cnb-far");
+      nodes = indexNodes();
+      return;
+    }
     cy.batch(() => {
       for (const i of auxSet) {
         if (!nodes[i]) continue;
@@ -290,7 +288,9 @@ function render({ model, el }) {
     encoded = model.get("states") || "";
     root.dataset.dispatchId = model.get("dispatch_id");
     cy.elements().remove();
+    auxCreated = true;
     cy.add(buildElements(graph, decodeStates(encoded, codes), replaced, model.get("hide_params")));
+    if (far) cy.edges().addClass("cnb-far");
     nodes = indexNodes();
     select(-1);
     updateLegend();

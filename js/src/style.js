@@ -142,7 +142,7 @@ export function stylesheet({ palette, theme, large }) {
       selector: "node.cnb-selected",
       style: { "overlay-color": theme.accent, "overlay-opacity": 0.25, "overlay-padding": 4 },
     },
-    { selector: ".cnb-hidden", style: { display: "none" } },
+    { selector: ".cnb-hidden, edge.cnb-far", style: { display: "none" } },
     {
       selector: "edge",
       style: {
