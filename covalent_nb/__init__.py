@@ -19,6 +19,7 @@ from . import executor
 from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
 from .notebook.entry import load_ipython_extension, redispatch_panel, unload_ipython_extension
 from .results.result import Result
+from .results.store import delete_dispatch, list_dispatches, prune_dispatches
 from .results.status import Status
 from .workflow.deps import DepsBash, DepsCall, DepsPip
 from .workflow.electron import Electron, electron
@@ -34,3 +35,4 @@ __all__ = [
     "get_config", "set_config", "Lepton",
 ]
 __all__ += ["redispatch_panel", "load_ipython_extension", "unload_ipython_extension"]
+__all__ += ["list_dispatches", "delete_dispatch", "prune_dispatches"]

@@ -26,6 +26,7 @@ def _default_home() -> str:
 DEFAULTS: dict = {
     "home": None,  # filled lazily from COVALENT_NB_HOME or the per-user data dir
     "store": "sqlite",  # "sqlite" (durable, in home) or "memory"
+    "store_inline_max": 16 * 1024,  # pickled values up to this many bytes live in the database, larger in blob files
     "local_workers": min(32, (os.cpu_count() or 1) + 4),
     "deps_pip_install": True,
     "dask_address": None,  # None: start a LocalCluster on first use

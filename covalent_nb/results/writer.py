@@ -1,0 +1,416 @@
+"""The store's writer thread: everything the store writes, batched, off the dispatcher's path.
+
+The dispatcher's event callback only puts the batch of events on
+:attr:`Writer.queue`.  The writer thread takes everything queued, reads the
+records of the nodes that ended from their live results, pickles the
+outputs, writes large ones as blob files, and commits it all in one SQLite
+transaction; then it takes the next lot.  Under load one transaction covers
+many dispatcher batches, so the cost per node stays a few microseconds.
+
+Items on the queue:
+
+``("submit", Submission, Waiter)``  a new dispatch (row prepared by the caller)
+``("events", [Event, ...])``         a batch from the event stream
+``("end", Result, Waiter)``          a dispatch ended: write what is left, final status
+``("flush", None, Waiter)``          commit everything queued before it
+``("stop", None, Waiter)``           flush, close the connection, end the thread
+
+A :class:`Waiter` is set once the item's transaction has committed (or
+failed, with the exception).  Submissions and ends are committed with an
+fsync of the write-ahead log (``synchronous=FULL``); batches of node records
+in between only with a write to it, which survives the process being
+killed, and are made fully durable by the next fsync.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import sqlite3
+import threading
+import time
+from typing import Any, Optional
+
+from .blobs import blob_digest
+from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
+from .status import ENDED, Status
+from .values import BLOB, INLINE, _needs_cloudpickle, dumps, reason_of
+
+__all__ = ["Writer", "Waiter", "Submission"]
+
+log = logging.getLogger(__name__)
+
+_NODE_KINDS = frozenset({"node_completed", "node_failed", "node_cancelled", "node_reused"})
+_RETRIES = 3
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Waiter:
+    """Set when an item has been committed; :meth:`wait` re-raises a failure."""
+
+    __slots__ = ("_event", "error")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    def set(self, error: Optional[BaseException] = None) -> None:
+        self.error = error
+        self._event.set()
+
+    def wait(self) -> None:
+        self._event.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class Submission:
+    """A dispatch's row, prepared (pickled) in the caller's thread."""
+
+    __slots__ = ("result", "row", "blobs")
+
+    def __init__(self, result: Any, row: dict, blobs: list) -> None:
+        self.result = result
+        self.row = row
+        self.blobs = blobs  # [(digest, bytes)] the row's references need
+
+
+class _Progress:
+    """What the writer knows of one dispatch between its submission and its end."""
+
+    __slots__ = ("result", "written", "unwritten", "plan_written")
+
+    def __init__(self, result: Any, task_count: int) -> None:
+        self.result = result
+        self.written = bytearray(len(result.graph))  # 1: final record committed
+        self.unwritten = task_count  # task (non-parameter) nodes without a committed record
+        self.plan_written = False
+
+
+class Writer:
+    """One thread and one SQLite connection that do all of a store's writing."""
+
+    #: Write-ahead log bytes after which an idle writer checkpoints.
+    checkpoint_bytes = 4 << 20
+    #: Seconds a batch of events waits for more before it is written.
+    gather_s = 0.02
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.progress: dict = {}
+        self._conn: Optional[sqlite3.Connection] = None
+        self._since_checkpoint = 0
+        self.thread = threading.Thread(target=self._main, name="covalent_nb-store-writer", daemon=True)
+        self.thread.start()
+
+    # -- called from other threads --------------------------------------------
+    def put_events(self, events: list) -> None:
+        self.queue.put(("events", events, None))
+
+    def request(self, kind: str, payload: Any = None) -> None:
+        """Queue an item and wait until it is committed."""
+        waiter = Waiter()
+        if not self.thread.is_alive():
+            raise RuntimeError("the store's writer thread has stopped")
+        self.queue.put((kind, payload, waiter))
+        waiter.wait()
+
+    # -- the thread ---------------------------------------------------------------
+    def _main(self) -> None:
+        self._conn = conn = self.store.connect()
+        # Checkpoints are run by this thread when it is idle (see _idle), not
+        # inside the commit that a dispatch's end is waiting for.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        get = self.queue.get
+        empty = self.queue.empty
+        stopping = False
+        while not stopping:
+            items = [get()]
+            if items[0][2] is None:
+                self._gather(items)
+            while not empty():
+                items.append(get())
+            stopping = any(item[0] == "stop" for item in items)
+            error: Optional[BaseException] = None
+            for attempt in range(_RETRIES):
+                try:
+                    self._write(items)
+                    error = None
+                    break
+                except sqlite3.OperationalError as exc:  # locked for longer than the timeout
+                    error = exc
+                    self._rollback()
+                    time.sleep(0.05 * (attempt + 1))
+                except BaseException as exc:  # noqa: BLE001 - reported to the waiters
+                    error = exc
+                    self._rollback()
+                    break
+            if error is not None:
+                log.error("covalent_nb store: writing to %s failed: %s", self.store.location, reason_of(error))
+            if stopping:
+                self._checkpoint()
+            for item in items:
+                if item[2] is not None:
+                    item[2].set(error)
+            if not stopping and empty():
+                self._idle()
+        conn.close()
+
+    def _gather(self, items: list) -> None:
+        """Let events accumulate for a moment: fewer, larger transactions.
+
+        A node's record then reaches the disk up to :attr:`gather_s` later,
+        which only matters if the process is killed in that moment.  Anyone
+        waiting (a submission, an end, a flush) cuts the pause short.
+        """
+        deadline = time.monotonic() + self.gather_s
+        get = self.queue.get
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                item = get(timeout=remaining)
+            except queue.Empty:
+                return
+            items.append(item)
+            if item[2] is not None:
+                return
+
+    def _idle(self) -> None:
+        if self._since_checkpoint >= self.checkpoint_bytes:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.debug("covalent_nb store: checkpoint skipped: %s", exc)
+        self._since_checkpoint = 0
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _write(self, items: list) -> None:
+        """Prepare everything outside the transaction, then commit it in one go."""
+        submissions: list = []
+        started: list = []
+        touched: dict = {}
+        ends: list = []
+        node_kinds = _NODE_KINDS
+        for kind, payload, _ in items:
+            if kind == "events":
+                did = payload[0].dispatch_id  # the router hands over one dispatch per batch
+                nodes = [e.node_id for e in payload if e.kind in node_kinds]
+                if nodes:
+                    touched.setdefault(did, []).extend(nodes)
+                if payload[0].kind == "dispatch_started":  # always first in its batch
+                    started.append(did)
+            elif kind == "submit":
+                submissions.append(payload)
+            elif kind == "end":
+                ends.append(payload)
+
+        progress = self.progress
+        for submission in submissions:
+            did = submission.result.dispatch_id
+            if did not in progress:
+                progress[did] = _Progress(submission.result, submission.row["task_count"])
+        by_value = _needs_cloudpickle()
+        blobs: list = []  # (digest, bytes or None, dispatch id, value or None)
+        blob_refs: list = []  # (digest, dispatch id, size)
+        batches: list = []  # (dispatch id, payload)
+        marks: list = []  # (progress, nodes) to flag as written after the commit
+        plans: list = []  # (dispatch id, status, start_us, plan bytes)
+        containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
+        now = now_us()
+
+        for did in started:
+            state = progress.get(did)
+            if state is None:
+                continue
+            result = state.result
+            plans.append((str(Status.RUNNING), result.start_us, self._plan(result), now, did))
+            state.plan_written = True
+
+        for did, nodes in touched.items():
+            state = progress.get(did)
+            if state is None:
+                continue  # its submission could not be stored
+            if len(nodes) > 1:
+                nodes = list(dict.fromkeys(nodes))
+            batches.append((did, self._encode(state, nodes, by_value, blobs, blob_refs, containers)))
+            marks.append((state, nodes))
+
+        finals: list = []
+        for result in ends:
+            state = progress.get(result.dispatch_id)
+            if state is None:
+                continue
+            finals.append(self._final(state, marks, by_value, blobs, blob_refs, batches, containers))
+
+        for submission in submissions:
+            did = submission.result.dispatch_id
+            for digest, data in submission.blobs:
+                blobs.append((digest, data, did, None))
+                blob_refs.append((digest, did, len(data)))
+
+        store = self.store
+        for digest, data, _, _ in blobs:
+            if data is not None:
+                store.blobs.put(data, digest)
+
+        conn = self._conn
+        durable = bool(submissions or ends)
+        if durable:
+            conn.execute("PRAGMA synchronous = FULL")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            # A concurrent delete in another process may have removed a blob
+            # between our write and our lock; deletes hold the lock while they
+            # unlink, so checking now is enough.
+            for digest, data, did, value in blobs:
+                if not store.blobs.exists(digest):
+                    store.blobs.put(data if data is not None else dumps(value), digest)
+            for submission in submissions:
+                row = submission.row
+                row["updated_us"] = now
+                conn.execute(f"INSERT INTO dispatches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+            if plans:
+                conn.executemany("UPDATE dispatches SET status = ?, start_us = ?, plan = ?, updated_us = ? "
+                                 "WHERE dispatch_id = ? AND status = 'NEW_OBJECT'", plans)
+            if batches:
+                conn.executemany("INSERT INTO node_batches (dispatch_id, payload) VALUES (?, ?)", batches)
+                conn.executemany("UPDATE dispatches SET updated_us = ? WHERE dispatch_id = ?",
+                                 [(now, did) for did in dict.fromkeys(did for did, _ in batches)])
+            if blob_refs:
+                conn.executemany("INSERT OR IGNORE INTO blob_refs (digest, dispatch_id, size) VALUES (?, ?, ?)",
+                                 blob_refs)
+            if finals:
+                conn.executemany(
+                    "UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, updated_us = ?, "
+                    "reused = ?, recomputed = ?, outcome = ?, plan = COALESCE(?, plan) WHERE dispatch_id = ?",
+                    finals)
+            if containers:
+                conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", containers)
+            conn.execute("COMMIT")
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous = NORMAL")
+        self._since_checkpoint += sum(len(p) for _, p in batches) + sum(len(p[2]) for p in plans) + 4096
+        for state, nodes in marks:
+            written = state.written
+            for node in nodes:
+                if not written[node]:
+                    written[node] = 1
+                    state.unwritten -= 1
+        for result in ends:
+            progress.pop(result.dispatch_id, None)
+
+    # -- building records ----------------------------------------------------------
+    @staticmethod
+    def _plan(result: Any) -> bytes:
+        table = result._table
+        # Copies first: the dispatcher may still add reasons (blocked nodes).
+        return encode_plan(list(table.key), dict(result._unhashable), dict(table.reason))
+
+    def _encode(self, state: _Progress, nodes: list, by_value: bool, blobs: list, blob_refs: list,
+                containers: list) -> bytes:
+        """One batch of node records, read from the live result."""
+        result = state.result
+        did = result.dispatch_id
+        table = result._table
+        status_col, start_col, end_col, output = table.status, table.start, table.end, table.output
+        statuses = [status_col[n] for n in nodes]
+        starts = [start_col[n] for n in nodes]
+        ends = [end_col[n] for n in nodes]
+        reused_from, unstorable = table.reused_from, table.unstorable
+        inline_max = self.store.inline_max
+        known = self.store.known_refs
+        completed = Status.COMPLETED
+        packable = PACKABLE
+        packed_nodes: list = []
+        packed_values: list = []
+        refs: dict = {}
+        for node, status in zip(nodes, statuses):
+            if status is not completed or node in unstorable:
+                continue
+            value = output[node]
+            kind = type(value)
+            if kind in packable and (kind is not str and kind is not bytes or len(value) <= PACKABLE_LEN):
+                packed_nodes.append(node)
+                packed_values.append(value)
+                continue
+            source = reused_from.get(node)
+            ref = known.get(source) if source is not None else None
+            if ref is not None:  # a large value stored before: name it, do not pickle it again
+                digest = ref[1:].decode()
+                blobs.append((digest, None, did, value))
+                blob_refs.append((digest, did, self.store.blobs.size(digest)))
+                refs[node] = ref
+                continue
+            try:
+                data = dumps(value, by_value_registry=by_value)
+            except Exception as exc:  # noqa: BLE001 - any pickling failure
+                # The live result learns it too: reuse must not take this node.
+                unstorable[node] = f"its output could not be pickled ({reason_of(exc)})"
+                continue
+            if len(data) > inline_max:
+                digest = blob_digest(data)
+                ref = BLOB + digest.encode()
+                blobs.append((digest, data, did, None))
+                blob_refs.append((digest, did, len(data)))
+                known[(did, node)] = ref
+            else:
+                ref = INLINE + data
+            refs[node] = ref
+        sparse: dict = {}
+        for field in ("error", "stdout", "stderr", "reused_from", "executor", "unstorable"):
+            column = getattr(table, field)
+            if column:
+                found = {n: column[n] for n in nodes if n in column}
+                if found:
+                    sparse[field] = found
+        if table.sublattice:
+            subs = {n: table.sublattice[n].dispatch_id for n in nodes if n in table.sublattice}
+            if subs:
+                sparse["sublattice"] = subs
+                containers.extend((did, child) for child in subs.values())
+        return encode_batch(nodes, statuses, starts, ends, refs, packed_nodes, packed_values, sparse)
+
+    def _final(self, state: _Progress, marks: list, by_value: bool, blobs: list, blob_refs: list,
+               batches: list, containers: list) -> tuple:
+        """The last batch of a dispatch and the values of its final UPDATE."""
+        result = state.result
+        did = result.dispatch_id
+        kinds = result.graph.kinds
+        written = state.written
+        pending_now = {n for owner, nodes in marks if owner is state for n in nodes if not written[n]}
+        if state.unwritten > len(pending_now):  # nodes that ended without an event (blocked ones)
+            pending = [n for n, (kind, done) in enumerate(zip(kinds, written))
+                       if not done and kind != "parameter" and n not in pending_now]
+            if pending:
+                batches.append((did, self._encode(state, pending, by_value, blobs, blob_refs, containers)))
+                marks.append((state, pending))
+        status = result.status if result.status in ENDED else Status.FAILED
+        plan = None
+        if not state.plan_written or status is not Status.COMPLETED:
+            plan = self._plan(result)  # blocked nodes got their reasons after the start
+        post = next((i for i in range(len(kinds) - 1, -1, -1) if kinds[i] == "postprocess"), None)
+        outcome = pickle.dumps({"executor_names": sorted(result.executor_names), "result_node": post},
+                               protocol=5)
+        table = result._table
+        reused = len(table.reused_from)
+        ran = sum(1 for kind, start in zip(kinds, table.start) if start is not None and kind != "parameter")
+        return (str(status), result.error, result.start_us, result.end_us, now_us(), reused, ran - reused,
+                outcome, plan, did)
