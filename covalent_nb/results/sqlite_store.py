@@ -40,17 +40,17 @@ import threading
 import time
 from typing import Any, Iterable, Optional
 
-import cloudpickle
-
 from ..dispatch import registry
-from .blobs import BlobError, BlobStore, blob_digest
-from .graph_codec import decode_graph, encode_graph
+from .blobs import BlobStore, blob_digest
+from .graph_codec import encode_graph
 from .history import DispatchList, SpaceFreed, prune_cutoff_us, summary
-from .loaded import LazyOutputs, StoredLattice, StoredResult
+from .loaded import StoredResult
 from .owners import OwnerLock
-from .records import SPARSE_FIELDS, decode_batch, decode_plan, summarize
-from .status import ENDED, Status
-from .values import BLOB, INLINE, NotStored, StoreError, dumps, loads, reason_of
+from .reading import build_result, fill_records
+from .records import decode_batch
+from .status import Status
+from .upkeep import delete, mark_interrupted, recover
+from .values import BLOB, INLINE, StoreError, dumps, reason_of
 from .writer import Submission, Writer
 
 __all__ = ["SQLiteStore"]
@@ -222,7 +222,7 @@ class SQLiteStore:
         if row["status"] in _UNFINISHED and row["owner"] != self.owner.token:
             self.recover()
             row = self._row(dispatch_id)
-        return self._build(row)
+        return build_result(self, row)
 
     # -- submission ------------------------------------------------------------------
     def _ref(self, data: bytes, blobs: list) -> bytes:
@@ -281,7 +281,8 @@ class SQLiteStore:
                 return None
             return dict(zip((c[0] for c in cursor.description), values))
 
-    def _batches(self, dispatch_id: str) -> list:
+    def batches(self, dispatch_id: str) -> list:
+        """The decoded node batches of a dispatch, oldest first (unreadable ones skipped, logged)."""
         with self._lock:
             payloads = [p for (p,) in self._conn.execute(
                 "SELECT payload FROM node_batches WHERE dispatch_id = ? ORDER BY id", (dispatch_id,))]
@@ -294,167 +295,6 @@ class SQLiteStore:
                             dispatch_id, self.db_path, reason_of(exc))
         return batches
 
-    def _ref_bytes(self, ref: bytes, what: str) -> bytes:
-        """The bytes a value reference points to; StoreError naming *what* and the file."""
-        ref = bytes(ref)
-        if ref[:1] == INLINE:
-            return ref[1:]
-        if ref[:1] == BLOB:
-            try:
-                return self.blobs.get(ref[1:].decode("ascii", "replace"))
-            except (BlobError, ValueError) as exc:
-                raise StoreError(f"{what}: {exc}") from None
-        raise StoreError(f"{what}: unknown value reference in {self.db_path}")
-
-    def _ref_value(self, ref: bytes, what: str, decode: Any = loads) -> Any:
-        data = self._ref_bytes(ref, what)
-        try:
-            return decode(data)
-        except Exception as exc:  # noqa: BLE001
-            where = f"blob file {self.blobs.path(bytes(ref)[1:].decode())}" if bytes(ref)[:1] == BLOB \
-                else f"the database {self.db_path}"
-            raise StoreError(f"{what}: the stored value in {where} cannot be loaded here "
-                             f"({reason_of(exc)})") from exc
-
-    def _build(self, row: dict) -> StoredResult:
-        did = row["dispatch_id"]
-        if did in self._loading:  # a sublattice cycle cannot happen, but never recurse forever
-            raise StoreError(f"dispatch {did} refers to itself")
-        self._loading.add(did)
-        try:
-            return self._build_unguarded(row)
-        finally:
-            self._loading.discard(did)
-
-    def _build_unguarded(self, row: dict) -> StoredResult:
-        did = row["dispatch_id"]
-        facts = pickle.loads(row["facts"])
-        if row["graph"] is None:
-            raise StoreError(f"dispatch {did} was stored without its graph")
-        graph = self._ref_value(row["graph"], f"dispatch {did}, its graph", decode_graph)
-        if row["inputs"] is not None:
-            inputs = self._ref_value(row["inputs"], f"dispatch {did}, its inputs")
-        else:
-            inputs = {"args": [], "kwargs": {}}
-        lattice: Any = None
-        replacements: dict = {}
-        snapshot = None
-        why = facts.get("snapshot_error") or "no snapshot was stored"
-        if row["snapshot"] is not None:
-            try:
-                snapshot = self._ref_bytes(row["snapshot"], f"dispatch {did}, its lattice snapshot")
-                lattice, replacements = cloudpickle.loads(snapshot)
-            except Exception as exc:  # noqa: BLE001 - the records are still worth reading
-                why = reason_of(exc)
-                lattice = None
-        if lattice is None:
-            lattice = StoredLattice(row["lattice_name"], why, did)
-        result = StoredResult(
-            did, lattice.copy_for_dispatch(graph, tuple(inputs["args"]), dict(inputs["kwargs"])), graph,
-            tuple(inputs["args"]), dict(inputs["kwargs"]), parent_dispatch_id=row["parent_id"],
-            root_dispatch_id=row["root_id"], replacements=replacements,
-            replaced_nodes=frozenset(facts["replaced_nodes"]), reuse_requested=facts["reuse_requested"])
-        result.snapshot = snapshot
-        result.function_parts = facts["function_parts"]
-        result.executor_names = set(facts["executor_names"])
-        result.is_sublattice_dispatch = bool(row["sublattice"])
-        result.store_notes = [n for n in (facts.get("graph_note"), facts.get("inputs_note")) if n]
-        if facts.get("snapshot_error"):
-            result.snapshot_error = facts["snapshot_error"]
-        result._init_stored(self, None)
-        self._fill(result, row)
-        return result
-
-    def _fill(self, result: StoredResult, row: dict) -> None:
-        """Set a loaded result's status and node records from *row* and its batches."""
-        did = row["dispatch_id"]
-        graph = result.graph
-        table = result._table
-        size = len(graph)
-        result.status = Status(row["status"])
-        result.error = row["error"]
-        result.start_us, result.end_us = row["start_us"], row["end_us"]
-        if row["plan"] is not None:
-            keys, unhashable, reasons = decode_plan(row["plan"])
-            table.key = keys
-            result._unhashable = dict(unhashable)
-            table.reason = dict(reasons)
-        outcome = pickle.loads(row["outcome"]) if row["outcome"] is not None else {}
-        if outcome.get("executor_names"):
-            result.executor_names = set(outcome["executor_names"])
-
-        status, start, end = [Status.NEW_OBJECT] * size, [None] * size, [None] * size
-        values: list = [None] * size
-        unloaded = LazyOutputs.unloaded()
-        if result.start_us is not None:  # parameters completed when the dispatch started
-            t0 = result.start_us
-            for node, kind in enumerate(graph.kinds):
-                if kind == "parameter":
-                    status[node] = Status.COMPLETED
-                    start[node] = end[node] = t0
-                    values[node] = graph.values[node]
-        refs: dict = {}
-        sparse: dict = {field: {} for field in SPARSE_FIELDS}
-        for batch in self._batches(did):
-            for node, node_status, node_start, node_end in zip(batch.nodes, batch.statuses, batch.starts,
-                                                               batch.ends):
-                if 0 <= node < size:
-                    status[node], start[node], end[node] = node_status, node_start, node_end
-                    values[node] = None
-                    refs.pop(node, None)
-            for node, value in batch.packed.items():
-                if 0 <= node < size:
-                    values[node] = value
-            for node, ref in batch.refs.items():
-                if 0 <= node < size:
-                    refs[node] = ref
-                    values[node] = unloaded
-            for field, entries in batch.sparse.items():
-                if field in sparse:
-                    sparse[field].update(entries)
-        for node, reason in sparse["unstorable"].items():
-            values[node] = NotStored(reason)
-        for node, ref in refs.items():
-            if bytes(ref)[:1] == BLOB:
-                self.known_refs.setdefault((did, node), bytes(ref))
-                if not self.blobs.exists(bytes(ref)[1:].decode("ascii", "replace")):
-                    # Found now, so a redispatch recomputes this node and says why,
-                    # instead of failing when it reaches for the value.
-                    sparse["unstorable"][node] = (f"its output's blob file "
-                                                  f"{self.blobs.path(bytes(ref)[1:].decode())} is missing")
-        table.status, table.start, table.end = status, start, end
-        table.output = LazyOutputs(values, self._output_loader(did, graph.names, refs))
-        table.error = sparse["error"]
-        table.stdout = sparse["stdout"]
-        table.stderr = sparse["stderr"]
-        table.executor = sparse["executor"]
-        table.unstorable = sparse["unstorable"]
-        table.reused_from = {n: tuple(v) for n, v in sparse["reused_from"].items()}
-        table.sublattice = {}
-        for node, child_id in sparse["sublattice"].items():
-            child = registry.lookup(child_id) or self._load_child(child_id)
-            if child is not None:
-                table.sublattice[node] = child
-        result._init_stored(self, outcome.get("result_node"))
-        result._mark_done_if_ended()
-
-    def _load_child(self, dispatch_id: str) -> Optional[StoredResult]:
-        try:
-            return self.load(dispatch_id)
-        except StoreError as exc:
-            log.warning("covalent_nb: sublattice dispatch %s cannot be loaded: %s", dispatch_id, exc)
-            return None
-
-    def _output_loader(self, did: str, names: list, refs: dict):
-        def load(node: int) -> Any:
-            ref = refs.get(node)
-            what = f"dispatch {did}, node {node} ({names[node]}), output"
-            if ref is None:
-                raise StoreError(f"{what}: no stored value")
-            return self._ref_value(ref, what)
-
-        return load
-
     def refresh(self, result: StoredResult) -> bool:
         """Bring a loaded result up to date; True once its dispatch has ended."""
         row = self._row(result.dispatch_id)
@@ -465,7 +305,7 @@ class SQLiteStore:
             row = self._row(result.dispatch_id)
         if row["status"] in _UNFINISHED:
             return False
-        self._fill(result, row)
+        fill_records(self, result, row)
         return True
 
     # -- history -------------------------------------------------------------------------
@@ -494,7 +334,7 @@ class SQLiteStore:
             if row["status"] in _UNFINISHED:
                 raise ValueError(f"dispatch {dispatch_id} is still running (process {row['pid']} on "
                                  f"{row['host']}); cancel it or wait for it to end before deleting it")
-        return self._delete([dispatch_id])
+        return delete(self, [dispatch_id])
 
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
@@ -522,93 +362,11 @@ class SQLiteStore:
             if statuses is not None and row_status not in statuses:
                 continue
             doomed.append(did)
-        return self._delete(doomed)
+        return delete(self, doomed)
 
-    def _delete(self, dispatch_ids: list) -> SpaceFreed:
-        if not dispatch_ids:
-            return SpaceFreed()
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                ids = list(dict.fromkeys(dispatch_ids))
-                frontier = list(ids)
-                while frontier:  # the sublattice dispatches that belong to them go too
-                    children = [c for (c,) in conn.execute(
-                        f"SELECT dispatch_id FROM dispatches WHERE container_id IN ({','.join('?' * len(frontier))})",
-                        frontier)]
-                    frontier = [c for c in children if c not in ids]
-                    ids.extend(frontier)
-                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-                free_before = conn.execute("PRAGMA freelist_count").fetchone()[0]
-                digests: set = set()
-                for did in ids:
-                    digests.update(d for (d,) in conn.execute(
-                        "SELECT digest FROM blob_refs WHERE dispatch_id = ?", (did,)))
-                keyed = [(did,) for did in ids]
-                conn.executemany("DELETE FROM node_batches WHERE dispatch_id = ?", keyed)
-                conn.executemany("DELETE FROM blob_refs WHERE dispatch_id = ?", keyed)
-                conn.executemany("DELETE FROM dispatches WHERE dispatch_id = ?", keyed)
-                orphans = [d for d in sorted(digests) if conn.execute(
-                    "SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (d,)).fetchone() is None]
-                free_after = conn.execute("PRAGMA freelist_count").fetchone()[0]
-                # Unlink while holding the write lock: a writer that names one of
-                # these blobs checks the file exists under the same lock.
-                blob_bytes = sum(self.blobs.remove(d) for d in orphans)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the file system
-            except sqlite3.Error:
-                pass
-        for did in ids:
-            registry.forget(did)
-            for key in [k for k in self.known_refs if k[0] == did]:
-                del self.known_refs[key]
-        return SpaceFreed(ids, blob_bytes, max(0, free_after - free_before) * page_size)
-
-    # -- interrupted dispatches -----------------------------------------------------------
     def recover(self) -> list:
         """Mark INTERRUPTED the unfinished dispatches whose process has ended; return their ids."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT dispatch_id, owner, host, pid, task_count, updated_us, start_us FROM dispatches "
-                "WHERE status IN ('NEW_OBJECT', 'RUNNING') AND will_run = 1").fetchall()
-        verdicts: dict = {}
-        dead = []
-        for row in rows:
-            owner = row[1]
-            if owner not in verdicts:
-                verdicts[owner] = self.owner.alive(owner)
-            if verdicts[owner] is False:
-                dead.append(row)
-        if not dead:
-            return []
-        updates = []
-        for did, owner, host, pid, task_count, updated_us, start_us in dead:
-            completed, reused, recomputed, last_end = summarize(self._batches(did))
-            error = (f"the process running this dispatch (pid {pid} on {host}) ended during the run; "
-                     f"{completed} of {task_count} task node(s) had completed, and their outputs are kept "
-                     "for reuse")
-            end_us = max(x for x in (updated_us, last_end, start_us) if x is not None)
-            updates.append((error, end_us, reused, recomputed, did))
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "UPDATE dispatches SET status = 'INTERRUPTED', error = ?, end_us = ?, reused = ?, "
-                    "recomputed = ? WHERE dispatch_id = ? AND status IN ('NEW_OBJECT', 'RUNNING')", updates)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        for owner, alive in verdicts.items():
-            if alive is False:
-                self.owner.forget(owner)
-        return [u[-1] for u in updates]
+        return recover(self)
 
     # -- lifetime --------------------------------------------------------------------------
     def flush(self) -> None:
@@ -628,25 +386,16 @@ class SQLiteStore:
             self.writer.request("stop")
         except Exception as exc:  # noqa: BLE001 - exiting: say so, never raise
             log.warning("covalent_nb: the store's last writes failed: %s", reason_of(exc))
+        try:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT dispatch_id, host, pid, task_count, ? FROM dispatches WHERE owner = ? "
+                    "AND will_run = 1 AND status IN ('NEW_OBJECT', 'RUNNING')",
+                    (now_us(), self.owner.token)).fetchall()
+            mark_interrupted(self, rows)
+        except sqlite3.Error as exc:
+            log.warning("covalent_nb: could not mark interrupted dispatches: %s", exc)
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT dispatch_id, task_count, start_us FROM dispatches WHERE owner = ? AND will_run = 1 "
-                "AND status IN ('NEW_OBJECT', 'RUNNING')", (self.owner.token,)).fetchall()
-            updates = []
-            for did, task_count, start_us in rows:
-                completed, reused, recomputed, last_end = summarize(self._batches(did))
-                error = (f"the process running this dispatch (pid {self.owner.pid} on {self.owner.host}) "
-                         f"ended during the run; {completed} of {task_count} task node(s) had completed, "
-                         "and their outputs are kept for reuse")
-                end = now_us()
-                updates.append((error, end, reused, recomputed, did))
-            if updates:
-                try:
-                    self._conn.executemany(
-                        "UPDATE dispatches SET status = 'INTERRUPTED', error = ?, end_us = ?, reused = ?, "
-                        "recomputed = ? WHERE dispatch_id = ? AND status IN ('NEW_OBJECT', 'RUNNING')", updates)
-                except sqlite3.Error as exc:
-                    log.warning("covalent_nb: could not mark interrupted dispatches: %s", exc)
             self._conn.close()
         self.owner.release()
         try:

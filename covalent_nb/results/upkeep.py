@@ -1,0 +1,118 @@
+"""Upkeep of a SQLite store: finding interrupted dispatches, deleting dispatches.
+
+Both run from the caller's thread on the store's own connection, in
+``BEGIN IMMEDIATE`` transactions, so they serialise with every writer of the
+home, in this process or another.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..dispatch import registry
+from .history import SpaceFreed
+from .records import summarize
+
+__all__ = ["delete", "recover", "mark_interrupted", "interrupted_error"]
+
+
+def interrupted_error(pid: int, host: str, completed: int, task_count: int) -> str:
+    """The error of a dispatch whose process ended while it ran."""
+    return (f"the process running this dispatch (pid {pid} on {host}) ended during the run; "
+            f"{completed} of {task_count} task node(s) had completed, and their outputs are kept for reuse")
+
+
+def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
+    """Delete dispatches (and their sublattice dispatches); report the space freed."""
+    if not dispatch_ids:
+        return SpaceFreed()
+    with store._lock:
+        conn = store._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = list(dict.fromkeys(dispatch_ids))
+            frontier = list(ids)
+            while frontier:  # the sublattice dispatches that belong to them go too
+                children = [c for (c,) in conn.execute(
+                    f"SELECT dispatch_id FROM dispatches WHERE container_id IN ({','.join('?' * len(frontier))})",
+                    frontier)]
+                frontier = [c for c in children if c not in ids]
+                ids.extend(frontier)
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            free_before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            digests: set = set()
+            for did in ids:
+                digests.update(d for (d,) in conn.execute(
+                    "SELECT digest FROM blob_refs WHERE dispatch_id = ?", (did,)))
+            keyed = [(did,) for did in ids]
+            conn.executemany("DELETE FROM node_batches WHERE dispatch_id = ?", keyed)
+            conn.executemany("DELETE FROM blob_refs WHERE dispatch_id = ?", keyed)
+            conn.executemany("DELETE FROM dispatches WHERE dispatch_id = ?", keyed)
+            orphans = [d for d in sorted(digests) if conn.execute(
+                "SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (d,)).fetchone() is None]
+            free_after = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            # Unlink while holding the write lock: a writer that names one of
+            # these blobs checks the file exists under the same lock.
+            blob_bytes = sum(store.blobs.remove(d) for d in orphans)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the file system
+        except sqlite3.Error:
+            pass
+    for did in ids:
+        registry.forget(did)
+        for key in [k for k in store.known_refs if k[0] == did]:
+            del store.known_refs[key]
+    return SpaceFreed(ids, blob_bytes, max(0, free_after - free_before) * page_size)
+
+
+def recover(store: Any) -> list:
+    """Mark INTERRUPTED the unfinished dispatches whose process has ended; return their ids."""
+    with store._lock:
+        rows = store._conn.execute(
+            "SELECT dispatch_id, owner, host, pid, task_count, updated_us FROM dispatches "
+            "WHERE status IN ('NEW_OBJECT', 'RUNNING') AND will_run = 1").fetchall()
+    verdicts: dict = {}
+    dead = []
+    for did, owner, host, pid, task_count, updated_us in rows:
+        if owner not in verdicts:
+            verdicts[owner] = store.owner.alive(owner)
+        if verdicts[owner] is False:
+            dead.append((did, host, pid, task_count, updated_us))
+    marked = mark_interrupted(store, dead)
+    for owner, alive in verdicts.items():
+        if alive is False:
+            store.owner.forget(owner)
+    return marked
+
+
+def mark_interrupted(store: Any, rows: list) -> list:
+    """Mark the dispatches of *rows* ``(id, host, pid, task_count, last_seen_us)`` INTERRUPTED.
+
+    Their completed nodes keep their records (and so stay reusable); the
+    counts and the end time come from what was stored before the process ended.
+    """
+    updates = []
+    for did, host, pid, task_count, last_seen_us in rows:
+        completed, reused, recomputed, last_end = summarize(store.batches(did))
+        end_us = max(x for x in (last_seen_us, last_end) if x is not None)
+        updates.append((interrupted_error(pid, host, completed, task_count), end_us, reused, recomputed, did))
+    if not updates:
+        return []
+    with store._lock:
+        conn = store._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # The status condition makes two processes recovering at once harmless.
+            conn.executemany(
+                "UPDATE dispatches SET status = 'INTERRUPTED', error = ?, end_us = ?, reused = ?, "
+                "recomputed = ? WHERE dispatch_id = ? AND status IN ('NEW_OBJECT', 'RUNNING')", updates)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return [u[-1] for u in updates]
