@@ -199,9 +199,14 @@ class Dispatcher:
             pid = self.parent.dispatch_id
             reused_from = table.reused_from
             for node, pnode in reuse.reused.items():
+                try:
+                    value = parent_table.output[pnode]
+                except Exception as exc:  # a stored output that cannot be read (damaged file): rerun
+                    table.reason[node] = f"recomputed: previous output could not be read ({exc})"
+                    continue
                 status[node] = completed
                 start[node] = end[node] = t_reuse
-                output[node] = parent_table.output[pnode]
+                output[node] = value
                 reused_from[node] = (pid, pnode)
                 state[node] = DONE_
                 sub = parent_table.sublattice.get(pnode)

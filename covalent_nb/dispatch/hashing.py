@@ -218,7 +218,10 @@ def function_parts(function: Any, _stack: Optional[set] = None) -> dict:
         if isinstance(function, types.BuiltinFunctionType):
             return {"lib": _library_ref(function)}
         return {"callable": hash_value(function)}
-    if _module_is_library(function.__module__):
+    # A function whose module is not imported here came by value (cloudpickle,
+    # e.g. from a stored dispatch): it is user code, digest it as such.
+    if (sys.modules.get((function.__module__ or "").split(".")[0]) is not None
+            and _module_is_library(function.__module__)):
         return {"lib": _library_ref(function)}
     stack = set() if _stack is None else _stack
     stack.add(id(function))
