@@ -1,0 +1,179 @@
+"""Bad values and damaged files: what the store says, and what stays readable."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+
+import pytest
+
+import covalent_nb as ct
+from covalent_nb.results.blobs import blob_digest
+from covalent_nb.results.store import active_store
+from covalent_nb.results.values import NotStored, StoreError, dumps
+
+
+@ct.electron
+def make_lock(x):
+    return threading.Lock()  # cannot be pickled
+
+
+@ct.electron
+def describe(lock, x):
+    return f"{type(lock).__name__} {x}"
+
+
+@ct.lattice
+def locked(x):
+    return describe(make_lock(x), x)
+
+
+def test_unpicklable_output_completes_and_is_recomputed_with_the_reason(home, run_python):
+    result = ct.get_result(ct.dispatch(locked)(1), wait=True)
+    assert result.status == "COMPLETED" and result.result == "lock 1"
+    assert result.store_error is None
+    why = result._table.unstorable[0]
+    assert why == "its output could not be pickled (TypeError: cannot pickle '_thread.lock' object)"
+    assert hasattr(result.get_node_result(0)["output"], "acquire")  # this kernel still has the value
+
+    # The store kept everything else, and says what it could not keep.
+    back = active_store().load(result.dispatch_id)
+    assert back.status == "COMPLETED" and back.result == "lock 1"
+    assert back.get_node_result(0)["output"] == NotStored(why)
+    assert back.get_node_result(0)["status"] == "COMPLETED"
+
+    # A redispatch, in this kernel or in another, recomputes that node and says why.
+    again = ct.get_result(ct.redispatch(result.dispatch_id, reuse_previous_results=True)(), wait=True)
+    assert again.get_node_result(0)["reason"] == f"recomputed: previous output was not stored ({why})"
+    assert again.get_node_result(2)["reused"]  # describe's output was stored: reused
+    elsewhere = json.loads(run_python("""
+        import json, sys, covalent_nb as ct
+        r = ct.get_result(ct.redispatch(sys.argv[1], reuse_previous_results=True)(), wait=True)
+        print(json.dumps([r.result, r.get_node_result(0)["reason"], r.reused_nodes]))
+    """, result.dispatch_id))
+    assert elsewhere == ["lock 1", f"recomputed: previous output was not stored ({why})", [2, 4]]
+
+
+@ct.electron
+def make_big(n):
+    return list(range(n))  # about 100 kB pickled: a blob file
+
+
+@ct.electron
+def small(x):
+    return x + 1
+
+
+@ct.electron
+def count(items, extra):
+    return len(items) + extra
+
+
+@ct.lattice
+def with_blob(n):
+    return count(make_big(n), small(n))
+
+
+def _blob_of(home, value):
+    return home / "blobs" / blob_digest(dumps(value))[:2] / blob_digest(dumps(value))
+
+
+@pytest.mark.parametrize("damage", ["corrupted", "missing"])
+def test_damaged_blob_names_dispatch_node_and_file_and_the_rest_stays_readable(home, damage):
+    result = ct.get_result(ct.dispatch(with_blob)(20000), wait=True)
+    assert result.result == 20000 + 20001
+    path = _blob_of(home, list(range(20000)))
+    assert path.exists()
+    if damage == "corrupted":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:
+        path.unlink()
+
+    back = active_store().load(result.dispatch_id)
+    big_node = back.graph.names.index("make_big")
+    with pytest.raises(StoreError) as caught:
+        back.get_node_result(big_node)
+    message = str(caught.value)
+    assert result.dispatch_id in message and f"node {big_node} (make_big)" in message and str(path) in message
+    assert ("corrupted" if damage == "corrupted" else "missing") in message
+    # Every other record reads as before.
+    assert back.status == "COMPLETED" and back.result == 40001
+    assert back.get_node_result(back.graph.names.index("small"))["output"] == 20001
+    assert ct.list_dispatches()[0]["id"] == result.dispatch_id
+
+    # A redispatch with reuse recomputes the damaged node rather than failing on it.
+    from covalent_nb.dispatch import registry
+
+    registry.forget(result.dispatch_id)
+    again = ct.get_result(ct.redispatch(result.dispatch_id, reuse_previous_results=True)(), wait=True)
+    assert again.status == "COMPLETED" and again.result == 40001
+    reason = again.get_node_result(big_node)["reason"]
+    if damage == "missing":  # found when the parent is loaded
+        assert reason == f"recomputed: previous output was not stored (its output's blob file {path} is missing)"
+    else:  # found when the redispatch reads it
+        assert reason.startswith("recomputed: previous output could not be read (dispatch ") and str(path) in reason
+    assert again.get_node_result(big_node)["output"] == list(range(20000))
+    assert again.get_node_result(back.graph.names.index("small"))["reused"]
+
+
+@ct.electron
+def wait_on(event_name):
+    EVENTS[event_name].wait(30)
+    return event_name
+
+
+@ct.lattice
+def waits(name):
+    return wait_on(name)
+
+
+EVENTS = {"gate": threading.Event()}
+
+
+def test_delete_reports_space_freed_and_keeps_shared_blobs(home):
+    parent = ct.get_result(ct.dispatch(with_blob)(30000), wait=True)
+    child = ct.get_result(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)(), wait=True)
+    assert child.reused_nodes  # the big output is the parent's, and one blob serves both
+    path = _blob_of(home, list(range(30000)))
+    size = path.stat().st_size
+
+    freed = ct.delete_dispatch(parent.dispatch_id)
+    assert freed.dispatch_ids == [parent.dispatch_id]
+    assert freed.blob_bytes == 0 and path.exists()  # the child still refers to it
+    assert active_store().load(parent.dispatch_id) is None
+    with pytest.raises(ValueError, match="no dispatch with id"):
+        ct.get_result(parent.dispatch_id)
+    from covalent_nb.dispatch import registry
+
+    registry.forget(child.dispatch_id)
+    assert ct.get_result(child.dispatch_id).get_node_result(0)["output"] == list(range(30000))
+
+    freed = ct.delete_dispatch(child.dispatch_id)
+    assert not path.exists()
+    assert freed.blob_bytes >= size and freed.bytes_freed == freed.blob_bytes + freed.database_bytes
+    assert "freed" in str(freed) and int(freed) == freed.bytes_freed
+    assert ct.list_dispatches() == []
+
+
+def test_prune_by_status_age_and_count_never_touches_a_running_dispatch(home):
+    ok = [ct.get_result(ct.dispatch(with_blob)(n), wait=True).dispatch_id for n in (1, 2, 3)]
+    bad = ct.get_result(ct.dispatch(with_blob)("x"), wait=True)
+    assert bad.status == "FAILED"
+    running = ct.dispatch(waits)("gate")
+    try:
+        with pytest.raises(ValueError, match="say what to prune"):
+            ct.prune_dispatches()
+        with pytest.raises(ValueError, match="still running"):
+            ct.delete_dispatch(running)
+        assert ct.prune_dispatches(status=["FAILED"]).dispatch_ids == [bad.dispatch_id]
+        assert ct.prune_dispatches(older_than=datetime.timedelta(days=1)).dispatch_ids == []
+        assert sorted(ct.prune_dispatches(keep_last=2).dispatch_ids) == sorted(ok[:2])  # running one counts
+        assert ct.prune_dispatches(older_than=datetime.timedelta(0)).dispatch_ids == [ok[2]]
+        assert [d["id"] for d in ct.list_dispatches()] == [running]
+    finally:
+        EVENTS["gate"].set()
+    assert ct.get_result(running, wait=True).result == "gate"
+    assert ct.prune_dispatches(keep_last=0).dispatch_ids == [running]
