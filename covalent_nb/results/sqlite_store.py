@@ -50,7 +50,7 @@ from .reading import build_result, fill_records
 from .records import decode_batch
 from .status import Status
 from .upkeep import delete, mark_interrupted, recover
-from .values import BLOB, INLINE, StoreError, dumps, reason_of
+from .values import BLOB, INLINE, NotStored, StoreError, dumps, reason_of
 from .writer import Submission, Writer
 
 __all__ = ["SQLiteStore"]
@@ -121,6 +121,15 @@ def make_private_dir(path: str) -> None:
 
 def now_us() -> int:
     return time.time_ns() // 1000
+
+
+def _storable(value: Any) -> Any:
+    """*value* if it pickles, else a NotStored saying why."""
+    try:
+        dumps(value)
+    except Exception as exc:  # noqa: BLE001
+        return NotStored(reason_of(exc))
+    return value
 
 
 class SQLiteStore:
@@ -199,7 +208,8 @@ class SQLiteStore:
 
     def on_events(self, events: list) -> None:
         """Receive a batch of the dispatcher's events (only queues them)."""
-        self.writer.put_events(events)
+        if not self._closed:
+            self.writer.put_events(events)
 
     def dispatch_ended(self, result: Any) -> None:
         """Write a dispatch's remaining records; return once they are durable."""
@@ -239,8 +249,10 @@ class SQLiteStore:
         inputs = {"args": list(result.inputs["args"]), "kwargs": dict(result.inputs["kwargs"])}
         try:
             inputs_data, inputs_note = dumps(inputs), None
-        except Exception as exc:  # noqa: BLE001 - the dispatch runs anyway
-            inputs_data, inputs_note = None, f"inputs could not be pickled ({reason_of(exc)})"
+        except Exception as exc:  # noqa: BLE001 - the dispatch runs anyway: keep what pickles
+            inputs_data = dumps({"args": [_storable(v) for v in inputs["args"]],
+                                 "kwargs": {k: _storable(v) for k, v in inputs["kwargs"].items()}})
+            inputs_note = f"inputs stored in part ({reason_of(exc)})"
         facts = {
             "replaced_nodes": sorted(result.replaced_nodes),
             "reuse_requested": bool(result.reuse_requested),

@@ -65,8 +65,8 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
             pass
     for did in ids:
         registry.forget(did)
-        for key in [k for k in store.known_refs if k[0] == did]:
-            del store.known_refs[key]
+        for key in [k for k in list(store.known_refs) if k[0] == did]:  # list(): the writer adds keys
+            store.known_refs.pop(key, None)
     return SpaceFreed(ids, blob_bytes, max(0, free_after - free_before) * page_size)
 
 

@@ -48,7 +48,7 @@ class NotStored:
         self.reason = reason
 
     def __repr__(self) -> str:
-        return f"<output not stored: {self.reason}>"
+        return f"<not stored: {self.reason}>"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NotStored) and other.reason == self.reason

@@ -177,3 +177,35 @@ def test_prune_by_status_age_and_count_never_touches_a_running_dispatch(home):
         EVENTS["gate"].set()
     assert ct.get_result(running, wait=True).result == "gate"
     assert ct.prune_dispatches(keep_last=0).dispatch_ids == [running]
+
+
+@ct.electron
+def double(lock, x):
+    return 2 * x
+
+
+@ct.lattice
+def takes_lock(lock, x):
+    return double(lock, x)
+
+
+def test_an_argument_that_cannot_be_pickled_is_stored_in_part(home):
+    result = ct.get_result(ct.dispatch(takes_lock)(threading.Lock(), 4), wait=True)
+    assert result.status == "COMPLETED" and result.result == 8 and result.store_error is None
+    back = active_store().load(result.dispatch_id)
+    assert back.result == 8 and back.get_node_result(0)["output"] == 8
+    reason = "TypeError: cannot pickle '_thread.lock' object"
+    assert back.inputs["args"] == [NotStored(reason), 4]
+    assert back.graph.values[1] == NotStored(reason)
+    assert any("inputs stored in part" in note for note in back.store_notes)
+
+
+def test_a_home_that_cannot_be_used_leaves_dispatch_working_in_memory(home, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    ct.set_config(home=str(blocker / "home"))
+    with pytest.warns(RuntimeWarning, match="cannot use the store in .*a-file/home"):
+        dispatch_id = ct.dispatch(with_blob)(3)
+    assert ct.get_result(dispatch_id, wait=True).result == 7
+    assert active_store().location == "memory" and "NotADirectoryError" in active_store().why
+    assert [d["id"] for d in ct.list_dispatches()][0] == dispatch_id

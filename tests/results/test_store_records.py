@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 
 import pytest
 
@@ -212,3 +213,29 @@ def test_unknown_store_is_refused(home):
         ct.dispatch(flow)(1, 2)
     ct.set_config(store="sqlite")
     assert run(ct.dispatch(flow)(1, 2)).result == 5
+
+
+GATE = threading.Event()
+
+
+@ct.electron
+def gated(x):
+    GATE.wait(30)
+    return x
+
+
+@ct.lattice
+def cancellable(x):
+    return square(gated(x))
+
+
+def test_a_cancelled_dispatch_is_stored_as_cancelled(home):
+    dispatch_id = ct.dispatch(cancellable)(3)
+    ct.cancel(dispatch_id)
+    GATE.set()
+    assert run(dispatch_id).status == "CANCELLED"
+    back = stored(dispatch_id)
+    assert back.status == "CANCELLED"
+    statuses = {back.graph.names[i]: back.get_node_result(i)["status"] for i in range(len(back.graph))}
+    assert statuses["square"] == "CANCELLED"
+    assert ct.list_dispatches()[0]["status"] == "CANCELLED"
