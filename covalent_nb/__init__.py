@@ -17,7 +17,7 @@
 from .config import get_config, set_config
 from . import executor
 from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
-from .notebook.entry import load_ipython_extension, redispatch_panel, unload_ipython_extension
+from .notebook.entry import load_ipython_extension, redispatch_panel, show, unload_ipython_extension
 from .results.result import Result
 from .results.store import delete_dispatch, list_dispatches, prune_dispatches
 from .results.status import Status
@@ -34,5 +34,5 @@ __all__ = [
     "redispatch", "cancel", "wait", "Result", "Status", "DepsBash", "DepsCall", "DepsPip",
     "get_config", "set_config", "Lepton",
 ]
-__all__ += ["redispatch_panel", "load_ipython_extension", "unload_ipython_extension"]
+__all__ += ["redispatch_panel", "load_ipython_extension", "unload_ipython_extension", "show"]
 __all__ += ["list_dispatches", "delete_dispatch", "prune_dispatches"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-__all__ = ["load_ipython_extension", "unload_ipython_extension", "redispatch_panel"]
+__all__ = ["load_ipython_extension", "unload_ipython_extension", "redispatch_panel", "show"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -34,3 +34,22 @@ def redispatch_panel(dispatch_id: Optional[str] = None,
     from .panel import RedispatchPanel
 
     return RedispatchPanel(dispatch_id, namespace)
+
+
+def show(dispatch_id: Any) -> Any:
+    """The live graph of a dispatch (its id, a ``Result`` or a handle).
+
+    Returns a view holding the :class:`~covalent_nb.notebook.graph_widget.LatticeGraph`
+    (its ``graph`` attribute) with room below it for the redispatch panel that
+    the graph's "Redispatch…" button opens.  Where the widget cannot be built
+    (no front end installed), returns a one-line text summary that says why.
+    """
+    from ..dispatch.api import get_result
+    from ..results.result import Result
+    from .handle import live_view
+
+    if isinstance(dispatch_id, Result):
+        result = dispatch_id
+    else:
+        result = get_result(str(getattr(dispatch_id, "dispatch_id", dispatch_id)))
+    return live_view(result)

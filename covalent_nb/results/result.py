@@ -249,11 +249,14 @@ class Result:
         return f"<Result {self.dispatch_id} {getattr(self.lattice, '__name__', '?')} {self.status}>"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        try:
-            from ..notebook.graph_widget import LatticeGraph
-        except Exception:  # the widget is optional at import time (no anywidget yet)
-            return {"text/plain": str(self)}
-        return LatticeGraph(self)._repr_mimebundle_(include=include, exclude=exclude)
+        """Display as the live graph (with its static SVG), or as text without widgets."""
+        from ..notebook.handle import live_view
+
+        view = live_view(self)
+        if isinstance(view, str):
+            return {"text/plain": str(self) + "\n" + view}, {}
+        bundle = view._repr_mimebundle_(include=include, exclude=exclude)
+        return bundle if isinstance(bundle, tuple) else (bundle, {})
 
     def _finish(self) -> None:
         """Mark the dispatch ended (called by the dispatcher, after the store)."""
