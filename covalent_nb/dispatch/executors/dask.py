@@ -1,66 +1,52 @@
 """Run electrons on Dask distributed: ``executor="dask"`` or :class:`DaskExecutor`.
 
-One node is one Dask task (chains are not fused: Dask's scheduler already
-pipelines work, and one task per node lets every node's data stay where it was
-computed).  The life of a node:
+Every node is its own Dask task.  The life of a node:
 
 submit (kernel, dispatcher thread)
     The :class:`~covalent_nb.dispatch.runner.TaskSpec` is cloudpickled here,
     so functions defined in the notebook (``__main__``) travel by value.  An
-    argument that came from an earlier Dask node of the same dispatch is
-    replaced by a placeholder and that node's ``Future`` is passed to
-    ``client.submit``: Dask moves the data worker to worker and the kernel
-    never sends it back.
+    input that comes from an earlier Dask node of the same dispatch is
+    replaced by a placeholder and that node's ``Future`` goes along as a task
+    argument: Dask moves the data worker to worker, never through the kernel.
+    Everything the dispatcher hands over at once goes in one ``client.map``
+    per wave (one message to the scheduler for a whole fan-out).  The
+    executor takes whole chains (``fuses_chains``): the dispatcher hands over
+    ``a -> b -> c`` at once, each link is still its own task, and Dask runs
+    the links back to back without waiting for the kernel between them.
 start (worker)
-    :func:`_run_on_worker` first logs ``[dispatch_id, node_id, start_us]`` on
-    a topic private to this kernel's connection (``Worker.log_event``); the
-    client receives it through ``Client.subscribe_topic`` on its event loop
-    and delivers ``STARTED``.  RUNNING therefore means executing on a worker,
-    not queued; the price is one small message worker -> scheduler -> client
-    per task (``benchmarks/dask_overhead.py`` measures it).
+    :func:`_run_on_worker` logs ``[dispatch_id, node_id, start_us]`` on the
+    connection's private topic before calling the function; the kernel
+    delivers ``STARTED``, so RUNNING means executing on a worker, not queued
+    (the price, one small message per task, is measured in
+    ``benchmarks/dask_overhead.py``).
 end (worker, then kernel)
     The task returns :func:`~covalent_nb.dispatch.runner.run_task`'s outcome
-    tuple, which stays on the worker.  A done callback queues the future; one
-    collector thread per connection gathers finished futures in batches (one
-    round trip for a burst of completions) and delivers ``DONE`` or
-    ``FAILED``.  A failure of Dask itself (the worker died: ``KilledWorker``;
-    the scheduler went away) fails the node with a message saying so; a
-    future this executor cancelled delivers ``SKIPPED``.
+    tuple, which stays on the worker; the connection's collector gathers it
+    and delivers ``DONE`` or ``FAILED`` (see :mod:`.dask_connection`).  A
+    link whose predecessor failed does not run and ends ``SKIPPED``.
 
-Per dispatch the executor keeps node -> Future until the dispatcher calls
-:meth:`DaskExecutor.dispatch_ended`; dropping them lets Dask free the data.
-
-Connections (:class:`_Connection`): one ``distributed.Client`` per scheduler,
-shared by every executor object that names it.  Without an address (setting
-``dask_address``), one ``LocalCluster`` per kernel is started on first use
-(worker processes on 127.0.0.1, settings ``dask_*``) and closed at exit.
+The executor keeps node -> Future per dispatch until the dispatcher calls
+:meth:`DaskExecutor.dispatch_ended`, then drops them so Dask frees the data.
 """
 
 from __future__ import annotations
 
-import atexit
-import logging
-import queue
 import re
-import threading
 import traceback
-import uuid
 from functools import partial
 from typing import Any, Callable, Iterable, Optional
 
 import cloudpickle
-import dask
 import distributed
 from distributed import Client, LocalCluster
-from distributed.scheduler import KilledWorker
 
 from ...config import get_config
-from ..runner import DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec, now_us, run_task
+from ..runner import FAILED, SKIPPED, FromRun, TaskSpec, now_us, run_task
+from . import dask_connection
 from .base import CancelFlag, Executor
+from .dask_connection import Connection, close_local_cluster
 
 __all__ = ["DaskExecutor", "close_local_cluster", "local_cluster"]
-
-log = logging.getLogger(__name__)
 
 
 # -- on the worker ----------------------------------------------------------------
@@ -76,18 +62,21 @@ class _Upstream:
         return (_Upstream, (self.index,))
 
 
-def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, *upstream: tuple) -> tuple:
+def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, upstream: list) -> tuple:
     """The Dask task of one node: announce the start, then run the node.
 
-    *upstream* are the outcome tuples of the Dask nodes this one takes
-    arguments from (Dask resolved the futures); their values replace the
-    placeholders.  Returns ``run_task``'s outcome tuple and never raises for a
-    failure of the node, so Dask only ever reports its own failures.
+    *upstream* are the outcome tuples of the Dask nodes this one takes inputs
+    from (Dask resolved their futures); their values replace the placeholders.
+    Returns ``run_task``'s outcome tuple, or ``(None, ...)`` without running
+    when an upstream node of the same run failed.  Never raises for a failure
+    of the node, so Dask only ever reports failures of its own.
     """
     start = now_us()
+    if any(outcome[0] is not True for outcome in upstream):
+        return (None, None, start, start + 1, "", "")
     try:
         distributed.get_worker().log_event(topic, [dispatch_id, node_id, start])
-    except Exception:  # outside a worker (nothing listens); the outcome still has the times
+    except Exception:  # not on a worker: nobody listens; the outcome still has the times
         pass
     try:
         spec = cloudpickle.loads(payload)
@@ -103,20 +92,7 @@ def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, *
     return run_task(spec)
 
 
-# -- in the kernel: one dispatch's Dask state ---------------------------------------
-class _Dispatch:
-    """What a connection keeps for one dispatch while it runs."""
-
-    __slots__ = ("dispatch_id", "deliver", "futures", "started", "cancelled")
-
-    def __init__(self, dispatch_id: str, deliver: Callable[[tuple], None]) -> None:
-        self.dispatch_id = dispatch_id
-        self.deliver = deliver
-        self.futures: dict = {}      # node id -> distributed.Future
-        self.started: set = set()    # node ids a worker announced
-        self.cancelled: set = set()  # node ids whose futures we cancelled
-
-
+# -- in the kernel ------------------------------------------------------------------
 _KEY_CHARS = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -127,16 +103,19 @@ def _task_key(spec: TaskSpec) -> str:
 
 
 def _pack(spec: TaskSpec, futures: dict) -> tuple:
-    """Pickle *spec* with arguments from earlier Dask nodes replaced by placeholders.
+    """Pickle *spec* with inputs from earlier Dask nodes replaced by placeholders.
 
-    Returns ``(payload, upstream_futures)``.
+    Returns ``(payload, upstream_futures, run_parent)``; *run_parent* is the
+    node of the same run this one takes an input from (None if none).
     """
     upstream: list = []
     position: dict = {}
+    run_parent = None
 
     def swap(value: Any, source: Any) -> Any:
+        nonlocal run_parent
         if type(value) is FromRun:
-            source = value.node_id
+            source = run_parent = value.node_id
         future = futures.get(source) if source is not None else None
         if future is None:
             if type(value) is FromRun:
@@ -148,214 +127,42 @@ def _pack(spec: TaskSpec, futures: dict) -> tuple:
             upstream.append(future)
         return _Upstream(index)
 
-    sources = spec.arg_sources
-    if futures and sources:
-        spec.args = [swap(a, s) for a, s in zip(spec.args, sources)]
-    if futures and spec.kwargs:
-        kw_sources = dict(spec.kwarg_sources or ())
-        spec.kwargs = {k: swap(v, kw_sources.get(k)) for k, v in spec.kwargs.items()}
-    return cloudpickle.dumps(spec), upstream
+    if futures:
+        if spec.arg_sources:
+            spec.args = [swap(a, s) for a, s in zip(spec.args, spec.arg_sources)]
+        if spec.kwargs:
+            kw_sources = dict(spec.kwarg_sources or ())
+            spec.kwargs = {k: swap(v, kw_sources.get(k)) for k, v in spec.kwargs.items()}
+    return cloudpickle.dumps(spec), upstream, run_parent
 
 
 def _format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
 
 
-# -- connections ---------------------------------------------------------------
-class _Connection:
-    """A ``distributed.Client`` with this kernel's start events and result collector."""
-
-    def __init__(self, client: Client, owns_client: bool, cluster: Optional[LocalCluster] = None) -> None:
-        self.client = client
-        self.owns_client = owns_client
-        self.cluster = cluster
-        self.address: str = client.scheduler.address
-        # Private topic: kernels sharing a scheduler never see each other's starts.
-        self.topic = f"covalent_nb-started-{uuid.uuid4().hex}"
-        self.dispatches: dict = {}
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
-        # Subscribing goes down the same ordered stream as every later submit,
-        # so the scheduler knows the subscriber before any task can start.
-        client.subscribe_topic(self.topic, self._on_started)
-        self._collector = threading.Thread(target=self._collect, daemon=True,
-                                           name=f"covalent_nb-dask-collector-{self.address}")
-        self._collector.start()
-
-    # event loop thread
-    def _on_started(self, event: tuple) -> None:
-        dispatch_id, node_id, start = event[1]
-        state = self.dispatches.get(dispatch_id)
-        if state is not None:
-            state.started.add(node_id)
-            state.deliver((STARTED, node_id, start))
-
-    # Dask's callback thread: only queue, never block it
-    def finished(self, state: _Dispatch, node_id: int, future: Any) -> None:
-        self._done.put((state, node_id, future))
-
-    # collector thread
-    def _collect(self) -> None:
-        get, empty = self._done.get, self._done.empty
-        while True:
-            batch = [get()]
-            while not empty():
-                batch.append(get())
-            stop = any(item is None for item in batch)
-            batch = [item for item in batch if item is not None]
-            try:
-                self._settle(batch)
-            except BaseException:  # never leave a node without an outcome
-                text = "covalent_nb dask executor error:\n" + traceback.format_exc()
-                for state, node_id, _ in batch:
-                    state.deliver((FAILED, node_id, text, None, None, "", ""))
-            if stop:
-                return
-            del batch  # hold no future while waiting: Dask frees data only when none is left
-
-    def _settle(self, batch: list) -> None:
-        finished = [item for item in batch if item[2].status == "finished"]
-        if finished:
-            try:
-                outcomes = self.client.gather([item[2] for item in finished])
-            except Exception:  # one bad apple: gather one by one to find it
-                outcomes = [self._gather_one(item[2]) for item in finished]
-            for (state, node_id, _), outcome in zip(finished, outcomes):
-                ok, value, start, end, out, err = outcome
-                state.deliver((DONE if ok else FAILED, node_id, value, start, end, out, err))
-        for state, node_id, future in batch:
-            if future.status != "finished":
-                state.deliver(self._failure(state, node_id, future))
-
-    def _gather_one(self, future: Any) -> tuple:
-        try:
-            return self.client.gather(future)
-        except Exception as exc:
-            return (False, "covalent_nb: the node ran on Dask but its result could not be "
-                           f"brought to the kernel:\n{_format_traceback(exc)}", None, None, "", "")
-
-    def _failure(self, state: _Dispatch, node_id: int, future: Any) -> tuple:
-        """The message for a future that Dask itself failed, cancelled or lost."""
-        status = future.status
-        if status == "cancelled" and node_id in state.cancelled:
-            return (SKIPPED, node_id)
-        if status == "error":
-            exc = future.exception()
-            if isinstance(exc, KilledWorker):
-                when = ("while running it" if node_id in state.started else
-                        "before it started (the node was assigned to it)")
-                worker = getattr(getattr(exc, "last_worker", None), "address", "")
-                text = (f"covalent_nb: the Dask worker {worker} died {when}. "
-                        f"{type(exc).__name__}: {exc}")
-            else:
-                text = "covalent_nb: Dask failed the task:\n" + "".join(
-                    traceback.format_exception(type(exc), exc, future.traceback()))
-        else:
-            # e.g. the client lost its scheduler: Dask cancels every future, with a reason
-            why = getattr(getattr(future, "_state", None), "exception", None)
-            text = (f"covalent_nb: Dask reports the task {status} without covalent_nb asking "
-                    f"(scheduler {self.address}){f': {why}' if why else ''}")
-        return (FAILED, node_id, text, None, None, "", "")
-
-    def usable(self) -> bool:
-        """False once the client is closed (a given client can be closed by its owner)."""
-        return self.client.status not in ("closing", "closed")
-
-    def close(self) -> None:
-        self._done.put(None)
-        if self.owns_client:
-            try:
-                self.client.close(timeout=5)
-            except Exception:
-                pass
-        if self.cluster is not None:
-            try:
-                self.cluster.close(timeout=10)
-            except Exception:
-                pass
+def _unsendable(spec: TaskSpec, exc: BaseException) -> str:
+    return (f"covalent_nb: node {spec.node_id} ({spec.name}) could not be sent to Dask "
+            f"(do its function and inputs pickle?):\n{_format_traceback(exc)}")
 
 
-_lock = threading.Lock()
-_connections: dict = {}   # ("local",) | ("address", address) | ("client", client id) -> _Connection
-_atexit_registered = False
-
-
-def _dashboard_address() -> Optional[str]:
-    setting = get_config("dask_dashboard")
-    if setting is True:
-        return "127.0.0.1:8787"
-    return setting or None
-
-
-def _start_local_cluster() -> _Connection:
-    # allowed-failures applies to the scheduler this call creates: a task whose
-    # worker dies fails at once (KilledWorker) instead of being retried on the
-    # next worker, which a task that kills its worker would take down too.
-    with dask.config.set({"distributed.scheduler.allowed-failures": get_config("dask_allowed_failures")}):
-        dashboard = _dashboard_address()
-        cluster = LocalCluster(n_workers=get_config("dask_workers"),
-                               threads_per_worker=get_config("dask_threads_per_worker"),
-                               processes=True, host="127.0.0.1", dashboard_address=dashboard,
-                               # Without a dashboard the scheduler still serves health
-                               # checks over HTTP: on a free loopback port, not 8787.
-                               scheduler_kwargs=None if dashboard else {"dashboard_address": "127.0.0.1:0"},
-                               silence_logs=logging.ERROR)
-    try:
-        client = Client(cluster, set_as_default=False)
-    except BaseException:
-        cluster.close()
-        raise
-    return _Connection(client, owns_client=True, cluster=cluster)
-
-
-def _connect(kind: tuple, make: Callable[[], _Connection]) -> _Connection:
-    global _atexit_registered
-    connection = _connections.get(kind)
-    if connection is not None and connection.usable():
-        return connection
-    with _lock:  # one cluster even when several dispatches start at once
-        connection = _connections.get(kind)
-        if connection is not None and not connection.usable():
-            connection.close()  # e.g. its client was closed: start afresh
-            connection = None
-        if connection is None:
-            connection = _connections[kind] = make()
-            if not _atexit_registered:
-                atexit.register(_close_all)
-                _atexit_registered = True
-    return connection
-
-
-def _by_address(address: str) -> _Connection:
-    # A connection that already reaches this scheduler (e.g. a user's client) is reused.
-    for connection in list(_connections.values()):
-        if connection.address == address:
-            return connection
-    return _connect(("address", address),
-                    lambda: _Connection(Client(address, set_as_default=False), owns_client=True))
-
-
-def local_cluster() -> LocalCluster:
-    """The kernel's shared ``LocalCluster``, started now if it is not running."""
-    return _connect(("local",), _start_local_cluster).cluster
-
-
-def close_local_cluster() -> None:
-    """Close the kernel's shared ``LocalCluster`` (the next Dask task starts a new one)."""
-    with _lock:
-        connection = _connections.pop(("local",), None)
-    if connection is not None:
-        connection.close()
-
-
-def _close_all() -> None:
-    with _lock:
-        connections = list(_connections.values())
-        _connections.clear()
-    for connection in connections:
-        connection.close()
+def _give_up(run: list, position: int, deliver: Callable[[tuple], None],
+             exc: Optional[BaseException]) -> None:
+    """Stop a run at *position*: SKIPPED (cancelled) or FAILED (*exc*), the rest SKIPPED."""
+    spec = run[position]
+    if exc is None:
+        deliver((SKIPPED, spec.node_id))
+    else:
+        deliver((FAILED, spec.node_id, _unsendable(spec, exc), None, None, "", ""))
+    for rest in run[position + 1:]:
+        deliver((SKIPPED, rest.node_id))
 
 
 # -- the executor -------------------------------------------------------------------
+def local_cluster() -> LocalCluster:
+    """The kernel's shared ``LocalCluster`` (what ``executor="dask"`` uses), started if needed."""
+    return dask_connection.local_connection().cluster
+
+
 class DaskExecutor(Executor):
     """Run electrons as tasks on a Dask distributed cluster.
 
@@ -363,19 +170,21 @@ class DaskExecutor(Executor):
         address: the scheduler's address, e.g. ``"tcp://127.0.0.1:8786"``.
             Without it (and without *client*), the ``dask_address`` setting is
             used, and when that is None too, the kernel's shared
-            ``LocalCluster``, started on first use.
+            ``LocalCluster``, started on first use and closed at exit.
         client: an existing ``distributed.Client`` to submit through; it
             stays the caller's and is never closed here.
         scheduler_address: Covalent's name for *address*.
 
-    >>> import covalent_nb as ct
-    >>> @ct.electron(executor=ct.executor.DaskExecutor(address="tcp://127.0.0.1:8786"))
-    ... def square(x):
-    ...     return x * x
+    Example::
+
+        @ct.electron(executor=ct.executor.DaskExecutor(address="tcp://127.0.0.1:8786"))
+        def square(x):
+            return x * x
     """
 
     name = "dask"
-    fuses_chains = False
+    # Chains come as one run; each link stays its own Dask task (see the module docstring).
+    fuses_chains = True
 
     def __init__(self, address: Optional[str] = None, *, client: Optional[Client] = None,
                  scheduler_address: Optional[str] = None) -> None:
@@ -398,20 +207,26 @@ class DaskExecutor(Executor):
         return (DaskExecutor, (address,))
 
     def __repr__(self) -> str:
-        where = (self.address or (f"client {self.client_given.scheduler.address}" if self.client_given
-                                  else "the kernel's LocalCluster or dask_address"))
-        return f"<DaskExecutor {where}>"
+        if self.client_given is not None:
+            return f"<DaskExecutor client of {self.client_given.scheduler.address}>"
+        return f"<DaskExecutor {self.address or 'dask_address setting or the kernel LocalCluster'}>"
 
     # -- connection -------------------------------------------------------------
-    def connection(self) -> _Connection:
-        """The connection this executor submits through (connecting on first use)."""
+    def _kind(self) -> tuple:
         if self.client_given is not None:
-            client = self.client_given
-            return _connect(("client", client.id), lambda: _Connection(client, owns_client=False))
+            return ("client", self.client_given.id)
         address = self.address or get_config("dask_address")
-        if address:
-            return _by_address(address)
-        return _connect(("local",), _start_local_cluster)
+        return ("address", address) if address else ("local",)
+
+    def connection(self) -> Connection:
+        """The connection this executor submits through (connecting on first use)."""
+        kind = self._kind()
+        if kind[0] == "client":
+            client = self.client_given
+            return dask_connection.connect(kind, lambda: Connection(client, owns_client=False))
+        if kind[0] == "address":
+            return dask_connection.by_address(kind[1])
+        return dask_connection.local_connection()
 
     @property
     def client(self) -> Client:
@@ -431,7 +246,7 @@ class DaskExecutor(Executor):
         self.submit_many([run], deliver, cancel)
 
     def submit_many(self, runs: list, deliver: Callable[[tuple], None], cancel: CancelFlag) -> None:
-        """Submit every node of *runs* as its own Dask task."""
+        """Submit every node of *runs* as its own Dask task, links of a run chained by futures."""
         try:
             connection = self.connection()
         except Exception as exc:
@@ -440,50 +255,68 @@ class DaskExecutor(Executor):
                 for spec in run:
                     deliver((FAILED, spec.node_id, text, None, None, "", ""))
             return
-        client = connection.client
-        dispatches = connection.dispatches
-        state = None
-        for run in runs:
-            for position, spec in enumerate(run):
-                node_id = spec.node_id
-                if state is None or state.dispatch_id != spec.dispatch_id:
-                    state = dispatches.get(spec.dispatch_id)
-                    if state is None:
-                        state = dispatches[spec.dispatch_id] = _Dispatch(spec.dispatch_id, deliver)
-                if cancel.is_cancelled(node_id):
-                    for rest in run[position:]:
-                        deliver((SKIPPED, rest.node_id))
-                    break
+        if not runs:
+            return
+        # Wave k holds the k-th link of every run: one client.map per wave (one
+        # message to the scheduler for a whole fan-out), and a link's
+        # predecessor already has its future when the link is packed.
+        alive = list(runs)
+        for position in range(max(len(run) for run in runs)):
+            wave: list = []
+            still: list = []
+            for run in alive:
+                if position >= len(run):
+                    continue
+                spec = run[position]
+                state = connection.state(spec.dispatch_id, deliver)
+                if cancel.is_cancelled(spec.node_id):
+                    _give_up(run, position, deliver, None)
+                    continue
                 try:
-                    payload, upstream = _pack(spec, state.futures)
+                    payload, upstream, run_parent = _pack(spec, state.futures)
                 except Exception as exc:
-                    problem = "cannot be sent to Dask: its function or inputs do not pickle"
-                    failed = exc
-                else:
-                    try:
-                        future = client.submit(_run_on_worker, connection.topic, spec.dispatch_id, node_id,
-                                               payload, *upstream, key=_task_key(spec), pure=False)
-                    except Exception as exc:
-                        problem = "could not be submitted to Dask"
-                        failed = exc
-                    else:
-                        state.futures[node_id] = future
-                        future.add_done_callback(partial(connection.finished, state, node_id))
-                        continue
-                deliver((FAILED, node_id, f"covalent_nb: node {node_id} ({spec.name}) {problem}:\n"
-                                          f"{_format_traceback(failed)}", None, None, "", ""))
-                for rest in run[position + 1:]:
-                    deliver((SKIPPED, rest.node_id))
-                break
+                    _give_up(run, position, deliver, exc)
+                    continue
+                wave.append((spec, state, payload, upstream, run_parent))
+                still.append(run)
+            alive = still
+            if wave and not self._submit_wave(connection, wave, deliver):
+                for run in alive:  # the links after the failed ones never run
+                    for rest in run[position + 1:]:
+                        deliver((SKIPPED, rest.node_id))
+                return
+
+    @staticmethod
+    def _submit_wave(connection: Connection, wave: list, deliver: Callable[[tuple], None]) -> bool:
+        count = len(wave)
+        try:
+            futures = connection.client.map(
+                _run_on_worker, [connection.topic] * count, [w[0].dispatch_id for w in wave],
+                [w[0].node_id for w in wave], [w[2] for w in wave], [w[3] for w in wave],
+                key=[_task_key(w[0]) for w in wave], pure=False)
+        except Exception as exc:
+            for spec, *_ in wave:
+                deliver((FAILED, spec.node_id, _unsendable(spec, exc), None, None, "", ""))
+            return False
+        for (spec, state, _, _, run_parent), future in zip(wave, futures):
+            node_id = spec.node_id
+            if run_parent is not None:
+                state.run_parent[node_id] = run_parent
+            state.futures[node_id] = future
+            future.add_done_callback(partial(connection.finished, state, node_id))
+        return True
 
     def cancel(self, dispatch_id: str, node_ids: Optional[Iterable[int]] = None) -> None:
         """Cancel the futures of nodes that have not started; they end SKIPPED.
 
         A node already running on a worker finishes (as on the local executor):
-        Dask cannot interrupt a running Python function anyway.
+        Dask cannot interrupt a running Python function anyway.  Dask may have
+        handed a waiting task to a worker already; if that worker frees a
+        thread before the cancel reaches it, the task starts, its result is
+        dropped, and the node stays CANCELLED.
         """
         wanted = None if node_ids is None else set(node_ids)
-        for connection in list(_connections.values()):
+        for connection in dask_connection.connections():
             state = connection.dispatches.get(dispatch_id)
             if state is None:
                 continue
@@ -496,22 +329,9 @@ class DaskExecutor(Executor):
 
     def dispatch_ended(self, dispatch_id: str) -> None:
         """Forget the dispatch's futures so Dask can release their data."""
-        for connection in list(_connections.values()):
+        for connection in dask_connection.connections():
             connection.dispatches.pop(dispatch_id, None)
 
     def shutdown(self) -> None:
-        """Close the connection this executor opened (never a client it was given)."""
-        if self.client_given is not None:
-            with _lock:
-                connection = _connections.pop(("client", self.client_given.id), None)
-            if connection is not None:
-                connection.close()
-            return
-        address = self.address or get_config("dask_address")
-        if not address:
-            close_local_cluster()
-            return
-        with _lock:
-            connection = _connections.pop(("address", address), None)
-        if connection is not None:
-            connection.close()
+        """Close the connection this executor uses; a client passed in stays open."""
+        dask_connection.close(self._kind())

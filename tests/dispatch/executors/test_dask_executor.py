@@ -232,6 +232,40 @@ def test_task_exception_fails_its_node_with_the_traceback(cluster, nb):
     assert result.get_node_result(square)["output"] == 9
 
 
+def test_a_chain_goes_to_dask_at_once_and_stops_at_a_failure(cluster, nb, recorded, tmp_path):
+    @ct.lattice
+    def workflow(directory):
+        return nb.square(nb.square(nb.boom(nb.hold("gate", directory))))
+
+    result = ct.get_result(ct.dispatch(workflow)(str(tmp_path)))
+    (hold,) = nodes_named(result, "hold")
+    recorded.wait_until(lambda seen: any(e.kind == "node_running" and e.node_id == hold
+                                         and e.dispatch_id == result.dispatch_id for e in seen))
+    # While the first link runs, every link is already a Dask task: Dask runs
+    # them back to back, without waiting for the kernel in between.
+    # (The submits may still be on their way while the first link runs: poll.)
+    deadline = time.monotonic() + 10
+    while True:
+        keys = cluster.client.run_on_scheduler(lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])
+        ours = sorted(k.split("-")[0] for k in keys if result.dispatch_id in k)
+        if ours == ["boom", "hold", "square", "square"]:
+            break
+        assert time.monotonic() < deadline, ours
+        time.sleep(0.02)
+    assert result.get_node_result(hold)["status"] == ct.Status.RUNNING  # held until released
+    (tmp_path / "release-gate").touch()
+    assert result.wait(30)
+    assert result.status == ct.Status.FAILED
+    (boom,) = nodes_named(result, "boom")
+    assert "ValueError: bad input gate" in result.get_node_result(boom)["error"]
+    assert result.get_node_result(hold)["status"] == ct.Status.COMPLETED
+    for node in nodes_named(result, "square"):  # after the failure: never ran
+        assert result.get_node_result(node)["status"] not in (ct.Status.COMPLETED, ct.Status.FAILED,
+                                                              ct.Status.RUNNING)
+        assert not any(e.kind == "node_running" and e.node_id == node and e.dispatch_id == result.dispatch_id
+                       for e in recorded.events)
+
+
 def test_a_killed_worker_fails_only_its_nodes(cluster, nb, recorded, tmp_path):
     @ct.lattice
     def workflow(directory):
@@ -275,12 +309,26 @@ def test_cancel_cancels_futures_of_tasks_not_started(cluster, nb, recorded, tmp_
     def running(seen):
         return {e.node_id for e in seen if e.kind == "node_running" and e.dispatch_id == result.dispatch_id}
 
+    def cancelled(seen):
+        return {e.node_id for e in seen if e.kind == "node_cancelled" and e.dispatch_id == result.dispatch_id}
+
     recorded.wait_until(lambda seen: len(running(seen)) == 2)
     started = running(recorded.events)
-    ct.cancel(result.dispatch_id)
-    queued = set(holds) - started
-    recorded.wait_until(lambda seen: queued <= {e.node_id for e in seen if e.kind == "node_cancelled"
-                                                and e.dispatch_id == result.dispatch_id})
+    first, second = sorted(set(holds) - started)
+    ct.cancel(result.dispatch_id, task_ids=[first])  # one queued node
+    recorded.wait_until(lambda seen: first in cancelled(seen))
+    assert second not in cancelled(recorded.events)
+    ct.cancel(result.dispatch_id)  # then the whole dispatch
+    recorded.wait_until(lambda seen: second in cancelled(seen))
+    # Dask may already have handed a queued task to a worker; the cancel
+    # reaches that worker a moment later.  Free the threads only then, or
+    # the worker could start the task in between (its result would be dropped).
+    keys = [f"hold-{result.dispatch_id}-{node}" for node in (first, second)]
+    deadline = time.monotonic() + 10
+    while any(cluster.client.run(lambda dask_worker, keys=keys: any(k in dask_worker.state.tasks
+                                                                     for k in keys)).values()):
+        assert time.monotonic() < deadline, "the cancel never reached the workers"
+        time.sleep(0.02)
     for tag in "abcd":
         (tmp_path / f"release-{tag}").touch()
     assert result.wait(30)

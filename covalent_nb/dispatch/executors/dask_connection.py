@@ -1,0 +1,302 @@
+"""The kernel's connections to Dask schedulers, and how outcomes come back.
+
+A :class:`Connection` is one ``distributed.Client`` plus what covalent_nb
+needs around it:
+
+``topic``
+    a private event topic: workers log ``[dispatch_id, node_id, start_us]`` on
+    it when a task starts, and the client's handler delivers ``STARTED``
+    (kernels sharing a scheduler never see each other's starts);
+``dispatches``
+    dispatch id -> :class:`DispatchState` (futures, started nodes, run
+    order), from a dispatch's first Dask task until it ends;
+a collector thread
+    done callbacks only queue finished futures (Dask runs every callback on
+    one thread, which must never block); the collector gathers what has
+    finished in one round trip per burst and delivers ``DONE`` / ``FAILED``
+    / ``SKIPPED``.
+
+Connections are shared: one per scheduler address, one per client a user
+passed in, and one kernel-wide ``LocalCluster`` (started on first use from the
+``dask_*`` settings, closed at exit).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import traceback
+import uuid
+from typing import Any, Callable, Optional
+
+import dask
+from distributed import Client, LocalCluster
+from distributed.scheduler import KilledWorker
+
+from ...config import get_config
+from ..runner import DONE, FAILED, SKIPPED, STARTED
+
+__all__ = ["Connection", "DispatchState", "connect", "by_address", "local_connection",
+           "close_local_cluster", "close", "connections"]
+
+
+class DispatchState:
+    """What a connection keeps for one dispatch while it runs.
+
+    ``run_parent`` maps a node submitted in the same run as its predecessor
+    (a chain the dispatcher handed over at once) to that predecessor: its
+    outcome is delivered only after the predecessor's, and it is SKIPPED when
+    the predecessor did not complete, as the executor protocol says.
+    """
+
+    __slots__ = ("dispatch_id", "deliver", "futures", "started", "cancelled", "run_parent",
+                 "ended", "deferred")
+
+    def __init__(self, dispatch_id: str, deliver: Callable[[tuple], None]) -> None:
+        self.dispatch_id = dispatch_id
+        self.deliver = deliver
+        self.futures: dict = {}      # node id -> distributed.Future
+        self.started: set = set()    # nodes a worker announced
+        self.cancelled: set = set()  # nodes whose futures covalent_nb cancelled
+        self.run_parent: dict = {}   # node -> its predecessor in the same run
+        self.ended: dict = {}        # node -> message kind delivered (DONE, FAILED, SKIPPED)
+        self.deferred: dict = {}     # predecessor -> [(node, future, outcome)] waiting for it
+
+
+def _format(exc: BaseException, tb: Any = None) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))
+
+
+class Connection:
+    """A ``distributed.Client`` with this kernel's start events and result collector."""
+
+    def __init__(self, client: Client, owns_client: bool, cluster: Optional[LocalCluster] = None) -> None:
+        self.client = client
+        self.owns_client = owns_client
+        self.cluster = cluster
+        self.address: str = client.scheduler.address
+        self.topic = f"covalent_nb-started-{uuid.uuid4().hex}"
+        self.dispatches: dict = {}
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        # The subscription travels down the same ordered stream as every later
+        # submit, so the scheduler knows the subscriber before a task can start.
+        client.subscribe_topic(self.topic, self._on_started)
+        self._collector = threading.Thread(target=self._collect, daemon=True,
+                                           name=f"covalent_nb-dask-collector-{self.address}")
+        self._collector.start()
+
+    def usable(self) -> bool:
+        """False once the client is closed (a client passed in can be closed by its owner)."""
+        return self.client.status not in ("closing", "closed")
+
+    def state(self, dispatch_id: str, deliver: Callable[[tuple], None]) -> DispatchState:
+        """The dispatch's state, created on its first Dask task."""
+        state = self.dispatches.get(dispatch_id)
+        if state is None:
+            state = self.dispatches[dispatch_id] = DispatchState(dispatch_id, deliver)
+        return state
+
+    # -- the client's event loop ---------------------------------------------------
+    def _on_started(self, event: tuple) -> None:
+        dispatch_id, node_id, start = event[1]
+        state = self.dispatches.get(dispatch_id)
+        if state is not None:
+            state.started.add(node_id)
+            state.deliver((STARTED, node_id, start))
+
+    # -- Dask's callback thread: only queue ------------------------------------------------
+    def finished(self, state: DispatchState, node_id: int, future: Any) -> None:
+        """Done callback of a node's future."""
+        self._done.put((state, node_id, future))
+
+    # -- the collector thread --------------------------------------------------------------
+    def _collect(self) -> None:
+        get, empty = self._done.get, self._done.empty
+        while True:
+            batch = [get()]
+            while not empty():
+                batch.append(get())
+            stop = any(item is None for item in batch)
+            batch = [item for item in batch if item is not None]
+            try:
+                self._settle(batch)
+            except BaseException:  # never leave a node without an outcome
+                text = "covalent_nb dask executor error:\n" + traceback.format_exc()
+                for state, node_id, _ in batch:
+                    if node_id not in state.ended:
+                        state.deliver((FAILED, node_id, text, None, None, "", ""))
+            if stop:
+                return
+            del batch  # hold no future while waiting: Dask frees data only when none is left
+
+    def _settle(self, batch: list) -> None:
+        finished = [future for _, _, future in batch if future.status == "finished"]
+        outcomes: dict = {}
+        if finished:
+            try:  # one round trip for the whole burst
+                values = self.client.gather(finished)
+            except Exception:  # one bad apple: gather one by one to find it
+                values = [self._gather_one(future) for future in finished]
+            outcomes = {future.key: value for future, value in zip(finished, values)}
+        work = [(state, node_id, future, outcomes.get(future.key)) for state, node_id, future in batch]
+        while work:
+            released: list = []
+            for state, node_id, future, outcome in work:
+                parent = state.run_parent.get(node_id)
+                if parent is not None and parent not in state.ended:
+                    state.deferred.setdefault(parent, []).append((state, node_id, future, outcome))
+                    continue
+                if parent is not None and state.ended[parent] != DONE:
+                    message: tuple = (SKIPPED, node_id)  # an earlier task of its run did not complete
+                elif outcome is not None:
+                    message = self._outcome_message(node_id, outcome)
+                else:
+                    message = self._failure(state, node_id, future)
+                state.ended[node_id] = message[0]
+                state.deliver(message)
+                released.extend(state.deferred.pop(node_id, ()))
+            work = released
+
+    def _gather_one(self, future: Any) -> tuple:
+        try:
+            return self.client.gather(future)
+        except Exception as exc:
+            return (False, "covalent_nb: the node ran on Dask but its result could not be brought "
+                           f"to the kernel:\n{_format(exc)}", None, None, "", "")
+
+    @staticmethod
+    def _outcome_message(node_id: int, outcome: tuple) -> tuple:
+        ok, value, start, end, out, err = outcome
+        if ok is None:  # the worker did not run it: an input of its run had failed
+            return (SKIPPED, node_id)
+        return (DONE if ok else FAILED, node_id, value, start, end, out, err)
+
+    def _failure(self, state: DispatchState, node_id: int, future: Any) -> tuple:
+        """The message for a future that Dask itself failed, cancelled or lost."""
+        status = future.status
+        if status == "cancelled" and node_id in state.cancelled:
+            return (SKIPPED, node_id)
+        if status == "error":
+            exc = future.exception()
+            if isinstance(exc, KilledWorker):
+                when = ("while running it" if node_id in state.started else
+                        "before it started (the node was assigned to it)")
+                worker = getattr(getattr(exc, "last_worker", None), "address", "")
+                text = f"covalent_nb: the Dask worker {worker} died {when}. {type(exc).__name__}: {exc}"
+            else:
+                text = "covalent_nb: Dask failed the task:\n" + _format(exc, future.traceback())
+        else:
+            # e.g. the client lost its scheduler: Dask cancels every future, with a reason
+            why = getattr(getattr(future, "_state", None), "exception", None)
+            text = (f"covalent_nb: Dask reports the task {status} without covalent_nb asking "
+                    f"(scheduler {self.address}){f': {why}' if why else ''}")
+        return (FAILED, node_id, text, None, None, "", "")
+
+    def close(self) -> None:
+        """Stop the collector; close the client and cluster if this connection made them."""
+        self._done.put(None)
+        if self.owns_client:
+            try:
+                self.client.close(timeout=5)
+            except Exception:
+                pass
+        if self.cluster is not None:
+            try:
+                self.cluster.close(timeout=10)
+            except Exception:
+                pass
+
+
+# -- the registry of connections ------------------------------------------------------------
+_lock = threading.Lock()
+_connections: dict = {}  # ("local",) | ("address", address) | ("client", client id) -> Connection
+_atexit_registered = False
+
+
+def connections() -> list:
+    """Every open connection."""
+    return list(_connections.values())
+
+
+def connect(kind: tuple, make: Callable[[], Connection]) -> Connection:
+    """The connection registered as *kind*, made with *make* if there is none (or it was closed)."""
+    global _atexit_registered
+    connection = _connections.get(kind)
+    if connection is not None and connection.usable():
+        return connection
+    with _lock:  # one cluster even when several dispatches start at once
+        connection = _connections.get(kind)
+        if connection is not None and not connection.usable():
+            connection.close()
+            connection = None
+        if connection is None:
+            connection = _connections[kind] = make()
+            if not _atexit_registered:
+                atexit.register(close_all)
+                _atexit_registered = True
+    return connection
+
+
+def by_address(address: str) -> Connection:
+    """A connection to the scheduler at *address* (reusing any that already reaches it)."""
+    for connection in connections():
+        if connection.address == address and connection.usable():
+            return connection
+    return connect(("address", address),
+                   lambda: Connection(Client(address, set_as_default=False), owns_client=True))
+
+
+def _dashboard_address() -> Optional[str]:
+    setting = get_config("dask_dashboard")
+    if setting is True:
+        return "127.0.0.1:8787"
+    return setting or None
+
+
+def _start_local_cluster() -> Connection:
+    dashboard = _dashboard_address()
+    # A task whose worker dies fails at once (KilledWorker) instead of moving
+    # to the next worker, which a task that kills its worker would take down too.
+    with dask.config.set({"distributed.scheduler.allowed-failures": get_config("dask_allowed_failures")}):
+        cluster = LocalCluster(n_workers=get_config("dask_workers"),
+                               threads_per_worker=get_config("dask_threads_per_worker"),
+                               processes=True, host="127.0.0.1", dashboard_address=dashboard,
+                               # Without a dashboard the scheduler still serves health
+                               # checks over HTTP: on a free loopback port, not 8787.
+                               scheduler_kwargs=None if dashboard else {"dashboard_address": "127.0.0.1:0"},
+                               silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return Connection(client, owns_client=True, cluster=cluster)
+
+
+def local_connection() -> Connection:
+    """The connection to the kernel's shared LocalCluster, started on first use."""
+    return connect(("local",), _start_local_cluster)
+
+
+def close(kind: tuple) -> None:
+    """Close the connection registered as *kind*, if any."""
+    with _lock:
+        connection = _connections.pop(kind, None)
+    if connection is not None:
+        connection.close()
+
+
+def close_local_cluster() -> None:
+    """Close the kernel's shared LocalCluster (the next Dask task starts a new one)."""
+    close(("local",))
+
+
+def close_all() -> None:
+    """Close every connection (at exit)."""
+    with _lock:
+        every = list(_connections.values())
+        _connections.clear()
+    for connection in every:
+        connection.close()
