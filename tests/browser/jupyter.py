@@ -398,6 +398,12 @@ app.commands.execute('notebook:run-cell');
 return shared.cells.length - 1;
 """
 
+_JS_KERNEL_STATUS = _FIND_PANEL + """
+const panel = findPanel(path);
+const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+return kernel ? kernel.status : 'none';
+"""
+
 # Output texts and error outputs of the notebook, cell by cell.
 _JS_OUTPUTS = _FIND_PANEL + """
 const panel = findPanel(path);
@@ -459,6 +465,10 @@ class NotebookUI:
         return self.page.evaluate(_js(_JS_APPEND_AND_RUN, "path", "source"),
                                   [self.name, textwrap.dedent(source).strip("\n")])
 
+    def kernel_status(self) -> str:
+        """The kernel's status as the page knows it: idle, busy, starting, ..."""
+        return self.page.evaluate(_js(_JS_KERNEL_STATUS, "path"), [self.name])
+
     # -- reading the page ----------------------------------------------------
 
     @property
@@ -499,6 +509,23 @@ class NotebookUI:
                     + "\n---\n".join(found["texts"]))
             self.page.wait_for_timeout(200)
 
+    def wait_until(self, probe, done=bool, timeout: float = OUTPUT_TIMEOUT,
+                   what: str = "condition"):
+        """Poll ``probe()`` until ``done(value)`` is true; return that value.
+
+        Fails early when a cell raises; on timeout the message names ``what``
+        and shows the last value seen, e.g. the legend's counts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if done(value):
+                return value
+            self.check_no_errors()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; "
+                                     f"last seen: {value!r}")
+            self.page.wait_for_timeout(100)
+
     def wait_for_selector(self, selector: str, timeout: float = OUTPUT_TIMEOUT,
                           state: str = "attached"):
         """Wait for ``selector`` inside the notebook (failing early on a cell error)."""
@@ -517,34 +544,102 @@ class NotebookUI:
 
     # -- cytoscape graphs ----------------------------------------------------
 
+    _JS_CY_NODES = """(root) => {
+        const cy = root.__cy;
+        if (!cy) throw new Error('no cytoscape instance at element.__cy');
+        return cy.nodes().map((n) => {
+            const p = n.renderedPosition();
+            return {id: n.id(), data: n.data(), visible: n.visible(), x: p.x, y: p.y};
+        });
+    }"""
+
     def cy_nodes(self, graph_selector: str = ".cnb-graph") -> list[dict]:
-        """The nodes of the cytoscape graph under ``graph_selector``: id, data and
-        page coordinates of their centres (for a mouse click)."""
-        self.locator(graph_selector).first.scroll_into_view_if_needed()
-        return self.locator(graph_selector).first.evaluate("""(root) => {
-            const cy = root.__cy;
-            if (!cy) throw new Error('no cytoscape instance at element.__cy');
+        """The nodes of the cytoscape graph at ``graph_selector`` (its root element
+        carries the instance as ``__cy``): id, data, visibility, and the centre
+        in pixels relative to the cytoscape container. Waits until the positions
+        hold still (the graph refits when its element gets its size)."""
+        root = self.locator(graph_selector).first
+        root.wait_for(state="visible")
+        previous = None
+        for _ in range(50):
+            nodes = root.evaluate(self._JS_CY_NODES)
+            if nodes == previous:
+                return nodes
+            previous = nodes
+            self.page.wait_for_timeout(100)
+        raise AssertionError(f"the graph at {graph_selector!r} keeps moving")
+
+    # Scroll the page (Lab scrolls an inner element, not the window) until the
+    # node's centre is well inside the viewport; returns its viewport point and
+    # whether a click there lands on the graph.
+    _JS_BRING_NODE_INTO_VIEW = """([root, id]) => {
+        const cy = root.__cy;
+        const node = cy.getElementById(id);
+        const where = () => {
             const box = cy.container().getBoundingClientRect();
-            return cy.nodes().map((n) => {
-                const p = n.renderedPosition();
-                return {id: n.id(), data: n.data(), visible: n.visible(),
-                        x: box.left + p.x, y: box.top + p.y};
-            });
-        }""")
+            const p = node.renderedPosition();
+            return {x: box.left + p.x, y: box.top + p.y};
+        };
+        let pt = where();
+        const margin = 80, height = window.innerHeight;
+        if (pt.y < margin || pt.y > height - margin) {
+            let el = cy.container().parentElement;
+            while (el && !(el.scrollHeight > el.clientHeight
+                           && /(auto|scroll)/.test(getComputedStyle(el).overflowY)))
+                el = el.parentElement;
+            const delta = pt.y - height / 2;
+            if (el) el.scrollTop += delta; else window.scrollBy(0, delta);
+            pt = where();
+        }
+        const hit = document.elementFromPoint(pt.x, pt.y);
+        return {x: pt.x, y: pt.y, onGraph: !!hit && cy.container().contains(hit)};
+    }"""
 
     def click_cy_node(self, node_id: str | None = None, *, where=None,
                       graph_selector: str = ".cnb-graph") -> dict:
-        """Click a node of the graph with the mouse, as a person would: by cytoscape
-        id, or the first node for which ``where(node)`` is true (``node`` as
-        returned by :meth:`cy_nodes`). Returns that node."""
+        """Click a node of the graph with the mouse, as a person would: the node
+        with cytoscape id ``node_id``, or the first for which ``where(node)`` is
+        true (``node`` as :meth:`cy_nodes` returns it). Returns that node.
+
+        Scrolls first and lets the page settle before clicking: cytoscape
+        caches its container's position and refreshes it on the scroll event,
+        which arrives a frame after the scroll, so an immediate click would
+        be mapped to the pre-scroll position and miss."""
         nodes = self.cy_nodes(graph_selector)
         for node in nodes:
             if (node_id is not None and node["id"] == str(node_id)) or (
                     where is not None and where(node)):
-                self.page.mouse.click(node["x"], node["y"])
-                return node
-        raise AssertionError(f"no such node in the graph; nodes: "
-                             f"{[(n['id'], n['data'].get('name', n['data'].get('label'))) for n in nodes]}")
+                break
+        else:
+            raise AssertionError(
+                "no such node in the graph; nodes: "
+                f"{[(n['id'], n['data'].get('label')) for n in nodes]}")
+        if not node["visible"]:
+            raise AssertionError(f"node {node['id']} is hidden")
+        root = self.locator(graph_selector).first
+        point = root.evaluate(f"(root) => ({self._JS_BRING_NODE_INTO_VIEW})([root, {node['id']!r}])")
+        self._settle()
+        point = root.evaluate(f"(root) => ({self._JS_BRING_NODE_INTO_VIEW})([root, {node['id']!r}])")
+        if not point["onGraph"]:
+            raise AssertionError(f"node {node['id']} is covered or off screen at {point}")
+        self.page.mouse.click(point["x"], point["y"])
+        return node
+
+    def scroll_by(self, dy: float) -> None:
+        """Scroll the notebook by ``dy`` pixels, as its scroll bar would (Lab and
+        Notebook 7 scroll an inner element, not the window)."""
+        self.root.evaluate("""(panel, dy) => {
+            const scrollable = (el) => el.scrollHeight > el.clientHeight
+                && /(auto|scroll)/.test(getComputedStyle(el).overflowY);
+            const el = [...panel.querySelectorAll('*')].find(scrollable);
+            if (el) el.scrollTop += dy; else window.scrollBy(0, dy);
+        }""", dy)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Let two animation frames pass (scroll and resize events get delivered)."""
+        self.page.evaluate(
+            "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
     # -- pictures --------------------------------------------------------------
 
