@@ -29,6 +29,7 @@ dispatch always ends in the store it started in.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from typing import Any, Iterable, Optional
@@ -170,6 +171,19 @@ def _on_config_change(changes: dict) -> None:
 
 
 config.on_change(_on_config_change)
+
+
+def _after_fork_in_child() -> None:
+    # A forked child has the parent's store objects but not their writer
+    # threads: it opens its own store (and owner lock) on first use.
+    global _store
+    _store = None
+    _durable.clear()
+    _owners.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _close_durable_stores() -> None:

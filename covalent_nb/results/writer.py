@@ -82,12 +82,13 @@ class Submission:
 class _Progress:
     """What the writer knows of one dispatch between its submission and its end."""
 
-    __slots__ = ("result", "written", "unwritten", "plan_written")
+    __slots__ = ("result", "written", "unwritten", "ran", "plan_written")
 
     def __init__(self, result: Any, task_count: int) -> None:
         self.result = result
         self.written = bytearray(len(result.graph))  # 1: final record committed
         self.unwritten = task_count  # task (non-parameter) nodes without a committed record
+        self.ran = 0  # committed nodes that ran here (started, not reused)
         self.plan_written = False
 
 
@@ -105,6 +106,7 @@ class Writer:
         self.progress: dict = {}
         self._conn: Optional[sqlite3.Connection] = None
         self._since_checkpoint = 0
+        self._urgent = threading.Event()
         self.thread = threading.Thread(target=self._main, name="covalent_nb-store-writer", daemon=True)
         self.thread.start()
 
@@ -118,6 +120,7 @@ class Writer:
         if not self.thread.is_alive():
             raise RuntimeError("the store's writer thread has stopped")
         self.queue.put((kind, payload, waiter))
+        self._urgent.set()
         waiter.wait()
 
     # -- the thread ---------------------------------------------------------------
@@ -132,7 +135,7 @@ class Writer:
         while not stopping:
             items = [get()]
             if items[0][2] is None:
-                self._gather(items)
+                self._gather()
             while not empty():
                 items.append(get())
             stopping = any(item[0] == "stop" for item in items)
@@ -161,26 +164,19 @@ class Writer:
                 self._idle()
         conn.close()
 
-    def _gather(self, items: list) -> None:
+    def _gather(self) -> None:
         """Let events accumulate for a moment: fewer, larger transactions.
 
-        A node's record then reaches the disk up to :attr:`gather_s` later,
-        which only matters if the process is killed in that moment.  Anyone
-        waiting (a submission, an end, a flush) cuts the pause short.
+        The writer sleeps on :attr:`_urgent`, not on the queue, so the
+        dispatcher's batches of events do not wake it one by one (each wake-up
+        costs the dispatcher a hand-over of the GIL, which on a busy machine
+        is far dearer than the write).  A node's record then reaches the disk
+        up to :attr:`gather_s` later, which only matters if the process is
+        killed in that moment.  Anyone waiting (a submission, an end, a
+        flush) sets :attr:`_urgent` and cuts the pause short.
         """
-        deadline = time.monotonic() + self.gather_s
-        get = self.queue.get
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            try:
-                item = get(timeout=remaining)
-            except queue.Empty:
-                return
-            items.append(item)
-            if item[2] is not None:
-                return
+        self._urgent.wait(self.gather_s)
+        self._urgent.clear()
 
     def _idle(self) -> None:
         if self._since_checkpoint >= self.checkpoint_bytes:
@@ -310,10 +306,14 @@ class Writer:
         self._since_checkpoint += sum(len(p) for _, p in batches) + sum(len(p[2]) for p in plans) + 4096
         for state, nodes in marks:
             written = state.written
+            table = state.result._table
+            start, reused_from = table.start, table.reused_from
             for node in nodes:
                 if not written[node]:
                     written[node] = 1
                     state.unwritten -= 1
+                    if start[node] is not None and node not in reused_from:
+                        state.ran += 1
         for result in ends:
             progress.pop(result.dispatch_id, None)
 
@@ -409,8 +409,11 @@ class Writer:
         post = next((i for i in range(len(kinds) - 1, -1, -1) if kinds[i] == "postprocess"), None)
         outcome = pickle.dumps({"executor_names": sorted(result.executor_names), "result_node": post},
                                protocol=5)
+        # Counted as records are committed (see _write); the nodes of this last
+        # commit are counted here, as their marks come after it.
         table = result._table
-        reused = len(table.reused_from)
-        ran = sum(1 for kind, start in zip(kinds, table.start) if start is not None and kind != "parameter")
-        return (str(status), result.error, result.start_us, result.end_us, now_us(), reused, ran - reused,
+        start, reused_from = table.start, table.reused_from
+        ran = state.ran + sum(1 for owner, nodes in marks if owner is state for n in nodes
+                              if not written[n] and start[n] is not None and n not in reused_from)
+        return (str(status), result.error, result.start_us, result.end_us, now_us(), len(reused_from), ran,
                 outcome, plan, did)
