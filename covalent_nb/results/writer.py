@@ -107,6 +107,8 @@ class Writer:
         self._conn: Optional[sqlite3.Connection] = None
         self._since_checkpoint = 0
         self._urgent = threading.Event()
+        self._state_lock = threading.Lock()
+        self._stopped = False
         self.thread = threading.Thread(target=self._main, name="covalent_nb-store-writer", daemon=True)
         self.thread.start()
 
@@ -117,9 +119,10 @@ class Writer:
     def request(self, kind: str, payload: Any = None) -> None:
         """Queue an item and wait until it is committed."""
         waiter = Waiter()
-        if not self.thread.is_alive():
-            raise RuntimeError("the store's writer thread has stopped")
-        self.queue.put((kind, payload, waiter))
+        with self._state_lock:  # so that nothing is queued after the thread's last look
+            if self._stopped or not self.thread.is_alive():
+                raise RuntimeError("the store's writer thread has stopped")
+            self.queue.put((kind, payload, waiter))
         self._urgent.set()
         waiter.wait()
 
@@ -155,11 +158,24 @@ class Writer:
                     break
             if error is not None:
                 log.error("covalent_nb store: writing to %s failed: %s", self.store.location, reason_of(error))
+                for kind, payload, _ in items:  # these dispatches will not come back to the writer
+                    if kind == "submit":
+                        self.progress.pop(payload.result.dispatch_id, None)
+                    elif kind == "end":
+                        self.progress.pop(payload.dispatch_id, None)
+            late: list = []
             if stopping:
                 self._checkpoint()
+                with self._state_lock:
+                    self._stopped = True
+                    while not empty():
+                        late.append(get())
             for item in items:
                 if item[2] is not None:
                     item[2].set(error)
+            for item in late:  # queued while stopping: never written
+                if item[2] is not None:
+                    item[2].set(RuntimeError("the store's writer thread has stopped"))
             if not stopping and empty():
                 self._idle()
         conn.close()
@@ -226,7 +242,7 @@ class Writer:
         blob_refs: list = []  # (digest, dispatch id, size)
         batches: list = []  # (dispatch id, payload)
         marks: list = []  # (progress, nodes) to flag as written after the commit
-        plans: list = []  # (dispatch id, status, start_us, plan bytes)
+        plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
         containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
         now = now_us()
 
