@@ -486,6 +486,45 @@ def test_scheduler_and_worker_processes_reached_by_address(scheduler_and_worker,
         remote.shutdown()
 
 
+# -- a script of its own: first use starts the cluster, exit closes it ------------------------
+def test_a_script_starts_the_cluster_on_first_use_and_closes_it_at_exit(tmp_path):
+    script = tmp_path / "workflow.py"
+    script.write_text(textwrap.dedent('''
+        import os
+        import covalent_nb as ct
+
+        @ct.electron(executor="dask")
+        def where():
+            return os.getpid()
+
+        @ct.lattice
+        def workflow():
+            return where()
+
+        if __name__ == "__main__":  # worker processes import this file too (spawn)
+            ct.set_config(store="memory")
+            result = ct.dispatch_sync(workflow)()
+            workers = ct.executor.DaskExecutor().client.scheduler_info()["workers"]
+            print(result.status, result.result, os.getpid(), *sorted(workers), flush=True)
+    '''))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               COVALENT_NB_HOME=str(tmp_path / "home"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         cwd=str(tmp_path), timeout=90)
+    assert out.returncode == 0, out.stderr
+    status, worker_pid, script_pid, *workers = out.stdout.split()
+    assert status == "COMPLETED" and worker_pid != script_pid
+    assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    deadline = time.monotonic() + 10
+    while True:  # the script has exited: its LocalCluster's workers are gone
+        try:
+            os.kill(int(worker_pid), 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, f"worker {worker_pid} outlived the script"
+        time.sleep(0.05)
+
+
 # -- without distributed -----------------------------------------------------------------
 def test_dask_without_distributed_names_the_install_command():
     code = textwrap.dedent('''
