@@ -52,7 +52,6 @@ DOM contract (stable; the browser tests rely on it)
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
 import logging
 import reprlib
 import threading
@@ -62,6 +61,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anywidget
 import traitlets
 
+from ..workflow.source import source_of
 from .layout import AUX_KINDS, Layout, display_label, layout_graph
 from .publisher import Update, get_publisher
 from .states import CODES, PALETTE, STATES, UNCOUNTED_KINDS, count_states, encode_states, status_text
@@ -365,11 +365,11 @@ def _source_text(graph: Any, node_id: int) -> str:
     if function is None:
         return ""
     try:
-        source = inspect.getsource(inspect.unwrap(function))
-    except (OSError, TypeError):
-        return f"(source of {getattr(function, '__qualname__', function)!s} is not available)"
+        source = source_of(function)
     except Exception as exc:
         return f"(source not available: {type(exc).__name__})"
+    if source is None:
+        return f"(source of {getattr(function, '__qualname__', function)!s} is not available)"
     return source if len(source) <= _SOURCE_MAX else source[:_SOURCE_MAX] + "\n…"
 
 

@@ -7,6 +7,7 @@ import types
 from typing import Any, Callable, Optional, Sequence, Union
 
 from .deps import DepsBash, DepsCall, DepsPip
+from .source import remember
 from .tracing import current_build, record_call
 
 __all__ = ["Electron", "electron"]
@@ -91,6 +92,8 @@ class Electron:
 
         self.is_sublattice = isinstance(function, Lattice)
         functools.update_wrapper(self, function, updated=())
+        if not self.is_sublattice and hasattr(function, "__code__"):
+            remember(function)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         build = current_build()

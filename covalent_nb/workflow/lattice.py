@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 
 from .electron import Electron, make_metadata
 from .graph import TransportGraph
+from .source import remember
 from .tracing import Build, add_postprocess, check_arguments, signature_of
 
 __all__ = ["Lattice", "lattice", "Trace"]
@@ -38,6 +39,8 @@ class Lattice:
         if not callable(workflow_function):
             raise TypeError(f"a lattice wraps a function, not {type(workflow_function).__name__}")
         self.workflow_function = workflow_function
+        if hasattr(workflow_function, "__code__"):
+            remember(workflow_function)
         self.metadata = metadata if metadata is not None else make_metadata(None, None, None, None, None)
         self.transport_graph = TransportGraph()
         self.args: tuple = ()

@@ -305,3 +305,18 @@ def test_hide_params_and_close():
     assert widget.dispatch_id in get_publisher().watched()
     widget.close()
     assert widget.dispatch_id not in get_publisher().watched()
+
+
+def test_details_of_a_redispatch_show_the_source_of_snapshot_functions():
+    namespace = {"__name__": "__main__", "ct": ct}
+    exec(compile("@ct.electron\ndef shout(x):\n    return str(x).upper()\n\n"
+                 "@ct.lattice\ndef loud(x):\n    return shout(x)\n", "<cell-shout>", "exec"), namespace)
+    import linecache
+    source = "@ct.electron\ndef shout(x):\n    return str(x).upper()\n\n@ct.lattice\ndef loud(x):\n    return shout(x)\n"
+    linecache.cache["<cell-shout>"] = (len(source), None, source.splitlines(True), "<cell-shout>")
+    parent = ct.dispatch_sync(namespace["loud"])("a")
+    child = ct.get_result(ct.redispatch(parent.dispatch_id)("b"), wait=True)  # retraced from the snapshot
+    assert child.graph.functions[0].__code__.co_filename == "<dynamic-code>"
+    from covalent_nb.notebook.graph_widget import _source_text
+
+    assert "return str(x).upper()" in _source_text(child.graph, 0)

@@ -1,0 +1,52 @@
+"""Where a task's source text comes from, even for copies of the function.
+
+A redispatch runs functions unpickled from the dispatch's snapshot; cloudpickle
+gives their code the file name ``<dynamic-code>``, so ``inspect.getsource``
+cannot find them.  Every electron and lattice remembers its original function
+here (a reference, no I/O), keyed by what a copy keeps: the code's name, first
+line and bytecode.  :func:`source_of` asks ``inspect`` first and falls back to
+the original.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from typing import Any, Optional
+
+__all__ = ["remember", "source_of"]
+
+_lock = threading.Lock()
+_originals: dict = {}
+
+
+def _key(function: Any) -> Optional[tuple]:
+    code = getattr(inspect.unwrap(function), "__code__", None)
+    if code is None:
+        return None
+    return code.co_name, code.co_firstlineno, code.co_code
+
+
+def remember(function: Any) -> None:
+    """Note *function* as the original of any later copy of it."""
+    key = _key(function)
+    if key is not None and getattr(function.__code__, "co_filename", "") != "<dynamic-code>":
+        with _lock:
+            _originals[key] = function
+
+
+def source_of(function: Any) -> Optional[str]:
+    """The source text of *function* (or of its remembered original), or None."""
+    target = inspect.unwrap(function)
+    try:
+        return inspect.getsource(target)
+    except (OSError, TypeError):
+        pass
+    key = _key(target)
+    original = _originals.get(key) if key is not None else None
+    if original is None or original is target:
+        return None
+    try:
+        return inspect.getsource(original)
+    except (OSError, TypeError):
+        return None
