@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import cloudpickle
 import distributed
+import psutil
 import pytest
 
 import covalent_nb as ct
@@ -118,10 +119,12 @@ def cluster():
     ct.set_config(dask_address=None, dask_workers=2, dask_threads_per_worker=1, dask_dashboard=False,
                   dask_allowed_failures=0, store="memory")
     try:
+        before = listening(os.getpid())
         cluster = local_cluster()
         client = DaskExecutor().client
         client.wait_for_workers(2, timeout=60)
-        yield SimpleNamespace(cluster=cluster, client=client)
+        opened = listening(os.getpid()) - before  # the scheduler's and the nannies' sockets
+        yield SimpleNamespace(cluster=cluster, client=client, opened=opened)
     finally:
         close_local_cluster()
         ct.set_config(before)
@@ -162,6 +165,12 @@ def worker_pids(client) -> set:
     return set(client.run(os.getpid).values())
 
 
+def listening(pid: int) -> set:
+    """``(ip, port)`` of every TCP socket process *pid* listens on."""
+    connections = psutil.Process(pid).net_connections(kind="tcp")
+    return {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
+
+
 # -- the shared LocalCluster ----------------------------------------------------------
 def test_lattice_runs_on_worker_processes_and_passes_futures_between_them(cluster, nb):
     @ct.lattice(executor="dask")
@@ -180,6 +189,15 @@ def test_lattice_runs_on_worker_processes_and_passes_futures_between_them(cluste
     for node in nodes_named(result, "square") + nodes_named(result, "add"):
         assert result.get_node_result(node)["executor"] == "dask"
     assert getattr(result, "snapshot_error", None) is None  # executors pickle with the lattice
+
+
+def test_the_local_cluster_listens_on_loopback_only(cluster):
+    sockets = set(cluster.opened)
+    for pid in worker_pids(cluster.client):
+        sockets |= listening(pid)
+    assert len(sockets) >= 5  # scheduler, its HTTP server, two nannies, two workers
+    assert {ip for ip, _ in sockets} == {"127.0.0.1"}
+    assert 8787 not in {port for _, port in cluster.opened}  # no dashboard: nothing on Dask's usual port
 
 
 def test_running_means_running_on_a_worker(cluster, nb, recorded, tmp_path):
@@ -526,7 +544,7 @@ def test_a_script_starts_the_cluster_on_first_use_and_closes_it_at_exit(tmp_path
 
 
 # -- without distributed -----------------------------------------------------------------
-def test_dask_without_distributed_names_the_install_command():
+def test_dask_without_distributed_names_the_install_command(tmp_path):
     code = textwrap.dedent('''
         import sys
         sys.modules["distributed"] = None  # as if the [dask] extra were not installed
@@ -546,7 +564,8 @@ def test_dask_without_distributed_names_the_install_command():
             except ImportError as exc:
                 print("ImportError:", exc)
     ''')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               COVALENT_NB_HOME=str(tmp_path / "home"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=60)
     lines = [line for line in out.stdout.splitlines() if line.startswith("ImportError:")]
