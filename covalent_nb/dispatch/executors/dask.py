@@ -197,18 +197,17 @@ class DaskExecutor(Executor):
             raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
         self.address = address
         self.client_given = client
+        # Kept now: a pickled executor points where its client pointed, even once it is closed.
+        self._client_address = getattr(client.scheduler, "address", None) if client is not None else None
 
     # The executor travels inside pickled lattices (redispatch snapshots): keep
     # only where it points, never the live client.
     def __reduce__(self):
-        address = self.address
-        if self.client_given is not None:
-            address = self.client_given.scheduler.address
-        return (DaskExecutor, (address,))
+        return (DaskExecutor, (self.address or self._client_address,))
 
     def __repr__(self) -> str:
         if self.client_given is not None:
-            return f"<DaskExecutor client of {self.client_given.scheduler.address}>"
+            return f"<DaskExecutor client {self.client_given.id} ({self.client_given.status})>"
         return f"<DaskExecutor {self.address or 'dask_address setting or the kernel LocalCluster'}>"
 
     # -- connection -------------------------------------------------------------
@@ -223,6 +222,9 @@ class DaskExecutor(Executor):
         kind = self._kind()
         if kind[0] == "client":
             client = self.client_given
+            if client.status in ("closing", "closed"):
+                raise RuntimeError(f"the distributed.Client given to this DaskExecutor ({client.id}) is "
+                                   "closed; give it an open client, or an address")
             return dask_connection.connect(kind, lambda: Connection(client, owns_client=False))
         if kind[0] == "address":
             return dask_connection.by_address(kind[1])

@@ -187,6 +187,9 @@ class Connection:
                 text = f"covalent_nb: the Dask worker {worker} died {when}. {type(exc).__name__}: {exc}"
             else:
                 text = "covalent_nb: Dask failed the task:\n" + _format(exc, future.traceback())
+        elif not self.usable():
+            text = (f"covalent_nb: the Dask client was closed before the task's outcome arrived "
+                    f"(scheduler {self.address})")
         else:
             # e.g. the client lost its scheduler: Dask cancels every future, with a reason
             why = getattr(getattr(future, "_state", None), "exception", None)

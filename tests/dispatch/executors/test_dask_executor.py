@@ -500,6 +500,12 @@ def test_scheduler_and_worker_processes_reached_by_address(scheduler_and_worker,
             assert copy.address == address and copy.client_given is None
             wrapped.shutdown()
             assert client.status == "running"  # never closed: it is the caller's
+
+        # Once its owner closed the client, the executor's nodes fail at once, saying why.
+        result = run(second, 3, timeout=30)
+        assert result.status == ct.Status.FAILED
+        (node,) = nodes_named(result, "square")
+        assert "is closed" in result.get_node_result(node)["error"]
     finally:
         remote.shutdown()
 
