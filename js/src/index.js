@@ -322,6 +322,23 @@ function render({ model, el }) {
   resize.observe(canvas);
   cleanups.push(() => resize.disconnect());
 
+  // cytoscape caches where its canvas sits on the page and refreshes that only
+  // on scrolls of the elements that held it when it was created; render() runs
+  // before the widget is attached, so JupyterLab's notebook scroller is not
+  // among them and clicks after a scroll would land beside the nodes.  Any
+  // scroll, anywhere (capture phase), refreshes it, once per frame.
+  let scrollQueued = false;
+  const onScroll = () => {
+    if (scrollQueued) return;
+    scrollQueued = true;
+    requestAnimationFrame(() => {
+      scrollQueued = false;
+      cy.resize();
+    });
+  };
+  document.addEventListener("scroll", onScroll, { capture: true, passive: true });
+  cleanups.push(() => document.removeEventListener("scroll", onScroll, { capture: true }));
+
   // JupyterLab switches theme by changing attributes on <body>.
   const themeObserver = new MutationObserver(() => {
     cy.style(stylesheet({ palette, theme: readTheme(), large }));

@@ -119,10 +119,14 @@ def wait_for_legend(nb, dispatch_id: str, timeout: float = 60, **expected) -> di
 
 def printed_id(nb, label: str) -> str:
     """A dispatch id the notebook printed as ``<label> <uuid>``."""
-    text = nb.wait_for_output(label)
-    match = re.search(re.escape(label) + r"\s*([0-9a-f-]{36})", text)
-    assert match, f"no dispatch id after {label!r} in {text!r}"
-    return match.group(1)
+    pattern = re.compile(re.escape(label) + r"\s*([0-9a-f-]{36})")
+    nb.wait_for_output(label)
+    # print() writes its pieces separately and a front end may show the first
+    # before the rest arrives: wait for the whole line.
+    texts = nb.wait_until(lambda: nb.outputs()["texts"],
+                          done=lambda found: any(pattern.search(t) for t in found),
+                          timeout=30, what=f"a dispatch id after {label!r}")
+    return next(pattern.search(t) for t in texts if pattern.search(t)).group(1)
 
 
 def details(nb, *fields: str) -> dict:
