@@ -549,6 +549,27 @@ def test_a_script_starts_the_cluster_on_first_use_and_closes_it_at_exit(tmp_path
         time.sleep(0.05)
 
 
+# -- a real notebook kernel ----------------------------------------------------------------
+def test_a_notebook_kernel_runs_its_electrons_on_dask(tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("COVALENT_NB_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    cells = [
+        "import os\nimport covalent_nb as ct\nct.set_config(store='memory')",
+        "@ct.electron(executor='dask')\ndef where(x):\n    return x, os.getpid()\n\n"
+        "@ct.lattice\ndef workflow(x):\n    return where(x)",
+        "result = ct.dispatch_sync(workflow)(7)\n"
+        "print(result.status, result.result[0], result.result[1] != os.getpid())",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, timeout=90, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
+    assert printed.split() == ["COMPLETED", "7", "True"], notebook.cells[-1].outputs
+
+
 # -- without distributed -----------------------------------------------------------------
 def test_dask_without_distributed_names_the_install_command(tmp_path):
     code = textwrap.dedent('''
