@@ -68,7 +68,9 @@ class Lattice:
         self.check_arguments(args, kwargs)
         with Build(replacements) as build:
             retval = self.workflow_function(*args, **kwargs)
-            add_postprocess(build, retval, self.metadata)
+            # Postprocessing runs on the lattice's workflow_executor (local by default), not on
+            # the executor its electrons default to, as Covalent does; no hooks.
+            add_postprocess(build, retval, None)
         return Trace(build.graph, frozenset(build.replaced), frozenset(build.electron_names))
 
     def build_graph(self, *args: Any, **kwargs: Any) -> TransportGraph:

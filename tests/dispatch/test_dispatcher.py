@@ -356,3 +356,21 @@ def test_cancelling_a_dispatch_cancels_its_running_sublattice():
     child = result.get_node_result(0)["sublattice_result"]
     assert child.status == "CANCELLED"
     assert result.status == "CANCELLED" and result.get_node_result(0)["status"] == "CANCELLED"
+
+
+def test_lattice_executor_is_the_electrons_default_and_postprocess_runs_on_the_workflow_executor():
+    from covalent_nb.dispatch.executors import LocalExecutor
+
+    class Elsewhere(LocalExecutor):
+        name = "elsewhere"
+
+    @ct.lattice(executor=Elsewhere(max_workers=2))
+    def flow(a, b):
+        return [add(a, b), ct.electron(executor="local")(inc)(a)]
+
+    result = ct.dispatch_sync(flow)(1, 2)
+    executors = {result.graph.names[i]: result.get_node_result(i)["executor"]
+                 for i, k in enumerate(result.graph.kinds) if k != "parameter"}
+    assert executors["add"] == "elsewhere" and executors["inc"] == "local"
+    assert executors[":postprocess:reconstruct"] == "local"
+    assert result.result == [3, 2]
