@@ -9,11 +9,15 @@ Layout of a store's home (created private to the user, mode 0700)::
 Tables:
 
 ``dispatches``
-    one row per dispatch: lineage, status, times, counts, and value
-    references to its graph, inputs and snapshot (``(lattice,
-    replacements)``); ``facts`` (known at submission), ``plan`` (node keys and
-    reuse reasons, known once it starts) and ``outcome`` (known at its end)
-    are small pickled dicts.
+    one small row per dispatch: lineage, status, times, counts, owner.
+``dispatch_parts``
+    the rest of a dispatch, one row per part, written once each: value
+    references to its ``graph``, ``inputs`` and ``snapshot`` (``(lattice,
+    replacements)``), and pickled dicts: ``facts`` (known at submission),
+    ``plan`` (node keys and reuse reasons, known once it starts) and
+    ``outcome`` (known at its end).  Kept apart because SQLite rewrites a
+    whole row to change one column: status updates must not rewrite a
+    20,000-node plan.
 ``node_batches``
     node records, a batch of columns per writer flush (see
     :mod:`covalent_nb.results.records`).
@@ -60,6 +64,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 DATABASE = "dispatches.db"
 _UNFINISHED = ("NEW_OBJECT", "RUNNING")
+PARTS = ("graph", "inputs", "snapshot", "facts", "plan", "outcome")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dispatches (
@@ -83,19 +88,20 @@ CREATE TABLE IF NOT EXISTS dispatches (
     recomputed   INTEGER,
     owner        TEXT NOT NULL,      -- owner token of the process that ran it
     host         TEXT NOT NULL,
-    pid          INTEGER NOT NULL,
-    graph        BLOB,               -- value references (see values.py)
-    inputs       BLOB,
-    snapshot     BLOB,
-    facts        BLOB NOT NULL,
-    plan         BLOB,
-    outcome      BLOB
+    pid          INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dispatches_by_time ON dispatches (submitted_us);
 CREATE INDEX IF NOT EXISTS dispatches_unfinished ON dispatches (status)
     WHERE status IN ('NEW_OBJECT', 'RUNNING');
 CREATE INDEX IF NOT EXISTS dispatches_by_container ON dispatches (container_id)
     WHERE container_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS dispatch_parts (
+    id          INTEGER PRIMARY KEY,
+    dispatch_id TEXT NOT NULL,
+    part        TEXT NOT NULL,       -- graph, inputs, snapshot (value references), facts, plan, outcome
+    value       BLOB,
+    UNIQUE (dispatch_id, part)
+);
 CREATE TABLE IF NOT EXISTS node_batches (
     id          INTEGER PRIMARY KEY,
     dispatch_id TEXT NOT NULL,
@@ -178,7 +184,7 @@ class SQLiteStore:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
+            for statement in _SCHEMA.split(";"):  # (so no comment in _SCHEMA may hold a semicolon)
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -277,21 +283,28 @@ class SQLiteStore:
             "owner": self.owner.token,
             "host": self.owner.host,
             "pid": self.owner.pid,
+        }
+        parts = {
             "graph": self._ref(graph_data, blobs),
-            "inputs": None if inputs_data is None else self._ref(inputs_data, blobs),
+            "inputs": self._ref(inputs_data, blobs),
             "snapshot": None if result.snapshot is None else self._ref(result.snapshot, blobs),
             "facts": pickle.dumps(facts, protocol=5),
         }
-        return Submission(result, row, blobs)
+        return Submission(result, row, parts, blobs)
 
     # -- reading -----------------------------------------------------------------------
     def _row(self, dispatch_id: str) -> Optional[dict]:
+        """A dispatch's row and parts as one dict (parts absent from the store are None)."""
         with self._lock:
             cursor = self._conn.execute("SELECT * FROM dispatches WHERE dispatch_id = ?", (dispatch_id,))
             values = cursor.fetchone()
             if values is None:
                 return None
-            return dict(zip((c[0] for c in cursor.description), values))
+            row = dict(zip((c[0] for c in cursor.description), values))
+            row.update(dict.fromkeys(PARTS))
+            row.update(self._conn.execute("SELECT part, value FROM dispatch_parts WHERE dispatch_id = ?",
+                                          (dispatch_id,)).fetchall())
+        return row
 
     def batches(self, dispatch_id: str) -> list:
         """The decoded node batches of a dispatch, oldest first (unreadable ones skipped, logged)."""

@@ -47,6 +47,7 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
                     "SELECT digest FROM blob_refs WHERE dispatch_id = ?", (did,)))
             keyed = [(did,) for did in ids]
             conn.executemany("DELETE FROM node_batches WHERE dispatch_id = ?", keyed)
+            conn.executemany("DELETE FROM dispatch_parts WHERE dispatch_id = ?", keyed)
             conn.executemany("DELETE FROM blob_refs WHERE dispatch_id = ?", keyed)
             conn.executemany("DELETE FROM dispatches WHERE dispatch_id = ?", keyed)
             orphans = [d for d in sorted(digests) if conn.execute(

@@ -69,14 +69,15 @@ class Waiter:
 
 
 class Submission:
-    """A dispatch's row, prepared (pickled) in the caller's thread."""
+    """A dispatch's row and parts, prepared (pickled) in the caller's thread."""
 
-    __slots__ = ("result", "row", "blobs")
+    __slots__ = ("result", "row", "parts", "blobs")
 
-    def __init__(self, result: Any, row: dict, blobs: list) -> None:
+    def __init__(self, result: Any, row: dict, parts: dict, blobs: list) -> None:
         self.result = result
         self.row = row
-        self.blobs = blobs  # [(digest, bytes)] the row's references need
+        self.parts = parts  # part name -> bytes (or None)
+        self.blobs = blobs  # [(digest, bytes)] the parts' references need
 
 
 class _Progress:
@@ -293,14 +294,19 @@ class Writer:
             for digest, data, did, value in blobs:
                 if not store.blobs.exists(digest):
                     store.blobs.put(data if data is not None else dumps(value), digest)
+            parts: list = []  # (dispatch id, part, value)
             for submission in submissions:
                 row = submission.row
                 row["updated_us"] = now
                 conn.execute(f"INSERT INTO dispatches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                              tuple(row.values()))
+                did = row["dispatch_id"]
+                parts.extend((did, name, value) for name, value in submission.parts.items())
             if plans:
-                conn.executemany("UPDATE dispatches SET status = ?, start_us = ?, plan = ?, updated_us = ? "
-                                 "WHERE dispatch_id = ? AND status = 'NEW_OBJECT'", plans)
+                conn.executemany("UPDATE dispatches SET status = ?, start_us = ?, updated_us = ? "
+                                 "WHERE dispatch_id = ? AND status = 'NEW_OBJECT'",
+                                 [(status, start, now, did) for status, start, _, _, did in plans])
+                parts.extend((did, "plan", plan) for _, _, plan, _, did in plans)
             if batches:
                 conn.executemany("INSERT INTO node_batches (dispatch_id, payload) VALUES (?, ?)", batches)
                 conn.executemany("UPDATE dispatches SET updated_us = ? WHERE dispatch_id = ?",
@@ -311,8 +317,14 @@ class Writer:
             if finals:
                 conn.executemany(
                     "UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, updated_us = ?, "
-                    "reused = ?, recomputed = ?, outcome = ?, plan = COALESCE(?, plan) WHERE dispatch_id = ?",
-                    finals)
+                    "reused = ?, recomputed = ? WHERE dispatch_id = ?", [f[:7] + f[9:] for f in finals])
+                for *_, outcome, plan, did in finals:
+                    parts.append((did, "outcome", outcome))
+                    if plan is not None:
+                        parts.append((did, "plan", plan))
+            if parts:
+                conn.executemany("INSERT OR REPLACE INTO dispatch_parts (dispatch_id, part, value) VALUES (?, ?, ?)",
+                                 parts)
             if containers:
                 conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", containers)
             conn.execute("COMMIT")

@@ -183,7 +183,7 @@ def test_values_are_only_read_from_the_configured_home(home, tmp_path):
     outside.write_bytes(b"not to be read")
     dispatch_id = run(ct.dispatch(flow)(1, 2)).dispatch_id
     with sqlite3.connect(home / "dispatches.db") as conn:  # a record pointing outside the home
-        conn.execute("UPDATE dispatches SET graph = ? WHERE dispatch_id = ?",
+        conn.execute("UPDATE dispatch_parts SET value = ? WHERE dispatch_id = ? AND part = 'graph'",
                      (b"@" + os.path.relpath(outside, home / "blobs").encode(), dispatch_id))
     with pytest.raises(StoreError, match="not a blob digest"):
         active_store().load(dispatch_id)
