@@ -61,7 +61,7 @@ __all__ = ["SQLiteStore"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: a development format (parts in the dispatches row), never released
 DATABASE = "dispatches.db"
 _UNFINISHED = ("NEW_OBJECT", "RUNNING")
 PARTS = ("graph", "inputs", "snapshot", "facts", "plan", "outcome")
@@ -180,6 +180,9 @@ class SQLiteStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"the store in {self.home} was written by a newer covalent_nb "
                              f"(format {version}; this one reads format {SCHEMA_VERSION})")
+        if 0 < version < SCHEMA_VERSION:
+            raise StoreError(f"the store in {self.home} has format {version}, a development format this "
+                             f"covalent_nb does not read; move {self.db_path} away to start afresh")
         if version == SCHEMA_VERSION:
             return
         conn.execute("BEGIN IMMEDIATE")

@@ -209,3 +209,19 @@ def test_a_home_that_cannot_be_used_leaves_dispatch_working_in_memory(home, tmp_
     assert ct.get_result(dispatch_id, wait=True).result == 7
     assert active_store().location == "memory" and "NotADirectoryError" in active_store().why
     assert [d["id"] for d in ct.list_dispatches()][0] == dispatch_id
+
+
+@pytest.mark.parametrize("version, says", [(1, "a development format"), (99, "written by a newer covalent_nb")])
+def test_a_store_of_another_format_is_left_alone(home, version, says):
+    import sqlite3
+
+    home.mkdir()
+    with sqlite3.connect(home / "dispatches.db") as conn:
+        conn.execute("CREATE TABLE dispatches (anything)")
+        conn.execute(f"PRAGMA user_version = {version}")
+    with pytest.warns(RuntimeWarning, match=says):
+        dispatch_id = ct.dispatch(with_blob)(1)
+    assert ct.get_result(dispatch_id, wait=True).result == 3
+    with sqlite3.connect(home / "dispatches.db") as conn:  # untouched
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == version
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["dispatches"]
