@@ -168,10 +168,7 @@ class SQLiteStore:
             os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite copies these modes
         conn = sqlite3.connect(self.db_path, timeout=60.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 60000")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new database
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL itself is set once, in the file (_create_schema)
         return conn
 
     def _create_schema(self) -> None:
@@ -183,6 +180,10 @@ class SQLiteStore:
         if 0 < version < SCHEMA_VERSION:
             raise StoreError(f"the store in {self.home} has format {version}, a development format this "
                              f"covalent_nb does not read; move {self.db_path} away to start afresh")
+        if version == 0:  # a new database: settings that only take effect before the first table
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent: every later connection uses it
         if version == SCHEMA_VERSION:
             return
         conn.execute("BEGIN IMMEDIATE")

@@ -224,4 +224,5 @@ def test_a_store_of_another_format_is_left_alone(home, version, says):
     assert ct.get_result(dispatch_id, wait=True).result == 3
     with sqlite3.connect(home / "dispatches.db") as conn:  # untouched
         assert conn.execute("PRAGMA user_version").fetchone()[0] == version
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["dispatches"]
