@@ -44,17 +44,21 @@ class OwnerLock:
         self.pid = os.getpid()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.path = os.path.join(directory, self.token)
-        self._fd: Optional[int] = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Locked under a temporary name, then renamed (the lock stays with the
+        # file): no other process ever sees this token's file unlocked.
+        fresh = self.path + ".new"
+        self._fd: Optional[int] = os.open(fresh, os.O_RDWR | os.O_CREAT, 0o600)
         if fcntl is not None:
             fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(self._fd, f"{self.host} {self.pid}\n".encode())
+        os.replace(fresh, self.path)
         _mine[self.token] = self.pid
 
     def alive(self, token: str) -> Optional[bool]:
         """Is the owner *token* alive?  None when it cannot be told (no ``fcntl``)."""
         if token == self.token or _mine.get(token) == os.getpid():
             return True
-        if not token or "/" in token or token.startswith("."):
+        if not token or "/" in token or "." in token:
             return False
         path = os.path.join(self.directory, token)
         try:
@@ -82,6 +86,16 @@ class OwnerLock:
                 os.unlink(os.path.join(self.directory, token))
             except OSError:
                 pass
+
+    def sweep(self) -> None:
+        """Remove the files of owners that have ended (killed processes leave theirs)."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:
+            if "." not in name and self.alive(name) is False:
+                self.forget(name)
 
     def release(self) -> None:
         """Give up the token (the process no longer runs anything from this store)."""

@@ -158,6 +158,7 @@ class SQLiteStore:
         self._loading: set = set()
         self._closed = False
         self.recover()
+        self.owner.sweep()
         self.writer = Writer(self)
         atexit.register(self.close)
 

@@ -113,7 +113,8 @@ def _completed_tasks(dispatch_id) -> int:
                if k != "parameter" and result._table.status[i] == "COMPLETED")
 
 
-def test_sigkill_mid_dispatch_leaves_an_interrupted_dispatch_whose_nodes_are_reusable(spawn_python, run_python):
+def test_sigkill_mid_dispatch_leaves_an_interrupted_dispatch_whose_nodes_are_reusable(spawn_python, run_python,
+                                                                                      home):
     process = spawn_python(STUCK_AFTER_SOME_NODES)
     dispatch_id = process.stdout.readline().strip()
     assert dispatch_id, process.stderr.read()
@@ -131,6 +132,8 @@ def test_sigkill_mid_dispatch_leaves_an_interrupted_dispatch_whose_nodes_are_reu
         print(json.dumps([d["id"], str(d["status"]), d["reused"], d["recomputed"]]))
     """))
     assert seen == [dispatch_id, "INTERRUPTED", 0, 6]
+    # The killed process's owner file is gone; only this (pytest) process's remains.
+    assert len(os.listdir(home / "owners")) == 1
     result = ct.get_result(dispatch_id, wait=True)
     assert result.status == ct.Status.INTERRUPTED
     assert f"(pid {process.pid} on " in result.error and "ended during the run" in result.error
@@ -261,3 +264,18 @@ def test_get_result_waits_for_a_dispatch_running_in_another_process(spawn_python
     assert ct.get_result(dispatch_id, wait=True) is running
     assert running.ended and running.status == "COMPLETED" and running.result == "opened"
     process.communicate(timeout=30)
+
+
+def test_the_owner_files_of_killed_processes_are_swept(spawn_python, run_python, home):
+    process = spawn_python("""
+        import time, covalent_nb as ct
+        ct.list_dispatches()  # opens the store: takes an owner lock, runs nothing
+        print("open", flush=True)
+        time.sleep(600)
+    """)
+    assert process.stdout.readline().strip() == "open"
+    assert len(os.listdir(home / "owners")) == 1
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    run_python("import covalent_nb as ct; ct.list_dispatches()")
+    assert os.listdir(home / "owners") == []
