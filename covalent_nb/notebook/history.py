@@ -1,18 +1,15 @@
 """The dispatch history that ``%dispatches`` shows: a table, newest first, with lineage.
 
-:func:`dispatch_records` is the one place the records come from.  It reads the
-kernel's registry today; when the durable store's ``ct.list_dispatches()``
-(the same dicts, newest first) is available, it becomes its body.
+:func:`dispatch_records` is the one place the records come from: the store's
+``ct.list_dispatches()``, newest first.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
-import time
 from typing import Any, Iterable, Optional
 
-from ..dispatch import registry
 
 __all__ = ["dispatch_records", "DispatchHistory", "COLUMNS"]
 
@@ -22,35 +19,18 @@ COLUMNS = (("id", "id"), ("lattice", "lattice"), ("status", "status"), ("start",
            ("recomputed", "recomputed"))
 
 
-def _record(result: Any) -> dict:
-    start, end = result.start_us, result.end_us
-    if start is None:
-        duration = None
-    else:
-        duration = ((end if end is not None else time.time_ns() // 1000) - start) / 1e6
-    summary = result.reuse_summary() if result.ended else {"reused": None, "recomputed": None}
-    return {
-        "id": result.dispatch_id,
-        "lattice": getattr(result.lattice, "__name__", "?"),
-        "status": str(result.status),
-        "start": result.start_time,
-        "duration": duration,
-        "parent": result.parent_dispatch_id,
-        "reused": summary["reused"],
-        "recomputed": summary["recomputed"],
-    }
+def dispatch_records(limit: Optional[int] = None) -> list[dict]:
+    """The dispatches in the store, newest first, sublattice dispatches left out.
 
-
-def dispatch_records() -> list[dict]:
-    """The dispatches of this kernel, newest first, sublattice dispatches left out.
-
-    Each dict has ``id, lattice, status, start`` (an aware datetime or None),
-    ``duration`` (seconds, so far while running, or None), ``parent`` (the id
-    this one was redispatched from, or None), ``reused`` and ``recomputed``
-    (node counts, None while running).
+    The same dicts as :func:`covalent_nb.list_dispatches`: ``id, lattice,
+    status, start`` (an aware datetime or None), ``duration`` (seconds, or
+    None), ``parent`` (the id this one was redispatched from, or None),
+    ``reused`` and ``recomputed`` (node counts, None while running).  With the
+    durable store that includes the dispatches of earlier kernels.
     """
-    return [_record(r) for r in reversed(registry.all_results())
-            if not getattr(r, "is_sublattice_dispatch", False)]
+    from ..results.store import list_dispatches
+
+    return list(list_dispatches(limit))
 
 
 def _short(dispatch_id: Optional[str]) -> str:

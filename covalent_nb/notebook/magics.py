@@ -403,13 +403,12 @@ class CovalentMagics(Magics):
     def dispatches(self, line: str) -> DispatchHistory:
         """%dispatches [-n N] -- the dispatch history, newest first (at most N rows)."""
         options = _parse_options(line, {"-n": ("limit", True)}, "%dispatches")
-        records = dispatch_records()
+        limit = None
         if "limit" in options:
-            limit = options["limit"]
-            if not limit.isdigit() or int(limit) < 1:
-                raise UsageError(f"%dispatches: -n takes a positive whole number, not {limit!r}")
-            records = records[:int(limit)]
-        return DispatchHistory(records)
+            if not options["limit"].isdigit() or int(options["limit"]) < 1:
+                raise UsageError(f"%dispatches: -n takes a positive whole number, not {options['limit']!r}")
+            limit = int(options["limit"])
+        return DispatchHistory(dispatch_records(limit))
 
 
 def load_ipython_extension(ipython: Any) -> None:
