@@ -23,53 +23,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import textwrap
+
+from workloads import LATTICES, run_fresh
 
 COVALENT_NB = textwrap.dedent("""
     import gc, json, sys, time
     import covalent_nb as ct
-    from covalent_nb.results.store import active_store
     N, SHAPE, MODE = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     ct.set_config(store="memory")
 
-    @ct.electron
-    def inc(x):
-        return x + 1
-
-    @ct.electron
-    def total(xs):
-        return sum(xs)
-
-    @ct.lattice
-    def fanout(n):
-        return total([inc(i) for i in range(n)])
-
-    @ct.lattice
-    def chain(n):
-        x = 0
-        for _ in range(n):
-            x = inc(x)
-        return x
-
-    @ct.electron
-    def task_0(a):
-        return a
-
-    @ct.electron
-    def task_1(a, b):
-        return a + b
-
-    @ct.electron
-    def task_2(a, b):
-        return a / b
-
-    @ct.lattice
-    def seed(a, b):
-        return task_2(task_1(task_0(a), b), b)
+    exec(sys.argv[4])  # the shared workloads (benchmarks/workloads.py)
 
     lattice, args = {"fanout": (fanout, (N,)), "chain": (chain, (N,)), "seed": (seed, (1, 2))}[SHAPE]
     if MODE == "nokeys":
@@ -144,14 +109,6 @@ DASK = textwrap.dedent("""
 """)
 
 
-def run(code: str, *argv: str) -> dict:
-    completed = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                               check=False)
-    if completed.returncode != 0:
-        raise SystemExit(f"benchmark process failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def median(values: list) -> float:
     return statistics.median(values)
 
@@ -166,12 +123,12 @@ def main() -> None:
     for shape in ("fanout", "chain", "seed"):
         ours, theirs, redis, nokeys = [], [], [], []
         for _ in range(options.repeats):  # interleaved, so drift hits both sides alike
-            mine = run(COVALENT_NB, n, shape, "redispatch")
+            mine = run_fresh(COVALENT_NB, n, shape, "redispatch", LATTICES)
             ours.append(mine["seconds"])
             redis.append(mine["redispatch_seconds"])
-            theirs.append(run(DASK, n, shape)["seconds"])
+            theirs.append(run_fresh(DASK, n, shape)["seconds"])
             if shape != "seed":
-                nokeys.append(run(COVALENT_NB, n, shape, "nokeys")["seconds"])
+                nokeys.append(run_fresh(COVALENT_NB, n, shape, "nokeys", LATTICES)["seconds"])
         rows.append((shape, median(ours), median(theirs), median(redis), median(nokeys) if nokeys else None))
     print(f"\nN = {options.n}, medians of {options.repeats} runs, each in a fresh process\n")
     print("| workload | covalent_nb | dask.threaded.get | ratio | full-reuse redispatch | redispatch / dispatch | without keys |")

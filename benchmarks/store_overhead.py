@@ -28,13 +28,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import textwrap
+
+from workloads import LATTICES, run_fresh
 
 DISPATCH = textwrap.dedent("""
     import json, sys, time
@@ -42,24 +41,7 @@ DISPATCH = textwrap.dedent("""
     N, SHAPE, STORE, HOME = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     ct.set_config(store=STORE, home=HOME)
 
-    @ct.electron
-    def inc(x):
-        return x + 1
-
-    @ct.electron
-    def total(xs):
-        return sum(xs)
-
-    @ct.lattice
-    def fanout(n):
-        return total([inc(i) for i in range(n)])
-
-    @ct.lattice
-    def chain(n):
-        x = 0
-        for _ in range(n):
-            x = inc(x)
-        return x
+    exec(sys.argv[6])  # the shared workloads (benchmarks/workloads.py)
 
     lattice = {"fanout": fanout, "chain": chain}[SHAPE]
     ct.get_result(ct.dispatch(fanout)(3), wait=True)  # warm up: imports, threads, store opened
@@ -88,14 +70,6 @@ LOAD = textwrap.dedent("""
 """)
 
 
-def run(code: str, *argv: str):
-    completed = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
-                               check=False)
-    if completed.returncode != 0:
-        raise SystemExit(f"benchmark process failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
@@ -110,10 +84,10 @@ def main() -> None:
             memory, sqlite, load = [], [], []
             for repeat in range(options.repeats):
                 home = os.path.join(scratch, f"{shape}-{repeat}")
-                memory.extend(run(DISPATCH, n, shape, "memory", home + "-memory", per_process))
-                measured = run(DISPATCH, n, shape, "sqlite", home, per_process)
+                memory.extend(run_fresh(DISPATCH, n, shape, "memory", home + "-memory", per_process, LATTICES))
+                measured = run_fresh(DISPATCH, n, shape, "sqlite", home, per_process, LATTICES)
                 sqlite.extend(measured)
-                load.append(run(LOAD, measured[0]["dispatch_id"], home)["seconds"])
+                load.append(run_fresh(LOAD, measured[0]["dispatch_id"], home)["seconds"])
             rows.append((shape, *(statistics.median(m[key] for m in runs)
                                   for key in ("seconds", "cpu") for runs in (memory, sqlite)),
                          statistics.median(load)))

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import json
 import random
 import shutil
 import statistics
@@ -229,7 +228,6 @@ def browser_bench(payloads: dict, repeat: int, screenshots: Path | None) -> dict
                         # in the first view and with the whole graph in view.
                         rng = random.Random(r)
                         current = state["states"]
-                        done = 0
                         for key, new_state in (("recolour", "running"), ("recolour_all", "completed")):
                             if key == "recolour_all":
                                 row["fit_all"].append(page.evaluate("bench.fitAll()"))
