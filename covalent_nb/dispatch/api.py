@@ -11,7 +11,6 @@ from typing import Any, Callable, Optional
 import cloudpickle
 
 from ..results.result import Result
-from ..results.status import Status
 from ..results.store import active_store
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice, Trace

@@ -41,7 +41,6 @@ from ..results.status import Status
 from .events import Event, publish
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
-from .executors.base import Executor
 from .plan import plan_for
 from .reuse import decide_reuse, node_keys
 from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
@@ -229,7 +228,7 @@ class Dispatcher:
         table = result._table
         did = result.dispatch_id
         status, start, end, output = table.status, table.start, table.end, table.output
-        stdout, stderr, error = table.stdout, table.stderr, table.error
+        stdout, stderr = table.stdout, table.stderr
         children = self.plan.children
         state, waiting = self.state, self.waiting
         completed, running_status = Status.COMPLETED, Status.RUNNING

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..workflow.graph import topological_order
+
 __all__ = ["Plan", "plan_for"]
 
 
@@ -82,7 +84,7 @@ class Plan:
         self.arg_sources = arg_sources
         self.kwarg_sources = kwarg_sources
         self.parameters = [i for i, kind in enumerate(graph.kinds) if kind == "parameter"]
-        self.order = _topological_order(children, in_degree)
+        self.order = topological_order(children, in_degree)
 
     def distinct_children(self, node: int) -> list:
         kids = self.children[node]
@@ -91,19 +93,6 @@ class Plan:
     def distinct_parents(self, node: int) -> list:
         folks = self.parents[node]
         return list(dict.fromkeys(folks)) if len(folks) > 1 else folks
-
-
-def _topological_order(children: list, in_degree: list) -> list:
-    waiting = list(in_degree)
-    order = [i for i, w in enumerate(waiting) if w == 0]
-    for node in order:  # the list grows while we walk it
-        for child in children[node]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                order.append(child)
-    if len(order) != len(children):
-        raise ValueError("the workflow graph has a cycle")
-    return order
 
 
 def plan_for(graph: Any) -> Plan:

@@ -64,7 +64,7 @@ import traitlets
 from ..workflow.source import source_of
 from .layout import AUX_KINDS, Layout, display_label, layout_graph
 from .publisher import Update, get_publisher
-from .states import CODES, PALETTE, STATES, UNCOUNTED_KINDS, count_states, encode_states, status_text
+from .states import CODES, PALETTE, UNCOUNTED_KINDS, count_states, encode_states, status_text
 
 __all__ = ["LatticeGraph", "node_details", "graph_payload", "BUNDLE", "AUTO_HIDE_PARAMS"]
 

@@ -123,7 +123,7 @@ def _route(batch: list) -> None:
 
 
 def _open_configured() -> Any:
-    global _store, _subscribed
+    global _subscribed
     kind = config.get_config("store")
     if kind == "memory":
         return MemoryStore()

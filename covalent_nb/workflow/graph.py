@@ -25,7 +25,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable, Optional
 
-__all__ = ["TransportGraph", "WAIT_EDGE_NAME", "PARAMETER_PREFIX", "POSTPROCESS_NAME"]
+__all__ = ["TransportGraph", "topological_order", "WAIT_EDGE_NAME", "PARAMETER_PREFIX",
+           "POSTPROCESS_NAME"]
 
 WAIT_EDGE_NAME = "!waiting_edge"
 PARAMETER_PREFIX = ":parameter:"
@@ -35,6 +36,23 @@ ELECTRON_DICT_NAME = ":electron_dict:"
 SUBLATTICE_PREFIX = ":sublattice:"
 
 _NODE_FIELDS = ("name", "function", "value", "metadata", "kind")
+
+
+def topological_order(children: list, in_degree: list) -> list:
+    """Order nodes parents-first (Kahn's algorithm) from per-node children and in-degrees.
+
+    Raises ``ValueError`` when the graph has a cycle.
+    """
+    waiting = list(in_degree)
+    order = [i for i, w in enumerate(waiting) if w == 0]
+    for node in order:  # the list grows while we walk it
+        for child in children[node]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                order.append(child)
+    if len(order) != len(children):
+        raise ValueError("the workflow graph has a cycle")
+    return order
 
 
 class TransportGraph:
@@ -161,19 +179,11 @@ class TransportGraph:
     def topological_order(self) -> list:
         """Return node ids so that every node comes after all its parents."""
         children: list = [[] for _ in self.names]
-        waiting = [0] * len(self.names)
+        in_degree = [0] * len(self.names)
         for source, target, *_ in self.edges:
             children[source].append(target)
-            waiting[target] += 1
-        order = [i for i, w in enumerate(waiting) if w == 0]
-        for node in order:  # the list grows while we walk it
-            for child in children[node]:
-                waiting[child] -= 1
-                if waiting[child] == 0:
-                    order.append(child)
-        if len(order) != len(self.names):
-            raise ValueError("the workflow graph has a cycle")
-        return order
+            in_degree[target] += 1
+        return topological_order(children, in_degree)
 
     def shape_key(self) -> str:
         """A digest of names, kinds and edges: equal for graphs that draw alike."""

@@ -201,7 +201,7 @@ def test_redispatch_with_reuse_shows_reused_and_replaced_nodes():
 
     child_id = ct.redispatch(parent.dispatch_id, replace_electrons={"add": add},
                              reuse_previous_results=True)()
-    child = ct.get_result(child_id, wait=True)
+    ct.get_result(child_id, wait=True)
     widget = LatticeGraph(child_id)
     assert widget.status == "COMPLETED"
     counts = widget.counts()

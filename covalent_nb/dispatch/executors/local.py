@@ -12,7 +12,7 @@ import queue
 import threading
 from typing import Callable
 
-from ..runner import DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec, run_task
+from ..runner import DONE, FAILED, SKIPPED, STARTED, FromRun, run_task
 from .base import CancelFlag, Executor
 
 __all__ = ["LocalExecutor"]
