@@ -40,7 +40,8 @@ def _check_lattice(lattice: Any, where: str) -> Lattice:
 def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent: Optional[Result] = None,
            replacements: Optional[dict] = None, reuse: bool = False, run: bool = True,
            on_end: Optional[Callable] = None, sublattice: bool = False,
-           fkeys: Optional[tuple] = None, before_start: Optional[Callable] = None) -> Result:
+           fkeys: Optional[tuple] = None, before_start: Optional[Callable] = None,
+           snapshot: Optional[bytes] = None) -> Result:
     """Register a traced dispatch and start its dispatcher; return its Result."""
     graph = trace.graph
     dispatch_id = str(uuid.uuid4())
@@ -54,7 +55,7 @@ def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent:
     result._function_keys = fkeys[0]
     result.is_sublattice_dispatch = sublattice
     try:
-        result.snapshot = cloudpickle.dumps((lattice, dict(replacements or {})))
+        result.snapshot = snapshot or cloudpickle.dumps((lattice, dict(replacements or {})))
     except Exception as exc:  # the workflow still runs; only a later retrace is affected
         result.snapshot = None
         result.snapshot_error = f"{type(exc).__name__}: {exc}"
@@ -267,7 +268,6 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
             same_inputs = True
         else:
             same_inputs = False
-        lattice = _parent_lattice(parent)
         fkeys = None
         if same_inputs and not replace_electrons:
             # Rerun the parent's graph as it stands, without tracing, when its functions still
@@ -278,11 +278,15 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
                 fkeys = None
         with collector_paused():
             if fkeys is not None:
+                # The same definition as the parent's: its snapshot serves this dispatch too.
+                lattice, snapshot = parent.lattice, parent.snapshot
                 trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
             else:
+                lattice, snapshot = _parent_lattice(parent), None
                 trace = lattice.trace(args, kwargs, merged)
             return _start(lattice, trace, args, kwargs, parent=parent, replacements=merged,
-                          reuse=bool(reuse_previous_results), fkeys=fkeys).dispatch_id
+                          reuse=bool(reuse_previous_results), fkeys=fkeys,
+                          snapshot=snapshot).dispatch_id
 
     return submit
 
