@@ -21,6 +21,8 @@ from .hashing import Unhashable, describe_changes, digest, function_parts, hash_
 
 __all__ = ["function_keys", "node_keys", "decide_reuse", "Reuse"]
 
+_LITERAL_KEYS = {int: "int:", float: "float:", bool: "bool:", type(None): "none:", str: "str:"}
+
 _INTERNAL_KINDS = frozenset({"electron_list", "electron_dict", "getter", "operator", "postprocess"})
 
 
@@ -95,8 +97,15 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
     for node in plan.order:
         kind = kinds[node]
         if kind == "parameter":
+            value = values[node]
+            kind_of_value = type(value)
+            if kind_of_value in _LITERAL_KEYS and (kind_of_value is not str or len(value) <= 64):
+                # Small literals are their own key (no digest: this runs once per parameter);
+                # the prefix keeps them apart from digests, which are bare hex.
+                keys[node] = _LITERAL_KEYS[kind_of_value] + repr(value)
+                continue
             try:
-                keys[node] = hash_value(values[node])
+                keys[node] = hash_value(value)
             except Unhashable as exc:
                 unhashable[node] = str(exc)
             continue
