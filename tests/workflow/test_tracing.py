@@ -250,3 +250,90 @@ def test_branching_on_an_output_while_tracing_explains_what_to_do():
 
     with pytest.raises(TypeError, match="can only be iterated while tracing by unpacking"):
         ct.dispatch(loopy)([1, 2])
+
+
+@ct.lattice
+def _unpacks(x):
+    p, q = pair(x)
+    return task_1(p, q)
+
+
+@ct.lattice
+def _indexes(x):
+    return mapping(x)["k"]
+
+
+@ct.lattice
+def _attribute(x):
+    return task(x).real
+
+
+@ct.lattice
+def _dict_argument(x):
+    return task({"a": x, "b": task(2)})
+
+
+@ct.lattice
+def _operators(x):
+    return task(x) * 2 + 1
+
+
+@ct.lattice
+def _inner(x):
+    return task(x)
+
+
+@ct.lattice
+def _sublattice(x):
+    return task(ct.electron(_inner)(x))
+
+
+@ct.lattice
+def _waits():
+    a = task(1)
+    b = task(2)
+    ct.wait(b, [a])
+    return b
+
+
+@ct.lattice
+def _returns_dict(x):
+    return {"v": task(x)}
+
+
+@pytest.mark.parametrize("flow, args, nodes, edges", [
+    (_unpacks, (1,),
+     ["pair", ":parameter:1", ":pair()[0]", ":parameter:0", ":pair()[1]", ":parameter:1", "task_1",
+      ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (0, 2, "obj", "arg", 0), (3, 2, "key", "arg", 1), (0, 4, "obj", "arg", 0),
+      (5, 4, "key", "arg", 1), (2, 6, "a", "arg", 0), (4, 6, "b", "arg", 1), (6, 7, "retval", "arg", 0)]),
+    (_indexes, (1,),
+     ["mapping", ":parameter:1", ":mapping.__getitem__", ":parameter:k", ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (0, 2, "obj", "arg", 0), (3, 2, "key", "arg", 1), (2, 4, "retval", "arg", 0)]),
+    (_attribute, (1,),
+     ["task", ":parameter:1", ":task.__getattr__", ":parameter:real", ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (0, 2, "obj", "arg", 0), (3, 2, "key", "arg", 1), (2, 4, "retval", "arg", 0)]),
+    (_dict_argument, (1,),
+     ["task", ":parameter:2", "task", ":electron_dict:", ":parameter:1", ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (4, 3, "a", "kwarg", None), (0, 3, "b", "kwarg", None), (3, 2, "x", "arg", 0),
+      (2, 5, "retval", "arg", 0)]),
+    (_operators, (3,),
+     ["task", ":parameter:3", "task_*_2", ":parameter:2", "task_*_2_+_1", ":parameter:1",
+      ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (0, 2, "arg[0]", "arg", 0), (3, 2, "arg[1]", "arg", 1), (2, 4, "arg[0]", "arg", 0),
+      (5, 4, "arg[1]", "arg", 1), (4, 6, "retval", "arg", 0)]),
+    (_sublattice, (2,),
+     [":sublattice:_inner", ":parameter:2", "task", ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (0, 2, "x", "arg", 0), (2, 3, "retval", "arg", 0)]),
+    (_waits, (),
+     ["task", ":parameter:1", "task", ":parameter:2", ":postprocess:reconstruct"],
+     [(1, 0, "x", "arg", 0), (3, 2, "x", "arg", 0), (0, 2, "!waiting_edge", None, None),
+      (2, 4, "retval", "arg", 0)]),
+    (_returns_dict, (1,),
+     ["task", ":parameter:1", ":postprocess:reconstruct", ":electron_dict:"],
+     [(1, 0, "x", "arg", 0), (0, 3, "v", "kwarg", None), (3, 2, "retval", "arg", 0)]),
+])
+def test_every_node_kind_has_covalents_ids_and_edges(flow, args, nodes, edges):
+    graph = flow.build_graph(*args)
+    assert graph.names == nodes
+    assert graph.edges == edges
