@@ -481,3 +481,27 @@ def test_the_live_view_opens_the_panel_from_the_graph_button(ip, dispatched):
     assert panel.parent.dispatch_id == done.value.dispatch_id
     view.graph._handle_custom_msg({"event": "open_panel"}, [])
     assert view.slot.children == (panel,)  # pressing again keeps the open panel
+
+
+def test_a_graph_shown_while_running_saves_the_final_picture(tmp_path):
+    """%dispatch shows the graph at once; when the dispatch ends, the output is refreshed,
+    so a notebook saved without widget state shows the final colours, not the first."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import time\nimport covalent_nb as ct\n%load_ext covalent_nb\n"
+            "@ct.electron\ndef slow(x):\n    time.sleep(0.5)\n    return x\n"
+            "@ct.lattice\ndef flow(x):\n    return slow(x)\n"),
+        nbformat.v4.new_code_cell("run = %dispatch flow(1)"),
+        nbformat.v4.new_code_cell("run.result().status"),
+    ]
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
+    assert len(shown) == 1
+    svg = shown[0]["data"]["image/svg+xml"]
+    assert "completed 2" in svg and "pending 0" in svg and "running 0" in svg
+    assert "COMPLETED" in nb.cells[2].outputs[0]["data"]["text/plain"]
