@@ -157,3 +157,57 @@ def test_deps_module_ships_a_local_module_by_value(tmp_path, monkeypatch):
     assert done.stdout.strip() == b"15"
     with pytest.raises(ImportError, match="cannot be imported"):
         ct.electron(deps_module="cnb_no_such_module_anywhere")
+
+
+def _tiny_wheel(directory) -> str:
+    """Build a minimal, valid wheel by hand (no build backend, no network)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    name, version = "cnb_probe_pkg", "0.1"
+    files = {
+        f"{name}/__init__.py": "ANSWER = 42\n",
+        f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{name}-{version}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: covalent_nb-tests\n"
+                                             "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record_lines = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record_lines.append(f"{path},sha256={digest},{len(text.encode())}")
+    record = f"{name}-{version}.dist-info/RECORD"
+    record_lines.append(f"{record},,")
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+        archive.writestr(record, "\n".join(record_lines) + "\n")
+    return str(wheel)
+
+
+def test_deps_pip_installs_a_missing_requirement_with_pip_and_keeps_pips_output(tmp_path):
+    import subprocess
+
+    wheel = _tiny_wheel(tmp_path)
+
+    @ct.electron(deps_pip=ct.DepsPip(packages=[wheel]))
+    def uses_it():
+        import cnb_probe_pkg
+
+        return cnb_probe_pkg.ANSWER
+
+    @ct.lattice
+    def flow():
+        return uses_it()
+
+    try:
+        result = ct.dispatch_sync(flow)()
+        record = result.get_node_result(0)
+        assert result.status == "COMPLETED", record["error"]
+        assert record["output"] == 42
+        assert "Successfully installed cnb-probe-pkg-0.1" in record["stdout"]
+        assert ct.DepsPip(packages=["cnb_probe_pkg==0.1"]).missing() == []  # now satisfied: no pip run
+    finally:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "cnb_probe_pkg"],
+                       capture_output=True)
