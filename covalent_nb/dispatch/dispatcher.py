@@ -227,11 +227,10 @@ class Dispatcher:
         result = self.result
         table = result._table
         did = result.dispatch_id
-        status, start, end, output = table.status, table.start, table.end, table.output
-        stdout, stderr = table.stdout, table.stderr
-        children = self.plan.children
-        state, waiting = self.state, self.waiting
-        completed, running_status = Status.COMPLETED, Status.RUNNING
+        status, start = table.status, table.start
+        state = self.state
+        running_status = Status.RUNNING
+        complete = self._complete
         get, empty = self.queue.get, self.queue.empty
         while self.pending > 0:
             batch = [get()]
@@ -244,24 +243,7 @@ class Dispatcher:
                 node = message[1]
                 if kind == DONE:
                     _, node, value, t_start, t_end, out, err = message
-                    previous = state[node]
-                    output[node] = value
-                    start[node] = t_start
-                    end[node] = t_end
-                    status[node] = completed
-                    if out:
-                        stdout[node] = out
-                    if err:
-                        stderr[node] = err
-                    state[node] = DONE_
-                    if previous <= RUNNING:
-                        self.pending -= 1
-                    events.append(Event("node_completed", did, node, "COMPLETED", t_end / 1e6))
-                    for child in children[node]:
-                        left = waiting[child] - 1
-                        waiting[child] = left
-                        if left == 0 and state[child] == WAITING:
-                            ready.append(child)
+                    complete(node, value, t_start, t_end, out, err, events, ready)
                 elif kind == STARTED:
                     if state[node] == SUBMITTED:
                         state[node] = RUNNING
@@ -282,6 +264,30 @@ class Dispatcher:
             publish(events)
             if ready:
                 self._launch(ready)
+
+    def _complete(self, node: int, value: Any, t_start: int, t_end: int, out: str, err: str,
+                  events: list, ready: list) -> None:
+        """Record a node's output and queue the children it made ready."""
+        table = self.result._table
+        state, waiting = self.state, self.waiting
+        previous = state[node]
+        table.output[node] = value
+        table.start[node] = t_start
+        table.end[node] = t_end
+        table.status[node] = Status.COMPLETED
+        if out:
+            table.stdout[node] = out
+        if err:
+            table.stderr[node] = err
+        state[node] = DONE_
+        if previous <= RUNNING:
+            self.pending -= 1
+        events.append(Event("node_completed", self.result.dispatch_id, node, "COMPLETED", t_end / 1e6))
+        for child in self.plan.children[node]:
+            left = waiting[child] - 1
+            waiting[child] = left
+            if left == 0 and state[child] == WAITING:
+                ready.append(child)
 
     # -- launching -----------------------------------------------------------
     def _spec(self, node: int, members: Optional[set]) -> TaskSpec:
@@ -469,19 +475,11 @@ class Dispatcher:
         table = self.result._table
         table.sublattice[node] = child
         now = now_us()
+        end = max(now, table.start[node] + 1)
         if child.status == Status.COMPLETED:
-            table.output[node] = child.result
-            table.end[node] = max(now, table.start[node] + 1)
-            table.status[node] = Status.COMPLETED
-            self.state[node] = DONE_
-            self.pending -= 1
-            events.append(Event("node_completed", self.result.dispatch_id, node, "COMPLETED", now / 1e6))
-            for c in self.plan.children[node]:
-                self.waiting[c] -= 1
-                if self.waiting[c] == 0 and self.state[c] == WAITING:
-                    ready.append(c)
+            self._complete(node, child.result, table.start[node], end, "", "", events, ready)
         elif child.status == Status.CANCELLED:
-            table.end[node] = max(now, table.start[node] + 1)
+            table.end[node] = end
             self._mark_cancelled(node, events)
         else:
             self._fail(node, f"sublattice dispatch {child.dispatch_id} ended {child.status}:\n{child.error or ''}",
