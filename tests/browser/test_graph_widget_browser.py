@@ -15,36 +15,14 @@ import re
 
 import pytest
 
+from seed_source import SEED_LATTICE
+from seed_source import SEED_TASKS as SEED_SOURCE_TASKS
+
 pytestmark = pytest.mark.browser
 
 COUNTED_NODES = 4  # task_0, task_1, task_2 and the postprocess node
 
-SEED_TASKS = '''
-import covalent_nb as ct
-
-@ct.electron
-def task_0(a):
-    return a
-
-@ct.electron
-def task_1(a, b):
-    return a + b
-
-@ct.electron
-def task_2(a, b):
-    return a / b
-
-@ct.electron
-def task_2_redefined(a, b):
-    return a * b
-
-@ct.lattice
-def workflow(a, b):
-    res_0 = task_0(a)
-    res_1 = task_1(res_0, b)
-    res_2 = task_2(res_1, b)
-    return res_2
-'''
+SEED_TASKS = SEED_SOURCE_TASKS + SEED_LATTICE
 
 
 def gated_tasks(gate_dir) -> str:

@@ -17,37 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from seed_source import SEED_LATTICE_MAGIC, SEED_TASKS
+
 pytestmark = pytest.mark.browser
 
 DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "redispatch-panel.png"
 
 CELLS = [
-    '''
-    import covalent_nb as ct
-    %load_ext covalent_nb
-
-    @ct.electron
-    def task_0(a):
-        return a
-
-    @ct.electron
-    def task_1(a, b):
-        return a + b
-
-    @ct.electron
-    def task_2(a, b):
-        return a / b
-
-    @ct.electron
-    def task_2_redefined(a, b):
-        return a * b
-    ''',
-    '''
-    %%lattice workflow(a, b)
-    res_0 = task_0(a)
-    res_1 = task_1(res_0, b)
-    task_2(res_1, b)
-    ''',
+    "%load_ext covalent_nb\n" + SEED_TASKS,
+    SEED_LATTICE_MAGIC,
     '''
     run = %dispatch workflow(1, 2)
     print("first result:", run.result().result)

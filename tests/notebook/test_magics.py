@@ -25,38 +25,18 @@ from covalent_nb.dispatch.hashing import hash_function
 from covalent_nb.notebook import graph_widget
 from covalent_nb.notebook.handle import DispatchHandle, LiveView
 
+from seed_source import SEED_LATTICE_MAGIC, SEED_TASKS
+
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
-TASKS = """
-import covalent_nb as ct
-
-@ct.electron
-def task_0(a):
-    return a
-
-@ct.electron
-def task_1(a, b):
-    return a + b
-
-@ct.electron
-def task_2(a, b):
-    return a / b
-
-@ct.electron
-def task_2_redefined(a, b):
-    return a * b
-
+TASKS = SEED_TASKS + """
 def plain(a, b):
     return a - b
 
 limit = 3
 """
 
-WORKFLOW = """%%lattice workflow(a, b)
-res_0 = task_0(a)
-res_1 = task_1(res_0, b)
-task_2(res_1, b)
-"""
+WORKFLOW = SEED_LATTICE_MAGIC
 
 
 class Run:
