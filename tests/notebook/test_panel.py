@@ -22,10 +22,10 @@ from covalent_nb.notebook.choices import (candidates, changed_since_dispatch, el
 from covalent_nb.notebook.panel import RedispatchPanel
 from covalent_nb.notebook.userspace import KEEP, UserInputError, parse_value
 from covalent_nb.widgets import LatticeGraph
+from seed_source import SEED_TASKS
 
-NOTEBOOK = """
+NOTEBOOK = SEED_TASKS + """
 import threading
-import covalent_nb as ct
 from math import hypot
 
 GATE = threading.Event()
@@ -33,22 +33,6 @@ FACTOR = 2
 
 def scale(x):
     return x * FACTOR
-
-@ct.electron
-def task_0(a):
-    return a
-
-@ct.electron
-def task_1(a, b):
-    return a + b
-
-@ct.electron
-def task_2(a, b):
-    return a / b
-
-@ct.electron
-def task_2_redefined(a, b):
-    return a * b
 
 @ct.electron
 def scaled(a):
