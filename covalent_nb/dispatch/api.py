@@ -238,10 +238,18 @@ def _prepare_replacements(parent: Result, replace_electrons: Optional[dict]) -> 
 
 
 def _parent_lattice(parent: Result) -> Lattice:
-    if parent.snapshot is not None:
+    """The lattice as *parent* was dispatched, from its snapshot."""
+    if parent.snapshot is None:
+        return parent.lattice
+    try:
         lattice, _ = cloudpickle.loads(parent.snapshot)
-        return lattice
-    return parent.lattice
+    except Exception as exc:
+        raise RuntimeError(
+            f"the workflow of dispatch {parent.dispatch_id} cannot be restored from its snapshot "
+            f"({type(exc).__name__}: {exc}); make what it needs importable in this kernel, or "
+            "dispatch the lattice again with ct.dispatch"
+        ) from exc
+    return lattice
 
 
 def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,

@@ -235,3 +235,10 @@ def test_redispatch_runs_the_workflow_as_it_was_dispatched():
     assert run(parent).result == 2
     exec("@ct.electron\ndef step(x):\n    return x + 100\n", namespace)  # edited after dispatch
     assert run(ct.redispatch(parent)(5)).result == 6
+
+
+def test_a_snapshot_that_cannot_be_restored_says_what_to_do():
+    parent = run(ct.dispatch(workflow)(2, 3))
+    parent.snapshot = b"not a pickle"  # as if stored by a kernel whose modules are gone
+    with pytest.raises(RuntimeError, match=r"cannot be restored from its snapshot .*dispatch the lattice again"):
+        ct.redispatch(parent.dispatch_id)(1, 1)
