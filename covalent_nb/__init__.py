@@ -30,9 +30,15 @@ from .workflow.tracing import wait
 __version__ = "0.1.0"
 
 __all__ = [
-    "electron", "lattice", "Electron", "Lattice", "dispatch", "dispatch_sync", "get_result",
-    "redispatch", "cancel", "wait", "Result", "Status", "DepsBash", "DepsCall", "DepsPip",
-    "get_config", "set_config", "Lepton",
+    # Covalent's SDK
+    "electron", "lattice", "Electron", "Lattice", "Lepton", "DepsBash", "DepsCall", "DepsPip",
+    "dispatch", "dispatch_sync", "get_result", "redispatch", "cancel", "wait", "Result", "Status",
+    "get_config", "set_config", "executor",
+    # the store
+    "list_dispatches", "delete_dispatch", "prune_dispatches",
+    # the notebook face
+    "show", "redispatch_panel", "load_ipython_extension", "unload_ipython_extension",
 ]
-__all__ += ["redispatch_panel", "load_ipython_extension", "unload_ipython_extension", "show"]
-__all__ += ["list_dispatches", "delete_dispatch", "prune_dispatches"]
+
+# Note: ``covalent_nb.dispatch`` is the function above (Covalent's name); the subpackage of
+# the same name is reached with ``from covalent_nb.dispatch import ...`` or ``sys.modules``.
