@@ -211,3 +211,24 @@ def test_deps_pip_installs_a_missing_requirement_with_pip_and_keeps_pips_output(
     finally:
         subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "cnb_probe_pkg"],
                        capture_output=True)
+
+
+def test_lattice_hooks_are_the_default_of_electrons_without_their_own():
+    @ct.electron
+    def plain():
+        return "plain"
+
+    @ct.electron(call_before=ct.DepsCall(print, args=("own hook",)))
+    def own():
+        return "own"
+
+    @ct.lattice(call_before=[ct.DepsCall(print, args=("lattice hook",))])
+    def flow():
+        return [plain(), own()]
+
+    result = ct.dispatch_sync(flow)()
+    stdout = {result.graph.names[i]: result.get_node_result(i)["stdout"]
+              for i, k in enumerate(result.graph.kinds) if k != "parameter"}
+    assert stdout["plain"] == "lattice hook\n"
+    assert stdout["own"] == "own hook\n"
+    assert stdout[":postprocess:reconstruct"] == ""
