@@ -28,7 +28,7 @@ import logging
 import threading
 from typing import Callable, NamedTuple, Optional
 
-__all__ = ["Event", "subscribe", "publish", "has_subscribers"]
+__all__ = ["Event", "subscribe", "publish"]
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,6 @@ def subscribe(callback: Subscriber) -> Callable[[], None]:
             _subscribers = tuple(s for s in _subscribers if s is not callback)
 
     return unsubscribe
-
-
-def has_subscribers() -> bool:
-    """Return True when anyone listens (lets the hot path skip building events)."""
-    return bool(_subscribers)
 
 
 def publish(events: list) -> None:

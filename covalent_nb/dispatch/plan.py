@@ -27,8 +27,9 @@ class Plan:
     arg_sources, kwarg_sources:
         Per node, the source node of each positional argument (in position
         order) and ``(keyword, source)`` pairs.
-    children:
-        Per node, the nodes it feeds, once per edge (so ``waiting`` counts edges).
+    children, parents:
+        Per node, the nodes it feeds and the nodes it takes from, once per
+        edge (so ``waiting`` counts edges).
     in_degree:
         Per node, the number of in-edges (wait edges included).
     parameters:
@@ -85,14 +86,6 @@ class Plan:
         self.kwarg_sources = kwarg_sources
         self.parameters = [i for i, kind in enumerate(graph.kinds) if kind == "parameter"]
         self.order = topological_order(children, in_degree)
-
-    def distinct_children(self, node: int) -> list:
-        kids = self.children[node]
-        return list(dict.fromkeys(kids)) if len(kids) > 1 else kids
-
-    def distinct_parents(self, node: int) -> list:
-        folks = self.parents[node]
-        return list(dict.fromkeys(folks)) if len(folks) > 1 else folks
 
 
 def plan_for(graph: Any) -> Plan:

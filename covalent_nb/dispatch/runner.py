@@ -37,9 +37,10 @@ class FromRun:
 class TaskSpec:
     """One node to run: its function, resolved arguments and hooks.
 
-    ``arg_sources`` / ``kwarg_sources`` name, for each argument, the node it
-    came from (None for a literal), so an executor that keeps outputs remotely
-    (Dask) can pass its own handles instead of values.
+    ``arg_sources`` (one node id per positional argument) and
+    ``kwarg_sources`` (``(keyword, node id)`` pairs) name the node each
+    argument came from, so an executor that keeps outputs remotely (Dask) can
+    pass its own handles instead of values.
     """
 
     __slots__ = ("dispatch_id", "node_id", "name", "function", "args", "kwargs", "hooks",
@@ -47,7 +48,7 @@ class TaskSpec:
 
     def __init__(self, dispatch_id: str, node_id: int, name: str, function: Any, args: list,
                  kwargs: dict, hooks: Optional[dict], arg_sources: tuple = (),
-                 kwarg_sources: Optional[dict] = None) -> None:
+                 kwarg_sources: tuple = ()) -> None:
         self.dispatch_id = dispatch_id
         self.node_id = node_id
         self.name = name

@@ -169,13 +169,6 @@ class TransportGraph:
         self._check(node_id)
         return [e[0] for e in self.edges if e[1] == node_id]
 
-    def parents_of(self) -> list:
-        """Return, per node, the list of its in-edges ``(source, edge_name, param_type, arg_index)``."""
-        inputs: list = [[] for _ in self.names]
-        for source, target, edge_name, param_type, arg_index in self.edges:
-            inputs[target].append((source, edge_name, param_type, arg_index))
-        return inputs
-
     def topological_order(self) -> list:
         """Return node ids so that every node comes after all its parents."""
         children: list = [[] for _ in self.names]
