@@ -197,12 +197,25 @@ MANY_DISPATCHES = """
         # big("s") is the same blob in every dispatch of both processes
         return gather([work(i, tag) for i in range(n)], big(tag), big("s"))
 
-    while not os.path.exists(go):
-        time.sleep(0.005)
-    ids = [ct.dispatch(fan)(40 + k, f"{name}{k}") for k in range(count)]
+    def wait_for_file(path):
+        deadline = time.monotonic() + 120
+        while not os.path.exists(path):
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.005)
+
+    wait_for_file(go)
+    # Half the dispatches, then meet the other process halfway: each one's second half starts
+    # after the other's first half has finished, so the two always overlap, however fast.
+    half = count // 2
+    ids = [ct.dispatch(fan)(40 + k, f"{name}{k}") for k in range(half)]
     for dispatch_id in ids:
         assert ct.get_result(dispatch_id, wait=True).status == "COMPLETED"
-    print(json.dumps(ids))
+    open(f"{go}-{name}-half", "w").close()
+    wait_for_file(f"{go}-{'b' if name == 'a' else 'a'}-half")
+    rest = [ct.dispatch(fan)(40 + k, f"{name}{k}") for k in range(half, count)]
+    for dispatch_id in rest:
+        assert ct.get_result(dispatch_id, wait=True).status == "COMPLETED"
+    print(json.dumps(ids + rest))
 """
 
 
