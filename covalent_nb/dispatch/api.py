@@ -61,7 +61,7 @@ def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent:
         result.snapshot_error = f"{type(exc).__name__}: {exc}"
     dispatcher = Dispatcher(result, lattice.metadata, fkeys, parent=parent) if run else None
     if on_end is not None:
-        result._on_end.append(on_end)
+        result.add_done_callback(on_end)
     registry.register(result, dispatcher)
     active_store().dispatch_submitted(result)
     if before_start is not None:

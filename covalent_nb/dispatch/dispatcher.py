@@ -523,12 +523,7 @@ class Dispatcher:
             result.store_error = traceback.format_exc()
         publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
         registry.dispatch_ended(result.dispatch_id)
-        result._finish()
-        for callback in result._on_end:
-            try:
-                callback(result)
-            except Exception:
-                traceback.print_exc()
+        result._finish()  # runs the done callbacks, then wakes the waiters
 
 
 def _postprocess_node(graph: Any) -> int:

@@ -7,23 +7,20 @@
     The live graph of a dispatch (the graph widget, with room under it for the
     redispatch panel its button opens), or a one-line text summary when the
     widget cannot be shown.
-:func:`when_ended`
-    Run a callback once a dispatch has ended, even if it already has.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import ipywidgets
 
 from ..dispatch.api import get_result
 from ..results.result import Result
 
-__all__ = ["DispatchHandle", "LiveView", "live_view", "text_summary", "when_ended", "panel_slot"]
+__all__ = ["DispatchHandle", "LiveView", "live_view", "text_summary", "panel_slot"]
 
 log = logging.getLogger(__name__)
 
@@ -65,29 +62,6 @@ class DispatchHandle:
 
     def __repr__(self) -> str:
         return f"DispatchHandle({self.dispatch_id!r}, lattice={self._lattice!r})"
-
-
-def when_ended(result: Result, callback: Callable[[Result], Any]) -> None:
-    """Call *callback(result)* once *result*'s dispatch has ended.
-
-    The dispatcher runs ``result._on_end`` callbacks on its own thread when the
-    dispatch ends; if it has ended already (a fast dispatch can finish before
-    we get here) the callback runs now, on this thread.  Either way it runs
-    exactly once.
-    """
-    lock = threading.Lock()
-    fired = []
-
-    def once(ended: Result) -> None:
-        with lock:
-            if fired:
-                return
-            fired.append(True)
-        callback(ended)
-
-    result._on_end.append(once)
-    if result.ended:
-        once(result)
 
 
 def text_summary(result: Result, note: str = "") -> str:

@@ -46,7 +46,7 @@ from ..dispatch import registry
 from ..dispatch.api import _electron_names, dispatch as _dispatch, get_result, redispatch as _redispatch
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice, lattice as _lattice
-from .handle import DispatchHandle, live_view, when_ended
+from .handle import DispatchHandle, live_view
 from .history import DispatchHistory, dispatch_records
 from .userspace import UserInputError, call_arguments, describe_error, evaluate_arguments, \
     lookup_callable
@@ -240,7 +240,7 @@ class CovalentMagics(Magics):
             # Shown while it runs: once it has ended, refresh the output so a notebook saved
             # without widget state keeps the final picture, not the first one.
             shown = display(view, display_id=True)
-            when_ended(result, lambda _ended: shown.update(view))
+            result.add_done_callback(lambda _ended: shown.update(view))
         return DispatchHandle(dispatch_id, view)
 
     # -- %%lattice ----------------------------------------------------------------------

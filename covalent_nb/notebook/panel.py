@@ -39,7 +39,7 @@ from ..results.result import Result
 from ..results.status import Status
 from .choices import (ElectronRow, candidates, changed_since_dispatch, electron_rows,
                       lattice_signature, literal_text, resolve_dispatch, reuse_report, short_repr)
-from .handle import live_view, panel_slot, when_ended
+from .handle import live_view, panel_slot
 from .userspace import KEEP, UserInputError, describe_error, parse_value, user_namespace
 
 __all__ = ["RedispatchPanel", "redispatch_panel", "install_graph_button"]
@@ -350,7 +350,7 @@ class RedispatchPanel(ipywidgets.VBox):
         view = live_view(result)
         self.output.children = (view,) if isinstance(view, ipywidgets.Widget) else \
             (ipywidgets.HTML(f"<pre>{html.escape(view)}</pre>"),)
-        when_ended(result, self._show_summary)
+        result.add_done_callback(self._show_summary)
         return dispatch_id
 
     def redispatch(self) -> Optional[str]:

@@ -9,12 +9,15 @@ Covalent's per-node dict on demand.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import threading
 from typing import Any, Optional
 
 from .status import ENDED, Status, widget_state
 
 __all__ = ["Result", "NodeTable", "Inputs", "us_to_datetime"]
+
+log = logging.getLogger(__name__)
 
 
 def us_to_datetime(us: Optional[int]) -> Optional[_dt.datetime]:
@@ -137,6 +140,8 @@ class Result:
         self._function_keys: Optional[dict] = None
         self._cancel_requested = False
         self._on_end: list = []  # callbacks(result) run once the dispatch has ended
+        self._callbacks_lock = threading.Lock()
+        self._callbacks_ran = False
         self.store_error: Optional[str] = None
         self._table = NodeTable(graph.names)
         graph._records = self._table
@@ -258,7 +263,34 @@ class Result:
         bundle = view._repr_mimebundle_(include=include, exclude=exclude)
         return bundle if isinstance(bundle, tuple) else (bundle, {})
 
+    def add_done_callback(self, callback: Any) -> None:
+        """Call *callback(result)* once the dispatch has ended (at once if it has).
+
+        Callbacks run on the dispatcher's thread just before :meth:`wait` (and so
+        ``get_result(wait=True)``) returns, so what they do — a display update,
+        a summary in a panel — is done by then.  They must not wait on this
+        result; an exception they raise is logged.
+        """
+        with self._callbacks_lock:
+            if not (self._callbacks_ran or self._done.is_set()):
+                self._on_end.append(callback)
+                return
+        _call_logged(callback, self)
+
     def _finish(self) -> None:
-        """Mark the dispatch ended (called by the dispatcher, after the store)."""
+        """Run the done callbacks, then mark the dispatch ended (called by the dispatcher,
+        after the store)."""
         assert self.status in ENDED
+        with self._callbacks_lock:
+            callbacks, self._on_end = self._on_end, []
+            self._callbacks_ran = True
+        for callback in callbacks:
+            _call_logged(callback, self)
         self._done.set()
+
+
+def _call_logged(callback: Any, result: "Result") -> None:
+    try:
+        callback(result)
+    except Exception:
+        log.exception("a done callback of dispatch %s failed", result.dispatch_id)

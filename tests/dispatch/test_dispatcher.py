@@ -374,3 +374,32 @@ def test_lattice_executor_is_the_electrons_default_and_postprocess_runs_on_the_w
     assert executors["add"] == "elsewhere" and executors["inc"] == "local"
     assert executors[":postprocess:reconstruct"] == "local"
     assert result.result == [3, 2]
+
+
+def test_done_callbacks_run_before_waiters_wake_and_at_once_when_late():
+    gate = threading.Event()
+
+    @ct.electron
+    def gated():
+        gate.wait(10)
+        return 1
+
+    @ct.lattice
+    def flow():
+        return gated()
+
+    result = ct.get_result(ct.dispatch(flow)())
+    seen = []
+
+    def slow_callback(ended):
+        time.sleep(0.2)  # waiters must not wake before this has finished
+        seen.append(("early", ended.status))
+
+    result.add_done_callback(slow_callback)
+    result.add_done_callback(lambda ended: 1 / 0)  # logged, does not stop the others
+    result.add_done_callback(lambda ended: seen.append(("second", ended.status)))
+    gate.set()
+    assert result.wait(10)
+    assert seen == [("early", "COMPLETED"), ("second", "COMPLETED")]
+    result.add_done_callback(lambda ended: seen.append(("late", ended.status)))
+    assert seen[-1] == ("late", "COMPLETED")
