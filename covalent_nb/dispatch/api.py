@@ -8,14 +8,13 @@ import uuid
 import warnings
 from typing import Any, Callable, Optional
 
-import cloudpickle
-
 from ..results.result import Result
 from ..results.store import active_store
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice, Trace
 from . import registry
 from .dispatcher import Dispatcher
+from .freeze import Frozen, freeze, thaw
 from .gcpause import collector_paused
 from .reuse import function_keys
 
@@ -37,16 +36,19 @@ def _check_lattice(lattice: Any, where: str) -> Lattice:
                     f"function with @ct.lattice")
 
 
-def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent: Optional[Result] = None,
-           replacements: Optional[dict] = None, reuse: bool = False, run: bool = True,
-           on_end: Optional[Callable] = None, sublattice: bool = False,
-           fkeys: Optional[tuple] = None, before_start: Optional[Callable] = None,
-           snapshot: Optional[bytes] = None) -> Result:
-    """Register a traced dispatch and start its dispatcher; return its Result."""
+def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, work: Frozen, *,
+           parent: Optional[Result] = None, replacements: Optional[dict] = None, reuse: bool = False,
+           run: bool = True, on_end: Optional[Callable] = None, sublattice: bool = False,
+           fkeys: Optional[tuple] = None, before_start: Optional[Callable] = None) -> Result:
+    """Register a traced dispatch and start its dispatcher; return its Result.
+
+    *lattice*, *args* and *kwargs* are the dispatch's frozen copies and *work*
+    the bytes they came from (see :mod:`covalent_nb.dispatch.freeze`).
+    """
     graph = trace.graph
     dispatch_id = str(uuid.uuid4())
     if fkeys is None:
-        fkeys = function_keys(graph)  # now, in the caller's thread: the globals as dispatched
+        fkeys = function_keys(graph, unfrozen=work.error)
     result = Result(dispatch_id, lattice.copy_for_dispatch(graph, args, kwargs), graph, args, kwargs,
                     parent_dispatch_id=parent.dispatch_id if parent is not None else None,
                     root_dispatch_id=parent.root_dispatch_id if parent is not None else None,
@@ -54,11 +56,14 @@ def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent:
     result.function_parts = fkeys[1]
     result._function_keys = fkeys[0]
     result.is_sublattice_dispatch = sublattice
-    try:
-        result.snapshot = snapshot or cloudpickle.dumps((lattice, dict(replacements or {})))
-    except Exception as exc:  # the workflow still runs; only a later retrace is affected
-        result.snapshot = None
-        result.snapshot_error = f"{type(exc).__name__}: {exc}"
+    result.snapshot = work.data
+    result.snapshot_live = work.live
+    if work.error is not None:  # the workflow still runs; only reuse and a later retrace are affected
+        result.snapshot_error = work.error
+    elif work.live:
+        kinds = sorted({type(obj).__name__ for obj in work.live})
+        result.snapshot_error = (f"it reaches objects that cannot be pickled ({', '.join(kinds)}), kept "
+                                 "live: only this kernel can run it again")
     dispatcher = Dispatcher(result, lattice.metadata, fkeys, parent=parent) if run else None
     if on_end is not None:
         result.add_done_callback(on_end)
@@ -69,6 +74,20 @@ def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, *, parent:
     if dispatcher is not None:
         dispatcher.start()
     return result
+
+
+def _frozen(lattice: Lattice, replacements: dict, args: tuple, kwargs: dict) -> tuple:
+    """Freeze the work now and return ``(lattice, replacements, args, kwargs, work)`` to run.
+
+    The returned objects are the frozen copies; if the work cannot be frozen
+    (an argument or global that cannot be pickled), the live objects, and
+    ``work.error`` says why: such a dispatch runs, but none of its nodes is reused.
+    """
+    work = freeze(lattice, replacements, args, kwargs)
+    if work.error is not None:
+        return lattice, replacements, args, kwargs, work
+    lattice, replacements, args, kwargs = thaw(work.data, work.live)
+    return lattice, replacements, args, kwargs, work
 
 
 def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
@@ -87,9 +106,11 @@ def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
     lattice = _check_lattice(lattice, "ct.dispatch")
 
     def submit(*args: Any, **kwargs: Any) -> str:
+        lattice.check_arguments(args, kwargs)  # before anything is pickled
         with collector_paused():
-            trace = lattice.trace(args, kwargs)
-            return _start(lattice, trace, args, kwargs, run=not disable_run).dispatch_id
+            frozen_lattice, _, args, kwargs, work = _frozen(lattice, {}, args, kwargs)
+            trace = frozen_lattice.trace(args, kwargs)
+            return _start(frozen_lattice, trace, args, kwargs, work, run=not disable_run).dispatch_id
 
     submit.__name__ = f"dispatch_{lattice.__name__}"
     submit.__doc__ = f"Dispatch lattice {lattice.__name__}; returns the dispatch id."
@@ -237,19 +258,19 @@ def _prepare_replacements(parent: Result, replace_electrons: Optional[dict]) -> 
     return merged
 
 
-def _parent_lattice(parent: Result) -> Lattice:
-    """The lattice as *parent* was dispatched, from its snapshot."""
+def _parent_definition(parent: Result) -> tuple:
+    """``(lattice, replacements)`` as *parent* was dispatched: fresh copies from its snapshot."""
     if parent.snapshot is None:
-        return parent.lattice
+        return parent.lattice, dict(parent.replacements)
     try:
-        lattice, _ = cloudpickle.loads(parent.snapshot)
+        lattice, replacements, _, _ = thaw(parent.snapshot, getattr(parent, "snapshot_live", None))
     except Exception as exc:
         raise RuntimeError(
             f"the workflow of dispatch {parent.dispatch_id} cannot be restored from its snapshot "
             f"({type(exc).__name__}: {exc}); make what it needs importable in this kernel, or "
             "dispatch the lattice again with ct.dispatch"
         ) from exc
-    return lattice
+    return lattice, dict(replacements)
 
 
 def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
@@ -269,6 +290,7 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
     _ignored_address(dispatcher_addr, "ct.redispatch")
     parent = _find(dispatch_id)
     merged = _prepare_replacements(parent, replace_electrons)
+    changed = [name for name, new in merged.items() if parent.replacements.get(name) is not new]
 
     def submit(*args: Any, **kwargs: Any) -> str:
         if not args and not kwargs:
@@ -277,24 +299,26 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
         else:
             same_inputs = False
         fkeys = None
-        if same_inputs and not replace_electrons:
-            # Rerun the parent's graph as it stands, without tracing, when its functions still
-            # reach what they reached at dispatch; otherwise retrace the snapshot, so a
-            # redispatch always runs the workflow as it was dispatched.
+        if same_inputs and not replace_electrons and parent.snapshot is not None:
+            # Rerun the parent's graph as it stands, without tracing, when its frozen functions
+            # still reach what they reached at dispatch (a task may have changed a frozen global).
             fkeys = function_keys(parent.graph)
             if parent._function_keys is None or fkeys[0] != parent._function_keys:
                 fkeys = None
         with collector_paused():
             if fkeys is not None:
                 # The same definition as the parent's: its snapshot serves this dispatch too.
-                lattice, snapshot = parent.lattice, parent.snapshot
+                work = Frozen(parent.snapshot, None, getattr(parent, "snapshot_live", None))
                 trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
-            else:
-                lattice, snapshot = _parent_lattice(parent), None
-                trace = lattice.trace(args, kwargs, merged)
-            return _start(lattice, trace, args, kwargs, parent=parent, replacements=merged,
-                          reuse=bool(reuse_previous_results), fkeys=fkeys,
-                          snapshot=snapshot).dispatch_id
+                return _start(parent.lattice, trace, args, kwargs, work, parent=parent,
+                              replacements=merged, reuse=bool(reuse_previous_results),
+                              fkeys=fkeys).dispatch_id
+            lattice, replacements = _parent_definition(parent)
+            replacements.update({name: merged[name] for name in changed})
+            lattice, replacements, args, kwargs, work = _frozen(lattice, replacements, args, kwargs)
+            trace = lattice.trace(args, kwargs, replacements)
+            return _start(lattice, trace, args, kwargs, work, parent=parent, replacements=replacements,
+                          reuse=bool(reuse_previous_results)).dispatch_id
 
     return submit
 
@@ -303,10 +327,13 @@ def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Opt
                      on_end: Callable, before_start: Callable) -> Result:
     """Start a sublattice's own dispatch (called by a dispatcher for a sublattice node).
 
-    *before_start(child)* runs once the child is registered and before it runs, so the
-    parent can record it (and cancel it) before any of its tasks start.
+    *lattice* and the arguments are already the parent dispatch's private copies; they are
+    pickled for the child's snapshot, not copied again.  *before_start(child)* runs once the
+    child is registered and before it runs, so the parent can record it (and cancel it)
+    before any of its tasks start.
     """
-    trace = lattice.trace(tuple(args), dict(kwargs))
-    return _start(lattice, trace, tuple(args), dict(kwargs), parent=reuse_from,
+    args, kwargs = tuple(args), dict(kwargs)
+    trace = lattice.trace(args, kwargs)
+    return _start(lattice, trace, args, kwargs, freeze(lattice, {}, args, kwargs), parent=reuse_from,
                   reuse=reuse_from is not None, on_end=on_end, sublattice=True,
                   before_start=before_start)

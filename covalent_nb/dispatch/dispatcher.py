@@ -41,14 +41,17 @@ from ..results.status import Status
 from .events import Event, publish
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
+from .freeze import CopyOf, Output, freeze_output
 from .plan import plan_for
 from .reuse import decide_reuse, node_keys
 from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
-                     has_hooks, now_us)
+                     argument, has_hooks, now_us)
 
 __all__ = ["Dispatcher"]
 
 WAITING, SUBMITTED, RUNNING, DONE_, FAILED_, CANCELLED_, BLOCKED = range(7)
+
+_PLAIN = frozenset({int, float, bool, str, bytes, type(None)})  # immutable: shared, never copied
 
 
 class Dispatcher:
@@ -183,10 +186,15 @@ class Dispatcher:
         result.status = Status.RUNNING
         state = self.state = bytearray(size)
         values = graph.values
+        frozen = table.frozen
         for p in plan.parameters:
             status[p] = completed
             start[p] = end[p] = t0
-            output[p] = values[p]
+            value = output[p] = values[p]
+            if type(value) not in _PLAIN:  # each consumer gets its own copy of a mutable input
+                data, _ = freeze_output(value)
+                if data is not None:
+                    frozen[p] = data
             state[p] = DONE_
         events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6)]
 
@@ -198,14 +206,16 @@ class Dispatcher:
             pid = self.parent.dispatch_id
             reused_from = table.reused_from
             for node, pnode in reuse.reused.items():
-                try:
-                    value = parent_table.output[pnode]
+                try:  # what the node returned then, untouched by anyone since
+                    value, data = parent_table.pristine(pnode)
                 except Exception as exc:  # a stored output that cannot be read (damaged file): rerun
                     table.reason[node] = f"recomputed: previous output could not be read ({exc})"
                     continue
                 status[node] = completed
                 start[node] = end[node] = t_reuse
                 output[node] = value
+                if data is not None:
+                    frozen[node] = data
                 reused_from[node] = (pid, pnode)
                 state[node] = DONE_
                 sub = parent_table.sublattice.get(pnode)
@@ -271,6 +281,12 @@ class Dispatcher:
         table = self.result._table
         state, waiting = self.state, self.waiting
         previous = state[node]
+        if type(value) is Output:
+            if value.data is not None:
+                table.frozen[node] = value.data
+            elif value.unfrozen is not None:
+                table.unstorable[node] = f"its output could not be pickled ({value.unfrozen})"
+            value = value.value
         table.output[node] = value
         table.start[node] = t_start
         table.end[node] = t_end
@@ -292,19 +308,26 @@ class Dispatcher:
     # -- launching -----------------------------------------------------------
     def _spec(self, node: int, members: Optional[set]) -> TaskSpec:
         plan = self.plan
-        output = self.result._table.output
+        table = self.result._table
+        output, frozen = table.output, table.frozen
         graph = self.result.graph
         sources = plan.arg_sources[node]
         if members:
             args = [FromRun(s) if s in members else output[s] for s in sources]
         else:
             args = [output[s] for s in sources]
+        if frozen:  # mutable values: each consumer gets a copy (run_task unpickles it)
+            args = [CopyOf(frozen[s]) if s in frozen and type(a) is not FromRun else a
+                    for a, s in zip(args, sources)]
         kw_sources = plan.kwarg_sources[node]
         if kw_sources:
             if members:
                 kwargs = {k: FromRun(s) if s in members else output[s] for k, s in kw_sources}
             else:
                 kwargs = {k: output[s] for k, s in kw_sources}
+            if frozen:
+                kwargs = {k: CopyOf(frozen[s]) if s in frozen and type(kwargs[k]) is not FromRun
+                          else kwargs[k] for k, s in kw_sources}
         else:
             kwargs = {}
         return TaskSpec(self.result.dispatch_id, node, graph.names[node], graph.functions[node], args,
@@ -463,7 +486,8 @@ class Dispatcher:
 
                     registry.running(child.dispatch_id).cancel()
 
-            start_sublattice(spec.function, spec.args, spec.kwargs, reuse_from,
+            start_sublattice(spec.function, [argument(a) for a in spec.args],
+                             {k: argument(v) for k, v in spec.kwargs.items()}, reuse_from,
                              lambda child_result: self.deliver((CHILD_ENDED, node, child_result)),
                              record)
         except BaseException as exc:
@@ -477,7 +501,11 @@ class Dispatcher:
         now = now_us()
         end = max(now, table.start[node] + 1)
         if child.status == Status.COMPLETED:
-            self._complete(node, child.result, table.start[node], end, "", "", events, ready)
+            value = child.result
+            data, unfrozen = freeze_output(value)
+            if data is not None or unfrozen is not None:
+                value = Output(value, data, unfrozen)
+            self._complete(node, value, table.start[node], end, "", "", events, ready)
         elif child.status == Status.CANCELLED:
             table.end[node] = end
             self._mark_cancelled(node, events)

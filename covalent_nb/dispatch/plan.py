@@ -24,6 +24,9 @@ class Plan:
     inputs:
         Per node, its in-edges ``(source, edge_name, param_type, arg_index)``
         that carry data (wait edges excluded), in edge order.
+    waits:
+        Per node, the nodes it waits for without taking their output
+        (``ct.wait``): a side-effect dependency, so part of its key.
     arg_sources, kwarg_sources:
         Per node, the source node of each positional argument (in position
         order) and ``(keyword, source)`` pairs.
@@ -36,7 +39,7 @@ class Plan:
         Ids of parameter nodes.
     """
 
-    __slots__ = ("order", "inputs", "arg_sources", "kwarg_sources", "children", "in_degree",
+    __slots__ = ("order", "inputs", "waits", "arg_sources", "kwarg_sources", "children", "in_degree",
                  "parameters", "parents")
 
     def __init__(self, graph: Any) -> None:
@@ -47,6 +50,7 @@ class Plan:
         inputs: list = [none] * size
         children: list = [none] * size
         parents: list = [none] * size
+        waits: list = [none] * size
         in_degree = [0] * size
         for edge in graph.edges:
             source, target, edge_name, param_type, arg_index = edge
@@ -61,7 +65,9 @@ class Plan:
             else:
                 folks.append(source)
             in_degree[target] += 1
-            if param_type is not None:
+            if param_type is None:
+                waits[target] = (*waits[target], source)
+            else:
                 into = inputs[target]
                 if into is none:
                     inputs[target] = [(source, edge_name, param_type, arg_index)]
@@ -79,6 +85,7 @@ class Plan:
             if len(positional) != len(edges):
                 kwarg_sources[node] = tuple((e[1], e[0]) for e in edges if e[2] == "kwarg")
         self.inputs = inputs
+        self.waits = waits
         self.children = children
         self.parents = parents
         self.in_degree = in_degree

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .hashing import Unhashable, describe_changes, digest, function_parts, hash_value, parts_digest
+from .hashing import (Hasher, Unhashable, describe_changes, digest, hooks_digest, parts_digest,
+                      reuse_key_digest)
 
 __all__ = ["function_keys", "node_keys", "decide_reuse", "Reuse"]
 
@@ -26,25 +27,7 @@ _LITERAL_KEYS = {int: "int:", float: "float:", bool: "bool:", type(None): "none:
 _INTERNAL_KINDS = frozenset({"electron_list", "electron_dict", "getter", "operator", "postprocess"})
 
 
-def _hooks_digest(metadata: Optional[dict]) -> str:
-    if not metadata:
-        return ""
-    hooks = metadata.get("hooks") or {}
-    deps = hooks.get("deps") or {}
-    parts = []
-    for kind in ("bash", "pip"):
-        if deps.get(kind) is not None:
-            parts.append(repr(deps[kind].to_dict()))
-    for phase in ("call_before", "call_after"):
-        for hook in hooks.get(phase) or ():
-            func = getattr(hook, "func", None)
-            parts.append(phase + ":" + (parts_digest(function_parts(func)) if func else "")
-                         + hash_value((getattr(hook, "args", ()), getattr(hook, "kwargs", {})))
-                         + getattr(hook, "retval_keyword", ""))
-    return digest(*parts) if parts else ""
-
-
-def function_keys(graph: Any) -> tuple:
+def function_keys(graph: Any, unfrozen: Optional[str] = None) -> tuple:
     """Digest every distinct function of *graph*, once each.
 
     Returns ``(keys, parts, problems)``: ``keys`` maps ``id(function)`` to its
@@ -52,12 +35,15 @@ def function_keys(graph: Any) -> tuple:
     name to its :func:`~covalent_nb.dispatch.hashing.function_parts` (used to
     explain a change later) and ``problems`` maps ``id(function)`` to the
     reason it cannot be hashed.  Runs at dispatch time, in the caller's
-    thread, so it sees the globals the tasks will see.
+    thread, on the dispatch's frozen copies: exactly what the tasks will run.
+    With *unfrozen* (why the work could not be frozen), no function gets a key:
+    tasks then run the live objects, which a key cannot vouch for.
     """
     keys: dict = {}
     parts_by_name: dict = {}
     problems: dict = {}
     seen: set = set()
+    hasher = Hasher()  # one pass: helpers shared by many tasks are digested once
     kinds, functions, metadata, names = graph.kinds, graph.functions, graph.metadata, graph.names
     for node_id, function in enumerate(functions):
         if function is None:
@@ -67,14 +53,20 @@ def function_keys(graph: Any) -> tuple:
             continue
         seen.add(marker)
         kind = kinds[node_id]
+        if unfrozen is not None and kind not in _INTERNAL_KINDS:
+            problems[marker] = f"the workflow could not be frozen at dispatch ({unfrozen})"
+            continue
         try:
             if kind in _INTERNAL_KINDS:
                 parts = {"internal": f"{kind}:{getattr(function, '__name__', '?')}"}
             else:
-                parts = function_parts(function)
-                hooks = _hooks_digest(metadata[node_id])
+                parts = dict(hasher.function_parts(function))
+                hooks = hooks_digest(metadata[node_id], hasher)
                 if hooks:
                     parts["hooks"] = hooks
+                extra = reuse_key_digest(metadata[node_id], hasher)
+                if extra:
+                    parts["reuse_key"] = extra
             keys[marker] = parts_digest(parts)
             if kind in ("electron", "sublattice"):
                 parts_by_name.setdefault(names[node_id], parts)
@@ -93,7 +85,8 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
     keys: list = [None] * size
     unhashable: dict = {}
     kinds, functions, metadata, values = graph.kinds, graph.functions, graph.metadata, graph.values
-    inputs = plan.inputs
+    inputs, waits = plan.inputs, plan.waits
+    hasher = Hasher()
     for node in plan.order:
         kind = kinds[node]
         if kind == "parameter":
@@ -105,7 +98,7 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
                 keys[node] = _LITERAL_KEYS[kind_of_value] + repr(value)
                 continue
             try:
-                keys[node] = hash_value(value)
+                keys[node] = hasher.value(value)
             except Unhashable as exc:
                 unhashable[node] = str(exc)
             continue
@@ -121,10 +114,17 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
                 break
             pieces.append(f"{edge_name}/{param_type}/{arg_index}={parent_key}")
         else:
-            meta = metadata[node]
-            if meta is not None and not meta.get("reusable", True):
-                pieces.append("salt:" + salt)
-            keys[node] = digest(*pieces)
+            for source in waits[node]:  # a wait is a side-effect dependency: its key counts too
+                parent_key = keys[source]
+                if parent_key is None:
+                    unhashable[node] = f"it waits for node {source}, which cannot be keyed"
+                    break
+                pieces.append("wait=" + parent_key)
+            else:
+                meta = metadata[node]
+                if meta is not None and not meta.get("reusable", True):
+                    pieces.append("salt:" + salt)
+                keys[node] = digest(*pieces)
     return keys, unhashable
 
 
@@ -183,7 +183,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
             index.setdefault(pkey, pnode)
     pid = parent.dispatch_id
     reused = decision.reused
-    inputs = plan.inputs
+    inputs, waits = plan.inputs, plan.waits
     parent_graph = parent.graph
     by_name: Optional[dict] = None
     old_names = {getattr(v, "__name__", k): k for k, v in (replacements or {}).items()}
@@ -194,7 +194,8 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         key = keys[node]
         if key is not None:
             hit = index.get(key)
-            if hit is not None:
+            # a node that waits for a recomputed node (a side effect) is recomputed too
+            if hit is not None and all(w in reused for w in waits[node]):
                 reused[node] = hit
                 reasons[node] = f"reused: same code and inputs as node {hit} of {pid}"
                 continue
@@ -210,6 +211,10 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
                         None)
         if upstream is not None:
             reasons[node] = f"recomputed: upstream recomputed (node {upstream}, {names[upstream]})"
+            continue
+        waited = next((src for src in waits[node] if src not in reused), None)
+        if waited is not None:
+            reasons[node] = f"recomputed: waits for a recomputed node (node {waited}, {names[waited]})"
             continue
         if node in unhashable:
             reasons[node] = f"recomputed: not reusable ({unhashable[node]})"

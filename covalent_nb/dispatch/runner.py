@@ -13,6 +13,7 @@ import traceback
 from typing import Any, Optional
 
 from .capture import capturing
+from .freeze import CopyOf, Output, produced
 
 __all__ = ["TaskSpec", "run_task", "now_us", "STARTED", "DONE", "FAILED", "SKIPPED", "CHILD_ENDED"]
 
@@ -87,23 +88,41 @@ def _call_hooks(hooks: dict, kwargs: dict) -> list:
     return hooks.get("call_after") or []
 
 
+def argument(value: Any) -> Any:
+    """One consumer's view of an argument: its own copy of a value that others share."""
+    kind = type(value)
+    if kind is CopyOf:
+        return value.value()
+    if kind is Output:
+        return value.argument()
+    return value
+
+
 def run_task(spec: TaskSpec) -> tuple:
     """Run *spec* and return ``(ok, value_or_traceback, start_us, end_us, stdout, stderr)``.
 
-    Never raises for a failure of the task itself: the traceback comes back as
-    text so it survives any executor.
+    A mutable value comes back as an :class:`~covalent_nb.dispatch.freeze.Output`
+    holding its bytes as they were when the task returned.  Never raises for a
+    failure of the task itself: the traceback comes back as text so it
+    survives any executor.
     """
     start = now_us()
     with capturing() as captured:
         try:
+            args = spec.args
+            if any(type(a) in _SHARED for a in args):
+                args = [argument(a) for a in args]
             kwargs = spec.kwargs
+            if kwargs and any(type(v) in _SHARED for v in kwargs.values()):
+                kwargs = {k: argument(v) for k, v in kwargs.items()}
             after = ()
             if spec.hooks is not None:
                 kwargs = dict(kwargs)
                 after = _call_hooks(spec.hooks, kwargs)
-            value = spec.function(*spec.args, **kwargs)
+            value = spec.function(*args, **kwargs)
             for hook in after:
                 hook()
+            value = produced(value)
             ok = True
         except BaseException as exc:  # noqa: BLE001 - a task's failure is data
             if isinstance(exc, KeyboardInterrupt):
@@ -116,6 +135,9 @@ def run_task(spec: TaskSpec) -> tuple:
     if end <= start:  # a node that ran has end_time strictly after start_time
         end = start + 1
     return ok, value, start, end, captured.stdout, captured.stderr
+
+
+_SHARED = (CopyOf, Output)
 
 
 def has_hooks(metadata: Optional[dict]) -> bool:

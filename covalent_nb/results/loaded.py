@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from .result import Result
 from .status import ENDED
+from .values import StoreError
 
 __all__ = ["LazyOutputs", "StoredResult", "StoredLattice"]
 
@@ -54,6 +55,16 @@ class LazyOutputs:
             value = self._load(index if index >= 0 else index + len(self._values))
             self._values[index] = value
         return value
+
+    def fresh(self, index: int) -> Any:
+        """A node's value loaded anew from the store (not the cached object others may have changed)."""
+        try:
+            return self._load(index)
+        except StoreError:  # kept in the record itself (a small packed value): nothing to reload
+            value = self._values[index]
+            if value is _UNLOADED:
+                raise
+            return value
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._values[index] = value

@@ -9,11 +9,10 @@ own ``blobs`` directory (:class:`~covalent_nb.results.blobs.BlobStore`).
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 from typing import Any, Optional
-
-import cloudpickle
 
 from ..dispatch import registry
 from .blobs import BlobError
@@ -21,7 +20,7 @@ from .graph_codec import decode_graph
 from .loaded import LazyOutputs, StoredLattice, StoredResult
 from .records import SPARSE_FIELDS, decode_plan
 from .status import Status
-from .values import BLOB, INLINE, NotStored, StoreError, loads, reason_of
+from .values import BLOB, INLINE, NotStored, StoreError, Thawer, loads, reason_of
 
 __all__ = ["ref_bytes", "ref_value", "build_result", "fill_records"]
 
@@ -82,7 +81,7 @@ def _build(store: Any, row: dict) -> StoredResult:
     if row["snapshot"] is not None:
         try:
             snapshot = ref_bytes(store, row["snapshot"], f"dispatch {did}, its lattice snapshot")
-            lattice, replacements = cloudpickle.loads(snapshot)
+            lattice, replacements = Thawer(io.BytesIO(snapshot)).load()[:2]
         except Exception as exc:  # noqa: BLE001 - the records are still worth reading
             why = reason_of(exc)
             lattice = None

@@ -14,6 +14,9 @@ import threading
 from typing import Any, Optional
 
 from .status import ENDED, Status, widget_state
+from .values import dumps, loads
+
+_IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 __all__ = ["Result", "NodeTable", "Inputs", "us_to_datetime"]
 
@@ -33,13 +36,16 @@ class NodeTable:
 
     ``status``, ``start``, ``end`` (integer microseconds), ``output`` and ``key``
     have one entry per node; ``error``, ``stdout``, ``stderr``,
-    ``sublattice``, ``reused_from``, ``reason`` and ``executor`` are sparse
-    dicts keyed by node id.
+    ``sublattice``, ``reused_from``, ``reason``, ``executor``, ``unstorable``
+    and ``frozen`` are sparse dicts keyed by node id.  ``frozen`` holds the
+    pickled bytes of a mutable output taken the moment its task returned:
+    what is stored, reused and handed to each consumer, whatever happens to
+    the object in ``output`` afterwards.
     """
 
     __slots__ = ("size", "status", "start", "end", "output", "key", "error", "stdout",
                  "stderr", "sublattice", "reused_from", "reason", "executor", "names",
-                 "unstorable")
+                 "unstorable", "frozen")
 
     def __init__(self, names: list) -> None:
         size = len(names)
@@ -58,12 +64,31 @@ class NodeTable:
         self.reason: dict = {}
         self.executor: dict = {}
         self.unstorable: dict = {}
+        self.frozen: dict = {}
 
     def check(self, node_id: int) -> None:
         if not isinstance(node_id, int) or isinstance(node_id, bool) or not 0 <= node_id < self.size:
             raise ValueError(
                 f"node {node_id!r} does not exist: node ids of this dispatch run from 0 to {self.size - 1}"
             )
+
+    def pristine(self, node_id: int) -> tuple:
+        """``(value, bytes)`` of a node's output as it was returned: a fresh copy, never the shared object.
+
+        ``bytes`` is None for an immutable value.
+        """
+        data = self.frozen.get(node_id)
+        if data is not None:
+            return loads(data), data
+        fresh = getattr(self.output, "fresh", None)  # outputs of a stored result: load anew
+        value = fresh(node_id) if fresh is not None else self.output[node_id]
+        data = None
+        if type(value) not in _IMMUTABLE:
+            try:
+                data = dumps(value)
+            except Exception:  # noqa: BLE001 - passed on as it is
+                data = None
+        return value, data
 
     def node_result(self, node_id: int) -> dict:
         """Covalent's node record for *node_id*, plus covalent_nb's reuse fields."""
@@ -135,7 +160,8 @@ class Result:
         self.end_us: Optional[int] = None
         self.executor_names: set = set()
         self.function_parts: dict = {}  # electron name -> {component: digest}, from the plan
-        self.snapshot: Optional[bytes] = None  # cloudpickled (lattice, replacements)
+        self.snapshot: Optional[bytes] = None  # pickled (lattice, replacements, args, kwargs), frozen at dispatch
+        self.snapshot_live: Optional[list] = None  # objects the snapshot refers to by reference (unpicklable)
         self._unhashable: dict = {}  # node id -> why its key could not be computed
         self._function_keys: Optional[dict] = None
         self._cancel_requested = False

@@ -17,12 +17,15 @@ A stored value is referred to by a *value reference*, a few bytes:
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any, Optional
 
 import cloudpickle
+import cloudpickle.cloudpickle as _cp
 
-__all__ = ["StoreError", "NotStored", "UnstoredFunction", "dumps", "loads", "INLINE", "BLOB", "reason_of"]
+__all__ = ["StoreError", "NotStored", "UnstoredFunction", "dumps", "loads", "Thawer", "INLINE", "BLOB",
+           "reason_of"]
 
 INLINE = b"="
 BLOB = b"@"
@@ -110,9 +113,37 @@ def dumps(value: Any, *, by_value_registry: Optional[bool] = None) -> bytes:
     return cloudpickle.dumps(value, protocol=5)
 
 
+def _fresh_skeleton_class(type_constructor, name, bases, type_kwargs, class_tracker_id, extra):
+    return _cp._make_skeleton_class(type_constructor, name, bases, type_kwargs, None, extra)
+
+
+def _fresh_skeleton_enum(bases, name, qualname, members, module, class_tracker_id, extra):
+    return _cp._make_skeleton_enum(bases, name, qualname, members, module, None, extra)
+
+
+class Thawer(pickle.Unpickler):
+    """An unpickler that builds fresh copies of classes pickled by value.
+
+    cloudpickle's own loading maps a class it pickled in this process back
+    onto the live class and writes the pickled attributes over the live ones:
+    loading an old dispatch would silently revert ``Cfg.scale = 3`` in the
+    user's namespace.  Here such a class is always built anew.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "cloudpickle.cloudpickle":
+            if name == "_make_skeleton_class":
+                return _fresh_skeleton_class
+            if name == "_make_skeleton_enum":
+                return _fresh_skeleton_enum
+        return super().find_class(module, name)
+
+
 def loads(data: bytes) -> Any:
-    """Unpickle bytes written by :func:`dumps`."""
-    return pickle.loads(data)
+    """Unpickle bytes written by :func:`dumps` (never touching the notebook's classes)."""
+    if b"cloudpickle" not in data:
+        return pickle.loads(data)  # the fast path: no class pickled by value inside
+    return Thawer(io.BytesIO(data)).load()
 
 
 def reason_of(exc: BaseException) -> str:

@@ -362,7 +362,7 @@ class Writer:
         statuses = [status_col[n] for n in nodes]
         starts = [start_col[n] for n in nodes]
         ends = [end_col[n] for n in nodes]
-        reused_from, unstorable = table.reused_from, table.unstorable
+        reused_from, unstorable, frozen = table.reused_from, table.unstorable, table.frozen
         inline_max = self.store.inline_max
         known = self.store.known_refs
         completed = Status.COMPLETED
@@ -387,8 +387,10 @@ class Writer:
                 blob_refs.append((digest, did, self.store.blobs.size(digest)))
                 refs[node] = ref
                 continue
+            data = frozen.get(node)  # the bytes taken when the task returned, if it took them
             try:
-                data = dumps(value, by_value_registry=by_value)
+                if data is None:
+                    data = dumps(value, by_value_registry=by_value)
             except Exception as exc:  # noqa: BLE001 - any pickling failure
                 # The live result learns it too: reuse must not take this node.
                 unstorable[node] = f"its output could not be pickled ({reason_of(exc)})"

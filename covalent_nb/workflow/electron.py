@@ -57,12 +57,17 @@ def _as_deps_module(value: Any) -> list:
 
 
 def make_metadata(executor: Any, deps_bash: Any, deps_pip: Any, call_before: Any,
-                  call_after: Any, reusable: bool = True, deps_module: Any = None) -> dict:
+                  call_after: Any, reusable: bool = True, deps_module: Any = None,
+                  reuse_key: Optional[Callable[[], Any]] = None) -> dict:
     """Build the metadata dict in Covalent's shape, validating every hook."""
     if deps_bash is not None and not isinstance(deps_bash, DepsBash):
         deps_bash = DepsBash(deps_bash)
     if deps_pip is not None and not isinstance(deps_pip, DepsPip):
         deps_pip = DepsPip(deps_pip)
+    if reuse_key is not None and not callable(reuse_key):
+        raise TypeError(f"reuse_key takes a function of no arguments (called at dispatch, its result "
+                        f"joins the task's key), not {type(reuse_key).__name__}; e.g. "
+                        "reuse_key=lambda: os.environ.get('MODE')")
     return {
         "executor": executor,
         "hooks": {
@@ -72,6 +77,7 @@ def make_metadata(executor: Any, deps_bash: Any, deps_pip: Any, call_before: Any
         },
         "deps_module": _as_deps_module(deps_module),
         "reusable": bool(reusable),
+        "reuse_key": reuse_key,
     }
 
 
@@ -118,7 +124,7 @@ def electron(_func: Optional[Callable] = None, *, backend: Any = None, executor:
              deps_module: Any = None,
              call_before: Union[Sequence, DepsCall, None] = None,
              call_after: Union[Sequence, DepsCall, None] = None,
-             reusable: bool = True) -> Any:
+             reusable: bool = True, reuse_key: Optional[Callable[[], Any]] = None) -> Any:
     """Turn a function (or a lattice) into a task of a workflow.
 
     Usable bare (``@electron``) or with options (``@electron(executor="dask")``).
@@ -127,7 +133,10 @@ def electron(_func: Optional[Callable] = None, *, backend: Any = None, executor:
     *deps_bash*, *deps_pip*, *call_before* and *call_after* run around the
     task; *deps_module* (modules or their names) are shipped by value to remote
     executors such as Dask.  ``reusable=False`` opts the task out of reuse on redispatch (for
-    stochastic work): it and everything downstream of it are recomputed.
+    stochastic work): it and everything downstream of it are recomputed.  *reuse_key* adds
+    to the task's key what the key cannot see by itself: a function of no arguments, called
+    when the workflow is dispatched, whose return value is digested into the key (e.g.
+    ``reuse_key=lambda: (os.environ.get("MODE"), ct.file_digest("data.csv"))``).
     *files* is not supported and raises ``NotImplementedError``.
     """
     if files:
@@ -138,7 +147,7 @@ def electron(_func: Optional[Callable] = None, *, backend: Any = None, executor:
     if executor is None and backend is not None:
         executor = backend
     metadata = make_metadata(executor, deps_bash, deps_pip, call_before, call_after, reusable,
-                             deps_module)
+                             deps_module, reuse_key)
 
     def decorate(function: Callable) -> Electron:
         if isinstance(function, Electron):

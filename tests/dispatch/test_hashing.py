@@ -112,12 +112,17 @@ def test_equal_values_have_equal_digests(make):
     assert hash_value(make()) == hash_value(make())
 
 
-def test_dict_order_does_not_matter():
-    assert hash_value({"a": 1, "b": 2}) == hash_value({"b": 2, "a": 1})
+def test_dict_order_matters_because_code_that_iterates_a_dict_sees_it():
+    assert hash_value({"a": 1, "b": 2}) != hash_value({"b": 2, "a": 1})
+    assert hash_value({1: "x", 2: "y"}) != hash_value({2: "y", 1: "x"})
+
+
+def test_sets_are_digested_in_a_canonical_order():
+    assert hash_value({"b", "a", "c"}) == hash_value({"c", "a", "b"})
 
 
 def test_a_value_that_cannot_be_pickled_is_unhashable_with_the_reason():
     import threading
 
-    with pytest.raises(Unhashable, match="cannot be pickled"):
+    with pytest.raises(Unhashable, match="cannot be keyed"):
         hash_value(threading.Lock())

@@ -316,7 +316,9 @@ def test_details_of_a_redispatch_show_the_source_of_snapshot_functions():
     linecache.cache["<cell-shout>"] = (len(source), None, source.splitlines(True), "<cell-shout>")
     parent = ct.dispatch_sync(namespace["loud"])("a")
     child = ct.get_result(ct.redispatch(parent.dispatch_id)("b"), wait=True)  # retraced from the snapshot
-    assert child.graph.functions[0].__code__.co_filename == "<dynamic-code>"
+    # the frozen copy keeps its cell's file name (marshal, not cloudpickle's "<dynamic-code>")
+    assert child.graph.functions[0].__code__.co_filename == "<cell-shout>"
+    assert child.graph.functions[0] is not namespace["shout"].function
     from covalent_nb.notebook.graph_widget import _source_text
 
     assert "return str(x).upper()" in _source_text(child.graph, 0)

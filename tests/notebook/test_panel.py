@@ -224,10 +224,12 @@ def test_a_value_without_a_literal_stays_as_it_was(ns):
     panel = RedispatchPanel(parent, namespace=ns)
     field = panel.inputs["p"]
     assert field.value == "" and field.placeholder.startswith("unchanged: <")
-    panel.inputs["n"].value = "2"  # another input changes; p keeps the very same object
+    panel.inputs["n"].value = "2"  # another input changes; p keeps its value
     new_id = panel.redispatch()
     child = ct.get_result(new_id, wait=True)
-    assert child.inputs["args"][0] is point and child.result == 4
+    # the dispatch runs on its own frozen copy of the point, equal in value, never the notebook's
+    kept = child.inputs["args"][0]
+    assert kept is not point and kept.x == point.x == 4 and child.result == 4
 
 
 def test_parse_value_reads_literals_without_running_code_and_evaluates_expressions(ns):

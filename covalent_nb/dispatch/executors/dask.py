@@ -41,6 +41,7 @@ import distributed
 from distributed import Client, LocalCluster
 
 from ...config import get_config
+from ...results.values import loads
 from ..runner import FAILED, SKIPPED, FromRun, TaskSpec, now_us, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor
@@ -79,7 +80,7 @@ def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, u
     except Exception:  # not on a worker: nobody listens; the outcome still has the times
         pass
     try:
-        spec = cloudpickle.loads(payload)
+        spec = loads(payload)  # never onto the kernel's live classes, when the worker is in-process
         if upstream:
             spec.args = [upstream[a.index][1] if type(a) is _Upstream else a for a in spec.args]
             if spec.kwargs:

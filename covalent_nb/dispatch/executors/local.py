@@ -21,7 +21,7 @@ __all__ = ["LocalExecutor"]
 
 
 def _resolve(values, outputs: dict):
-    return [outputs[v.node_id] if type(v) is FromRun else v for v in values]
+    return [outputs[v.node_id] if type(v) is FromRun else v for v in values]  # run_task copies Outputs
 
 
 def execute_run(run: list, deliver: Callable, cancel: CancelFlag) -> None:

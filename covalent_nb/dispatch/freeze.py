@@ -1,0 +1,327 @@
+"""Freezing a dispatch: the work runs from a copy taken when ``ct.dispatch`` is called.
+
+A key describes code and inputs as they are at dispatch.  For a stored output
+to deserve its key, the tasks must run exactly that code on exactly those
+inputs, whatever the notebook does meanwhile: edit a helper cell, change a
+global, mutate the argument array in place, set ``Cfg.scale = 3``.  So at
+dispatch the lattice, its replacements and its arguments are pickled together
+(:func:`freeze`), and the dispatch traces, keys and runs the unpickled copy
+(:func:`thaw`).  The notebook's objects are never touched again.
+
+What is copied by value and what by reference follows
+:mod:`covalent_nb.provenance`: user code (notebook cells, local modules,
+namespace packages, editable installs) by value, with the globals it reads;
+installed libraries by reference; executors (resources, not code) stay the
+notebook's own objects.  Beyond cloudpickle's defaults, the freezing
+pickler copies by value functions, classes and modules of *local* files,
+``functools.lru_cache`` wrappers, ``singledispatch`` functions (with their
+registrations) and ``functools.cached_property``; a function that reads its
+globals dynamically (``globals()[name]``) gets every picklable global of its
+module, so it runs (such a node is never reused: its key cannot be faithful).
+
+Thawing never returns the notebook's live classes: cloudpickle normally maps a
+class it pickled back onto the live class and writes the pickled attributes
+over the live ones, which silently reverted ``Cfg.scale = 3`` in the user's
+namespace.  :class:`Thawer` builds fresh classes instead, so a dispatch's
+objects are instances of the dispatch's own copy of a notebook class (compare
+their fields, not ``isinstance`` against the notebook's class).
+
+Outputs get the same care (:func:`freeze_output`): what a node returned is
+pickled the moment it returns, and every consumer (a downstream task, a reuse
+in a later dispatch) gets its own copy, so a task that mutates its input, or a
+user who mutates a result in the notebook, changes nothing that is stored or
+reused.  Immutable values (numbers, strings, bytes, tuples of them) need no
+copy and cost nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import marshal
+import os
+import types
+from typing import Any, Optional
+
+import cloudpickle
+import cloudpickle.cloudpickle as _cp
+
+from .. import provenance
+from ..results.values import Thawer, loads
+from ..results.values import dumps as dump_value
+from .executors.base import Executor
+
+__all__ = ["Frozen", "freeze", "thaw", "freeze_output", "produced", "Output", "CopyOf", "IMMUTABLE"]
+
+_IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
+_LRU_WRAPPER = type(functools.lru_cache(None)(lambda: None))
+
+
+def _rebuild_lru_cache(function: Any, maxsize: Optional[int], typed: bool) -> Any:
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(function)
+
+
+def _rebuild_singledispatch(base: Any, registrations: list) -> Any:
+    dispatcher = functools.singledispatch(base)
+    for kind, implementation in registrations:
+        dispatcher.register(kind, implementation)
+    return dispatcher
+
+
+def _rebuild_cached_property(function: Any, attrname: Optional[str]) -> Any:
+    prop = functools.cached_property(function)
+    prop.attrname = attrname
+    return prop
+
+
+_LIVE_RESOURCES: dict = {}  # token -> executor: resources are shared with the notebook, never copied
+
+
+def _kept_live(resource: Any) -> tuple:
+    """Reduce an executor to a reference to the live object (in this process) or, elsewhere, a copy."""
+    token = f"{os.getpid()}:{id(resource)}"
+    _LIVE_RESOURCES[token] = resource
+    return _live_or_copy, (token, cloudpickle.dumps(resource))
+
+
+def _live_or_copy(token: str, copy: bytes) -> Any:
+    live = _LIVE_RESOURCES.get(token) if token.startswith(f"{os.getpid()}:") else None
+    return live if live is not None else loads(copy)
+
+
+def _user_module(name: Optional[str]) -> bool:
+    return bool(name) and name not in ("__main__", "builtins") and not provenance.is_library_module(name)
+
+
+class _FreezingPickler(cloudpickle.Pickler):
+    """cloudpickle, with user code of local files by value and a few wrappers made picklable."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is types.FunctionType:
+            if _is_singledispatch(obj):
+                return (_rebuild_singledispatch,
+                        (obj.__wrapped__, [(k, f) for k, f in obj.registry.items() if k is not object]))
+            if _user_module(obj.__module__):
+                return self._frozen_function_reduce(obj)
+            if obj.__module__ in ("__main__", "__mp_main__") or obj.__module__ is None:
+                return self._frozen_function_reduce(obj)
+        elif issubclass(kind, type):
+            if _user_module(getattr(obj, "__module__", None)):
+                return _cp._dynamic_class_reduce(obj)
+        elif kind is types.ModuleType:
+            if _user_module(obj.__name__):
+                state = {k: v for k, v in vars(obj).items() if k != "__builtins__" and _picklable(v)}
+                return _cp.dynamic_subimport, (obj.__name__, state)
+        elif kind is _LRU_WRAPPER:
+            wrapped = obj.__wrapped__
+            if not provenance.is_library_module(getattr(wrapped, "__module__", None)):
+                params = obj.cache_parameters()
+                return _rebuild_lru_cache, (wrapped, params["maxsize"], params["typed"])
+        elif kind is functools.cached_property:
+            return _rebuild_cached_property, (obj.func, obj.attrname)
+        elif isinstance(obj, Executor):
+            return _kept_live(obj)
+        elif kind is types.CodeType:
+            # marshal keeps the file name and line table (cloudpickle writes "<dynamic-code>"),
+            # so a frozen task's traceback still shows its cell's lines
+            return marshal.loads, (marshal.dumps(obj),)
+        return super().reducer_override(obj)
+
+    def _frozen_function_reduce(self, function: types.FunctionType) -> tuple:
+        reduced = self._dynamic_function_reduce(function)
+        if provenance.dynamic_lookup(function.__code__, function.__globals__):
+            # globals()[name], eval, exec: the names it reads are unknown, so it gets them all
+            captured = reduced[2][1]["__globals__"]
+            for name, value in list(function.__globals__.items()):
+                if name in captured or name.startswith("_") or name in _IPYTHON_NAMES:
+                    continue
+                if _picklable(value):
+                    captured[name] = value
+        return reduced
+
+
+def _is_singledispatch(function: Any) -> bool:
+    return (isinstance(getattr(function, "registry", None), types.MappingProxyType)
+            and hasattr(function, "dispatch") and hasattr(function, "__wrapped__"))
+
+
+def _picklable(value: Any) -> bool:
+    if isinstance(value, types.ModuleType):
+        return True
+    try:
+        _FreezingPickler(io.BytesIO(), protocol=5).dump(value)
+    except Exception:
+        return False
+    return True
+
+
+class _LiveKeepingPickler(_FreezingPickler):
+    """The freezing pickler, keeping objects that cannot be pickled as references to the live ones.
+
+    A lock, an event, a database connection reached by a task stays the
+    notebook's own object (as the user expects of such things); the nodes that
+    reach it cannot be keyed anyway, so they are never reused and say why.
+    """
+
+    def __init__(self, file: Any, live: list) -> None:
+        super().__init__(file, protocol=5)
+        self._live = live
+        self._verdicts: dict = {}
+
+    def persistent_id(self, obj: Any) -> Optional[int]:
+        kind = type(obj)
+        if kind in _NEVER_LIVE or issubclass(kind, type):
+            return None
+        verdict = self._verdicts.get(id(obj))
+        if verdict is None:
+            verdict = -1 if _picklable(obj) else len(self._live)
+            if verdict >= 0:
+                self._live.append(obj)
+            self._verdicts[id(obj)] = verdict  # obj stays alive in the structure being pickled
+        return None if verdict < 0 else verdict
+
+
+_NEVER_LIVE = frozenset({int, float, bool, complex, str, bytes, type(None), tuple, list, dict, set,
+                         frozenset, types.FunctionType, types.ModuleType, types.CodeType,
+                         types.CellType})
+
+
+class _LiveThawer(Thawer):
+    def __init__(self, file: Any, live: list) -> None:
+        super().__init__(file)
+        self._live = live
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._live[pid]
+
+
+class Frozen:
+    """A dispatch's work as pickled at dispatch.
+
+    ``data`` is the pickle; ``live`` the objects kept by reference because
+    they cannot be pickled (None when there are none: ``data`` then loads in
+    any process); ``error`` says why nothing could be pickled at all.
+    """
+
+    __slots__ = ("data", "live", "error")
+
+    def __init__(self, data: Optional[bytes], error: Optional[str], live: Optional[list] = None) -> None:
+        self.data = data
+        self.error = error
+        self.live = live
+
+    @property
+    def portable(self) -> bool:
+        """True when ``data`` loads in another process (nothing was kept live)."""
+        return self.data is not None and not self.live
+
+
+def freeze(lattice: Any, replacements: dict, args: tuple, kwargs: dict) -> Frozen:
+    """Pickle a dispatch's lattice, replacements and arguments together, by value where it counts."""
+    work = (lattice, dict(replacements), tuple(args), dict(kwargs))
+    buffer = io.BytesIO()
+    try:
+        _FreezingPickler(buffer, protocol=5).dump(work)
+        return Frozen(buffer.getvalue(), None)
+    except Exception:  # noqa: BLE001 - something cannot be pickled: keep just that live
+        pass
+    live: list = []
+    buffer = io.BytesIO()
+    try:
+        _LiveKeepingPickler(buffer, live).dump(work)
+    except Exception as exc:  # noqa: BLE001 - the dispatch still runs, unfrozen and not reusable
+        text = str(exc).strip().splitlines()
+        return Frozen(None, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+    return Frozen(buffer.getvalue(), None, live)
+
+
+def thaw(data: bytes, live: Optional[list] = None) -> tuple:
+    """Unpickle what :func:`freeze` made: ``(lattice, replacements, args, kwargs)``.
+
+    *live* is :attr:`Frozen.live` of the same freeze.  Snapshots stored before
+    arguments were frozen with the code hold only ``(lattice, replacements)``;
+    those come back with empty arguments.
+    """
+    loader = _LiveThawer(io.BytesIO(data), live) if live else Thawer(io.BytesIO(data))
+    loaded = loader.load()
+    if len(loaded) == 2:
+        return loaded[0], loaded[1], (), {}
+    return loaded
+
+
+# -- outputs -----------------------------------------------------------------------------
+IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None), range, type(Ellipsis)})
+
+
+def _immutable(value: Any) -> bool:
+    kind = type(value)
+    if kind in IMMUTABLE:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_immutable(v) for v in value)
+    return False
+
+
+class Output:
+    """What a task returned, with its bytes taken the moment it returned.
+
+    ``value`` is the object itself, ``data`` its pickled bytes (None for an
+    immutable value) and ``unfrozen`` why it could not be pickled (or None).
+    Crossing a process boundary it travels as its bytes alone.
+    """
+
+    __slots__ = ("value", "data", "unfrozen")
+
+    def __init__(self, value: Any, data: Optional[bytes], unfrozen: Optional[str]) -> None:
+        self.value = value
+        self.data = data
+        self.unfrozen = unfrozen
+
+    def argument(self) -> Any:
+        """The value for one consumer: its own copy when there are bytes."""
+        return self.value if self.data is None else loads(self.data)
+
+    def __reduce__(self):
+        if self.data is not None:
+            return (_output_from_data, (self.data,))
+        return (Output, (self.value, None, self.unfrozen))
+
+
+def _output_from_data(data: bytes) -> Output:
+    return Output(loads(data), data, None)
+
+
+def produced(value: Any) -> Any:
+    """Wrap a task's return value in an :class:`Output` when it needs copies; else return it."""
+    data, unfrozen = freeze_output(value)
+    if data is None and unfrozen is None:
+        return value
+    return Output(value, data, unfrozen)
+
+
+class CopyOf:
+    """Stands in a task's arguments for a value that each consumer gets its own copy of."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def value(self) -> Any:
+        return loads(self.data)
+
+
+def freeze_output(value: Any) -> tuple:
+    """Return ``(data, error)``: the value pickled now, or ``(None, None)`` for immutable values.
+
+    ``error`` says why a value could not be pickled (it is then passed on as
+    it is, and never reused).
+    """
+    if _immutable(value):
+        return None, None
+    try:
+        return dump_value(value), None
+    except Exception as exc:  # noqa: BLE001 - a generator, a lock, an open file...
+        text = str(exc).strip().splitlines()
+        return None, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
