@@ -17,6 +17,7 @@
 from .config import get_config, set_config
 from . import executor
 from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
+from .dispatch.hashing import file_digest
 from .notebook.entry import load_ipython_extension, redispatch_panel, show, unload_ipython_extension
 from .results.result import Result
 from .results.store import delete_dispatch, list_dispatches, prune_dispatches
@@ -34,6 +35,8 @@ __all__ = [
     "electron", "lattice", "Electron", "Lattice", "Lepton", "DepsBash", "DepsCall", "DepsPip",
     "dispatch", "dispatch_sync", "get_result", "redispatch", "cancel", "wait", "Result", "Status",
     "get_config", "set_config", "executor",
+    # reuse: what the key cannot see by itself
+    "file_digest",
     # the store
     "list_dispatches", "delete_dispatch", "prune_dispatches",
     # the notebook face

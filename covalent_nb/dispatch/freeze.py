@@ -40,7 +40,9 @@ import functools
 import io
 import marshal
 import os
+import sys
 import types
+import weakref
 from typing import Any, Optional
 
 import cloudpickle
@@ -49,6 +51,8 @@ import cloudpickle.cloudpickle as _cp
 from .. import provenance
 from ..results.values import Thawer, loads
 from ..results.values import dumps as dump_value
+from ..workflow.electron import Electron
+from ..workflow.lattice import Lattice
 from .executors.base import Executor
 
 __all__ = ["Frozen", "freeze", "thaw", "freeze_output", "produced", "Output", "CopyOf", "IMMUTABLE"]
@@ -68,24 +72,53 @@ def _rebuild_singledispatch(base: Any, registrations: list) -> Any:
     return dispatcher
 
 
+def _is_curry(obj: Any) -> bool:
+    toolz = sys.modules.get("toolz")
+    return toolz is not None and isinstance(obj, toolz.curry)
+
+
+def _rebuild_curry(kind: type, function: Any, args: tuple, keywords: Optional[dict]) -> Any:
+    return kind(function, *args, **(keywords or {}))
+
+
 def _rebuild_cached_property(function: Any, attrname: Optional[str]) -> Any:
     prop = functools.cached_property(function)
     prop.attrname = attrname
     return prop
 
 
-_LIVE_RESOURCES: dict = {}  # token -> executor: resources are shared with the notebook, never copied
+# token -> a live object that frozen copies refer to (executors, reuse_key functions); weakly
+# held, so a dropped object is not kept alive by old snapshots (they then load its copy)
+_LIVE_RESOURCES: "weakref.WeakValueDictionary[str, Any]" = weakref.WeakValueDictionary()
+_LIVE_STRONG: dict = {}  # the few objects that cannot be weakly referenced
 
 
 def _kept_live(resource: Any) -> tuple:
-    """Reduce an executor to a reference to the live object (in this process) or, elsewhere, a copy."""
+    """Reduce an object to a reference to the live one (in this process) or, elsewhere, a copy."""
     token = f"{os.getpid()}:{id(resource)}"
-    _LIVE_RESOURCES[token] = resource
+    try:
+        _LIVE_RESOURCES[token] = resource
+    except TypeError:
+        _LIVE_STRONG[token] = resource
     return _live_or_copy, (token, cloudpickle.dumps(resource))
 
 
+class _Live:
+    """Pickles as a reference to the live object (in this process) or a copy (elsewhere)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __reduce__(self):
+        return _kept_live(self.obj)
+
+
 def _live_or_copy(token: str, copy: bytes) -> Any:
-    live = _LIVE_RESOURCES.get(token) if token.startswith(f"{os.getpid()}:") else None
+    live = None
+    if token.startswith(f"{os.getpid()}:"):
+        live = _LIVE_RESOURCES.get(token) or _LIVE_STRONG.get(token)
     return live if live is not None else loads(copy)
 
 
@@ -95,6 +128,8 @@ def _user_module(name: Optional[str]) -> bool:
 
 class _FreezingPickler(cloudpickle.Pickler):
     """cloudpickle, with user code of local files by value and a few wrappers made picklable."""
+
+    complete_globals = True  # False while only testing whether something pickles
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
@@ -120,8 +155,15 @@ class _FreezingPickler(cloudpickle.Pickler):
                 return _rebuild_lru_cache, (wrapped, params["maxsize"], params["typed"])
         elif kind is functools.cached_property:
             return _rebuild_cached_property, (obj.func, obj.attrname)
+        elif _is_curry(obj):
+            # toolz pickles a module-level curry by name (the live one): copy what it wraps
+            return _rebuild_curry, (kind, obj.func, obj.args, obj.keywords)
         elif isinstance(obj, Executor):
             return _kept_live(obj)
+        elif kind is Electron and obj.metadata.get("reuse_key") is not None:
+            # reuse_key observes the world now (files, environment, notebook state): never a copy
+            metadata = dict(obj.metadata, reuse_key=_Live(obj.metadata["reuse_key"]))
+            return Electron, (obj.function, metadata)
         elif kind is types.CodeType:
             # marshal keeps the file name and line table (cloudpickle writes "<dynamic-code>"),
             # so a frozen task's traceback still shows its cell's lines
@@ -130,14 +172,19 @@ class _FreezingPickler(cloudpickle.Pickler):
 
     def _frozen_function_reduce(self, function: types.FunctionType) -> tuple:
         reduced = self._dynamic_function_reduce(function)
-        if provenance.dynamic_lookup(function.__code__, function.__globals__):
+        scope = function.__globals__
+        at_names = provenance.at_names(function.__code__)
+        if at_names:  # pandas query("x > @T") reads T from the caller's globals by name
+            captured = reduced[2][1]["__globals__"]
+            captured.update((name, scope[name]) for name in at_names if name in scope)
+        if self.complete_globals and provenance.dynamic_lookup(function.__code__, scope):
             # globals()[name], eval, exec: the names it reads are unknown, so it gets them all
             captured = reduced[2][1]["__globals__"]
             for name, value in list(function.__globals__.items()):
                 if name in captured or name.startswith("_") or name in _IPYTHON_NAMES:
                     continue
-                if _picklable(value):
-                    captured[name] = value
+                if isinstance(value, (types.FunctionType, type, types.ModuleType)) or _picklable(value):
+                    captured[name] = value  # code is pickled by this pickler, memo and all
         return reduced
 
 
@@ -149,8 +196,10 @@ def _is_singledispatch(function: Any) -> bool:
 def _picklable(value: Any) -> bool:
     if isinstance(value, types.ModuleType):
         return True
+    pickler = _FreezingPickler(io.BytesIO(), protocol=5)
+    pickler.complete_globals = False
     try:
-        _FreezingPickler(io.BytesIO(), protocol=5).dump(value)
+        pickler.dump(value)
     except Exception:
         return False
     return True
@@ -171,8 +220,8 @@ class _LiveKeepingPickler(_FreezingPickler):
 
     def persistent_id(self, obj: Any) -> Optional[int]:
         kind = type(obj)
-        if kind in _NEVER_LIVE or issubclass(kind, type):
-            return None
+        if kind in _NEVER_LIVE or issubclass(kind, type) or isinstance(obj, _STRUCTURE):
+            return None  # code and containers are copied; only what they hold may stay live
         verdict = self._verdicts.get(id(obj))
         if verdict is None:
             verdict = -1 if _picklable(obj) else len(self._live)
@@ -185,6 +234,9 @@ class _LiveKeepingPickler(_FreezingPickler):
 _NEVER_LIVE = frozenset({int, float, bool, complex, str, bytes, type(None), tuple, list, dict, set,
                          frozenset, types.FunctionType, types.ModuleType, types.CodeType,
                          types.CellType})
+
+
+_STRUCTURE = (Electron, Lattice, types.MethodType, functools.partial)
 
 
 class _LiveThawer(Thawer):

@@ -55,7 +55,7 @@ from typing import Any, Callable, Optional
 
 from .. import provenance
 
-__all__ = ["Unhashable", "Hasher", "TypeRegistry", "value_digesters", "digest", "hash_value",
+__all__ = ["Unhashable", "Hasher", "TypeRegistry", "value_digesters", "digest", "hash_value", "file_digest",
            "hash_code", "function_parts", "hash_function", "parts_digest", "describe_changes"]
 
 _blake2b = hashlib.blake2b
@@ -441,6 +441,11 @@ def _set(value: Any, hasher: Hasher) -> str:
     return digest(type(value).__name__, *sorted(hasher.value(v) for v in value))
 
 
+@value_digesters.register(types.MappingProxyType)
+def _mappingproxy(value: types.MappingProxyType, hasher: Hasher) -> str:
+    return digest("mappingproxy", hasher.value(dict(value)))
+
+
 @value_digesters.register(type)
 def _class(value: type, hasher: Hasher) -> str:
     return hasher.cls(value)
@@ -486,6 +491,17 @@ def _partial(value: functools.partial, hasher: Hasher) -> str:
 
 
 _LRU_WRAPPER = type(functools.lru_cache(None)(lambda: None))
+
+
+@value_digesters.register_lazy("toolz")
+def _toolz_types() -> None:
+    import toolz
+
+    @value_digesters.register(toolz.curry)
+    def _curry(value: Any, hasher: Hasher) -> str:
+        # toolz pickles a decorated module-level curry by name: key what it wraps instead
+        return digest("curry", hasher.cls(type(value)), hasher.value(value.func), hasher.value(value.args),
+                      hasher.state(dict(value.keywords or {})))
 
 
 @value_digesters.register(_LRU_WRAPPER)
@@ -673,6 +689,25 @@ def function_parts(function: Any, hasher: Optional[Hasher] = None) -> dict:
     :class:`Unhashable` naming what cannot be digested.
     """
     return (hasher or Hasher()).function_parts(function)
+
+
+def file_digest(*paths: "str | os.PathLike") -> str:
+    """Digest the contents of files (a missing file digests as missing), for ``reuse_key``.
+
+    >>> @ct.electron(reuse_key=lambda: ct.file_digest("data.csv"))   # doctest: +SKIP
+    ... def load(path): ...
+    """
+    parts = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                hasher = _blake2b(digest_size=16)
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    hasher.update(chunk)
+            parts.append(f"{os.fspath(path)}={hasher.hexdigest()}")
+        except FileNotFoundError:
+            parts.append(f"{os.fspath(path)}=missing")
+    return digest("files", *parts)
 
 
 def hash_value(value: Any) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..workflow.tracing import gather_set
 from .hashing import (Hasher, Unhashable, describe_changes, digest, hooks_digest, parts_digest,
                       reuse_key_digest)
 
@@ -108,12 +109,16 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
             unhashable[node] = problems.get(marker, "its function cannot be hashed")
             continue
         pieces = [kind, fkey]
+        # a set's items are gathered in iteration order, which differs between processes
+        unordered = functions[node] is gather_set
         for source, edge_name, param_type, arg_index in inputs[node]:
             parent_key = keys[source]
             if parent_key is None:
                 break
-            pieces.append(f"{edge_name}/{param_type}/{arg_index}={parent_key}")
+            pieces.append(parent_key if unordered else f"{edge_name}/{param_type}/{arg_index}={parent_key}")
         else:
+            if unordered:
+                pieces[2:] = sorted(pieces[2:])
             for source in waits[node]:  # a wait is a side-effect dependency: its key counts too
                 parent_key = keys[source]
                 if parent_key is None:

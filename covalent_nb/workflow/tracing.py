@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 from .graph import (ELECTRON_DICT_NAME, ELECTRON_LIST_NAME, PARAMETER_PREFIX,
                     POSTPROCESS_NAME, SUBLATTICE_PREFIX, WAIT_EDGE_NAME, TransportGraph)
 
-__all__ = ["BoundElectron", "Build", "current_build", "record_call", "wait"]
+__all__ = ["BoundElectron", "Build", "current_build", "record_call", "wait", "gather_set"]
 
 _local = threading.local()
 
@@ -323,3 +323,8 @@ def wait(child: Any, parents: Any) -> Any:
             raise TypeError(f"ct.wait() parents must be electron outputs, not {type(parent).__name__}")
         child._build.graph.add_edge(parent.node_id, child.node_id, WAIT_EDGE_NAME, None, None)
     return child
+
+
+#: The function of an ``:electron_list:`` node that gathers a set: its items' order carries
+#: no meaning (and differs between processes), so keys treat its inputs as unordered.
+gather_set = _as_set

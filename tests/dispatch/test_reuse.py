@@ -238,3 +238,46 @@ def test_summary_counts_reused_and_recomputed_with_reasons():
     summary = redispatch_reuse(parent, 4).reuse_summary()
     assert summary["reused"] == 0 and summary["recomputed"] == 4
     assert summary["reasons"] == {"recomputed": 4}
+
+
+def test_reuse_key_with_file_digest_sees_a_file_the_key_cannot(tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_text("1 2 3")
+    ns = cell(f"""
+PATH = {str(data)!r}
+
+@ct.electron(reuse_key=lambda: ct.file_digest(PATH))
+def load(path):
+    with open(path) as handle:
+        return sum(int(v) for v in handle.read().split())
+
+@ct.lattice
+def flow(path):
+    return load(path)
+""")
+    parent = run(ct.dispatch(ns["flow"])(str(data)))
+    assert parent.result == 6
+    same = run(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)())
+    assert same.result == 6 and same.get_node_result(0)["reused"]
+    data.write_text("10 20")  # the path (the input) is the same; the file behind it is not
+    again = run(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)())
+    record = again.get_node_result(0)
+    assert again.result == 30 and not record["reused"]
+    assert record["reason"].startswith("recomputed:")
+
+
+def test_file_digest_names_missing_files_and_differs_by_content(tmp_path):
+    path = tmp_path / "a.txt"
+    missing = ct.file_digest(path)
+    path.write_bytes(b"x")
+    first = ct.file_digest(path)
+    path.write_bytes(b"y")
+    assert len({missing, first, ct.file_digest(path)}) == 3
+    assert ct.file_digest(path) == ct.file_digest(str(path))
+
+
+def test_reuse_key_that_is_not_callable_is_refused_with_an_example():
+    import pytest
+
+    with pytest.raises(TypeError, match=r"reuse_key takes a function of no arguments.*os\.environ"):
+        ct.electron(reuse_key="MODE")(lambda x: x)

@@ -115,19 +115,19 @@ def cluster():
     """The kernel's shared LocalCluster, as ``executor="dask"`` starts it."""
     keys = ("dask_address", "dask_workers", "dask_threads_per_worker", "dask_dashboard",
             "dask_allowed_failures", "store")
-    before = {key: ct.get_config(key) for key in keys}
+    settings = {key: ct.get_config(key) for key in keys}
     ct.set_config(dask_address=None, dask_workers=2, dask_threads_per_worker=1, dask_dashboard=False,
                   dask_allowed_failures=0, store="memory")
     try:
-        before = listening(os.getpid())
+        sockets = listening(os.getpid())
         cluster = local_cluster()
         client = DaskExecutor().client
         client.wait_for_workers(2, timeout=60)
-        opened = listening(os.getpid()) - before  # the scheduler's and the nannies' sockets
+        opened = listening(os.getpid()) - sockets  # the scheduler's and the nannies' sockets
         yield SimpleNamespace(cluster=cluster, client=client, opened=opened)
     finally:
         close_local_cluster()
-        ct.set_config(before)
+        ct.set_config(settings)  # later tests expect the session's store back
 
 
 @pytest.fixture
