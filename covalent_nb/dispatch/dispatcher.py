@@ -41,7 +41,7 @@ from ..results.status import Status
 from .events import Event, publish
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
-from .freeze import CopyOf, Output, freeze_output
+from .freeze import CopyOf, Output, is_immutable, freeze_output
 from .plan import plan_for
 from .reuse import decide_reuse, node_keys
 from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
@@ -69,6 +69,7 @@ class Dispatcher:
         self.cancel_flag = CancelFlag()
         self.node_executor: list = []
         self._hooks: dict = {}
+        self.private: set = set()
         self.executors: set = set()
         self.thread = threading.Thread(target=self._main, name=f"covalent_nb-dispatch-{result.dispatch_id[:8]}",
                                        daemon=True)
@@ -187,14 +188,13 @@ class Dispatcher:
         state = self.state = bytearray(size)
         values = graph.values
         frozen = table.frozen
+        private = self.private = set()  # mutable inputs: each consumer gets its own copy
         for p in plan.parameters:
             status[p] = completed
             start[p] = end[p] = t0
             value = output[p] = values[p]
-            if type(value) not in _PLAIN:  # each consumer gets its own copy of a mutable input
-                data, _ = freeze_output(value)
-                if data is not None:
-                    frozen[p] = data
+            if type(value) not in _PLAIN and not is_immutable(value):
+                private.add(p)
             state[p] = DONE_
         events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6)]
 
@@ -284,10 +284,13 @@ class Dispatcher:
         if type(value) is Output:
             if value.data is not None:
                 table.frozen[node] = value.data
-            elif value.unfrozen is not None:
-                table.unstorable[node] = f"its output could not be pickled ({value.unfrozen})"
-            value = value.value
-        table.output[node] = value
+                table.output.defer(node)  # kept as its bytes; unpickled when someone reads it
+            else:
+                if value.unfrozen is not None:
+                    table.unstorable[node] = f"its output could not be pickled ({value.unfrozen})"
+                table.output.raw[node] = value.value
+        else:
+            table.output.raw[node] = value
         table.start[node] = t_start
         table.end[node] = t_end
         table.status[node] = Status.COMPLETED
@@ -309,29 +312,37 @@ class Dispatcher:
     def _spec(self, node: int, members: Optional[set]) -> TaskSpec:
         plan = self.plan
         table = self.result._table
-        output, frozen = table.output, table.frozen
+        output, frozen, private = table.output.raw, table.frozen, self.private
         graph = self.result.graph
         sources = plan.arg_sources[node]
-        if members:
-            args = [FromRun(s) if s in members else output[s] for s in sources]
-        else:
-            args = [output[s] for s in sources]
-        if frozen:  # mutable values: each consumer gets a copy (run_task unpickles it)
-            args = [CopyOf(frozen[s]) if s in frozen and type(a) is not FromRun else a
-                    for a, s in zip(args, sources)]
         kw_sources = plan.kwarg_sources[node]
-        if kw_sources:
-            if members:
-                kwargs = {k: FromRun(s) if s in members else output[s] for k, s in kw_sources}
-            else:
-                kwargs = {k: output[s] for k, s in kw_sources}
-            if frozen:
-                kwargs = {k: CopyOf(frozen[s]) if s in frozen and type(kwargs[k]) is not FromRun
-                          else kwargs[k] for k, s in kw_sources}
+        if frozen or private or members:  # values some consumer must not share (or FromRun)
+            shared = bool(members)
+            args = []
+            for source in sources:
+                args.append(self._argument(source, members, output, frozen, private))
+            kwargs = {k: self._argument(s, members, output, frozen, private) for k, s in kw_sources}
+            shared = shared or any(type(a) is CopyOf for a in args) or \
+                any(type(v) is CopyOf for v in kwargs.values())
         else:
-            kwargs = {}
-        return TaskSpec(self.result.dispatch_id, node, graph.names[node], graph.functions[node], args,
+            shared = False
+            args = [output[s] for s in sources]
+            kwargs = {k: output[s] for k, s in kw_sources} if kw_sources else {}
+        spec = TaskSpec(self.result.dispatch_id, node, graph.names[node], graph.functions[node], args,
                         kwargs, self._hooks.get(node), sources, kw_sources)
+        spec.shared = shared
+        return spec
+
+    @staticmethod
+    def _argument(source: int, members: Optional[set], output: list, frozen: dict, private: set) -> Any:
+        if members and source in members:
+            return FromRun(source)
+        data = frozen.get(source)
+        if data is not None:
+            return CopyOf(data)
+        if source in private:
+            return CopyOf(original=output[source])
+        return output[source]
 
     def _launch(self, ready: list) -> None:
         """Hand every ready node to its executor, fusing chains where allowed."""

@@ -55,7 +55,8 @@ from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 from .executors.base import Executor
 
-__all__ = ["Frozen", "freeze", "thaw", "freeze_output", "produced", "Output", "CopyOf", "IMMUTABLE"]
+__all__ = ["Frozen", "freeze", "thaw", "freeze_output", "produced", "Output", "CopyOf", "private_copy", "is_immutable",
+           "IMMUTABLE"]
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 _LRU_WRAPPER = type(functools.lru_cache(None)(lambda: None))
@@ -306,12 +307,13 @@ def thaw(data: bytes, live: Optional[list] = None) -> tuple:
 IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None), range, type(Ellipsis)})
 
 
-def _immutable(value: Any) -> bool:
+def is_immutable(value: Any) -> bool:
+    """True for values no code can change: numbers, strings, bytes, and tuples or frozensets of them."""
     kind = type(value)
     if kind in IMMUTABLE:
         return True
     if kind is tuple or kind is frozenset:
-        return all(_immutable(v) for v in value)
+        return all(is_immutable(v) for v in value)
     return False
 
 
@@ -353,15 +355,41 @@ def produced(value: Any) -> Any:
 
 
 class CopyOf:
-    """Stands in a task's arguments for a value that each consumer gets its own copy of."""
+    """Stands in a task's arguments for a value that each consumer gets its own copy of.
 
-    __slots__ = ("data",)
+    It holds either the value's pickled ``data`` (an output, frozen when its task
+    returned) or the ``original`` object that no task may change (an input of
+    the dispatch), copied by :func:`private_copy` on the consumer's thread.
+    """
 
-    def __init__(self, data: bytes) -> None:
+    __slots__ = ("data", "original")
+
+    def __init__(self, data: Optional[bytes] = None, original: Any = None) -> None:
         self.data = data
+        self.original = original
 
     def value(self) -> Any:
-        return loads(self.data)
+        return loads(self.data) if self.data is not None else private_copy(self.original)
+
+
+def private_copy(value: Any) -> Any:
+    """A deep copy of *value*: numpy and pandas copy their buffers, anything else round-trips pickle.
+
+    A value that cannot be pickled is returned as it is (shared, like the
+    objects freezing keeps live).
+    """
+    module = type(value).__module__ or ""
+    if module.startswith("numpy") and hasattr(value, "copy") and getattr(value, "dtype", None) is not None \
+            and not value.dtype.hasobject:
+        return value.copy()  # ndarray, matrix, masked array: their own class, mask and all
+    if module.startswith("pandas") and hasattr(value, "copy") and hasattr(value, "dtypes") \
+            and not any(str(d) == "object" for d in getattr(value.dtypes, "tolist", lambda: [value.dtypes])()):
+        return value.copy(deep=True)
+    try:
+        data = dump_value(value)
+    except Exception:  # noqa: BLE001 - a lock, a connection: a resource, shared as freezing shares it
+        return value
+    return loads(data)
 
 
 def freeze_output(value: Any) -> tuple:
@@ -370,7 +398,7 @@ def freeze_output(value: Any) -> tuple:
     ``error`` says why a value could not be pickled (it is then passed on as
     it is, and never reused).
     """
-    if _immutable(value):
+    if is_immutable(value):
         return None, None
     try:
         return dump_value(value), None

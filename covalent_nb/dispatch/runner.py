@@ -13,7 +13,7 @@ import traceback
 from typing import Any, Optional
 
 from .capture import capturing
-from .freeze import CopyOf, Output, produced
+from .freeze import IMMUTABLE, CopyOf, Output, produced
 
 __all__ = ["TaskSpec", "run_task", "now_us", "STARTED", "DONE", "FAILED", "SKIPPED", "CHILD_ENDED"]
 
@@ -45,7 +45,7 @@ class TaskSpec:
     """
 
     __slots__ = ("dispatch_id", "node_id", "name", "function", "args", "kwargs", "hooks",
-                 "arg_sources", "kwarg_sources")
+                 "arg_sources", "kwarg_sources", "shared")
 
     def __init__(self, dispatch_id: str, node_id: int, name: str, function: Any, args: list,
                  kwargs: dict, hooks: Optional[dict], arg_sources: tuple = (),
@@ -59,6 +59,9 @@ class TaskSpec:
         self.hooks = hooks
         self.arg_sources = arg_sources
         self.kwarg_sources = kwarg_sources
+        # True when an argument may be shared with other consumers (a CopyOf, a FromRun or
+        # an upstream Output): run_task then gives the task its own copies
+        self.shared = False
 
     def __getstate__(self):
         return tuple(getattr(self, s) for s in self.__slots__)
@@ -109,12 +112,11 @@ def run_task(spec: TaskSpec) -> tuple:
     start = now_us()
     with capturing() as captured:
         try:
-            args = spec.args
-            if any(type(a) in _SHARED for a in args):
+            args, kwargs = spec.args, spec.kwargs
+            if spec.shared:
                 args = [argument(a) for a in args]
-            kwargs = spec.kwargs
-            if kwargs and any(type(v) in _SHARED for v in kwargs.values()):
-                kwargs = {k: argument(v) for k, v in kwargs.items()}
+                if kwargs:
+                    kwargs = {k: argument(v) for k, v in kwargs.items()}
             after = ()
             if spec.hooks is not None:
                 kwargs = dict(kwargs)
@@ -122,7 +124,8 @@ def run_task(spec: TaskSpec) -> tuple:
             value = spec.function(*args, **kwargs)
             for hook in after:
                 hook()
-            value = produced(value)
+            if type(value) not in IMMUTABLE:
+                value = produced(value)
             ok = True
         except BaseException as exc:  # noqa: BLE001 - a task's failure is data
             if isinstance(exc, KeyboardInterrupt):
@@ -135,9 +138,6 @@ def run_task(spec: TaskSpec) -> tuple:
     if end <= start:  # a node that ran has end_time strictly after start_time
         end = start + 1
     return ok, value, start, end, captured.stdout, captured.stderr
-
-
-_SHARED = (CopyOf, Output)
 
 
 def has_hooks(metadata: Optional[dict]) -> bool:

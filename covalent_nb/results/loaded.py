@@ -3,7 +3,7 @@
 A loaded :class:`StoredResult` is an ordinary
 :class:`~covalent_nb.results.result.Result` except in two ways:
 
-* node outputs are unpickled on first access (:class:`LazyOutputs`), so
+* node outputs are unpickled on first access (:class:`~covalent_nb.results.result.LazyOutputs`), so
   reading the status of a 10,000-node dispatch does not unpickle 10,000
   values, and a missing or corrupted blob fails only the node it belongs to,
   with an error naming the dispatch, the node and the file;
@@ -17,69 +17,13 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Optional
 
-from .result import Result
+from .result import LazyOutputs, Result
+
+_UNLOADED = LazyOutputs.unloaded()
 from .status import ENDED
 from .values import StoreError
 
 __all__ = ["LazyOutputs", "StoredResult", "StoredLattice"]
-
-_UNLOADED = object()
-
-
-class LazyOutputs:
-    """A node table's ``output`` column whose values are unpickled on first access.
-
-    Behaves as the list it replaces: indexing, slicing, iteration, ``len`` and
-    assignment.  ``load(node)`` returns a node's value or raises
-    :class:`~covalent_nb.results.values.StoreError`.
-    """
-
-    __slots__ = ("_values", "_load")
-
-    def __init__(self, values: list, load: Callable[[int], Any]) -> None:
-        self._values = values  # a value, or _UNLOADED for one still in the store
-        self._load = load
-
-    @staticmethod
-    def unloaded() -> object:
-        return _UNLOADED
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self._values)))]
-        value = self._values[index]
-        if value is _UNLOADED:
-            value = self._load(index if index >= 0 else index + len(self._values))
-            self._values[index] = value
-        return value
-
-    def fresh(self, index: int) -> Any:
-        """A node's value loaded anew from the store (not the cached object others may have changed)."""
-        try:
-            return self._load(index)
-        except StoreError:  # kept in the record itself (a small packed value): nothing to reload
-            value = self._values[index]
-            if value is _UNLOADED:
-                raise
-            return value
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        self._values[index] = value
-
-    def __iter__(self):
-        for i in range(len(self._values)):
-            yield self[i]
-
-    def is_loaded(self, index: int) -> bool:
-        return self._values[index] is not _UNLOADED
-
-    def __repr__(self) -> str:
-        loaded = sum(1 for v in self._values if v is not _UNLOADED)
-        return f"<LazyOutputs {len(self._values)} nodes, {loaded} loaded>"
-
 
 class StoredLattice:
     """Stands in for a lattice whose definition was not stored (or cannot be loaded here)."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .status import ENDED, Status, widget_state
-from .values import dumps, loads
+from .values import StoreError, dumps, loads
 
 _IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
-__all__ = ["Result", "NodeTable", "Inputs", "us_to_datetime"]
+__all__ = ["Result", "NodeTable", "LazyOutputs", "Inputs", "us_to_datetime"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,71 @@ def us_to_datetime(us: Optional[int]) -> Optional[_dt.datetime]:
         return None
     return _dt.datetime.fromtimestamp(us / 1e6, tz=_dt.timezone.utc).replace(
         microsecond=us % 1_000_000)
+
+
+_UNLOADED = object()
+
+
+class LazyOutputs:
+    """A node table's ``output`` column whose values are unpickled on first access.
+
+    Behaves as the list it replaces: indexing, slicing, iteration, ``len`` and
+    assignment.  ``load(node)`` returns a node's value (from the store for a
+    loaded result, from the bytes its task's output was frozen into for a live
+    one) or raises :class:`~covalent_nb.results.values.StoreError`.  ``raw`` is
+    the underlying list, for the dispatcher's hot loop, which never reads an
+    unloaded entry through it.
+    """
+
+    __slots__ = ("raw", "_load")
+
+    def __init__(self, values: list, load: Callable[[int], Any]) -> None:
+        self.raw = values  # a value, or _UNLOADED for one not unpickled yet
+        self._load = load
+
+    @staticmethod
+    def unloaded() -> object:
+        return _UNLOADED
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.raw)))]
+        value = self.raw[index]
+        if value is _UNLOADED:
+            value = self._load(index if index >= 0 else index + len(self.raw))
+            self.raw[index] = value
+        return value
+
+    def fresh(self, index: int) -> Any:
+        """A node's value unpickled anew (not the cached object others may have changed)."""
+        try:
+            return self._load(index)
+        except (StoreError, KeyError):  # kept as it is (a small or immutable value): nothing to reload
+            value = self.raw[index]
+            if value is _UNLOADED:
+                raise
+            return value
+
+    def defer(self, index: int) -> None:
+        """Forget the value at *index*: it is unpickled again when first read."""
+        self.raw[index] = _UNLOADED
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self.raw[index] = value
+
+    def __iter__(self):
+        for i in range(len(self.raw)):
+            yield self[i]
+
+    def is_loaded(self, index: int) -> bool:
+        return self.raw[index] is not _UNLOADED
+
+    def __repr__(self) -> str:
+        loaded = sum(1 for v in self.raw if v is not _UNLOADED)
+        return f"<LazyOutputs {len(self.raw)} nodes, {loaded} loaded>"
 
 
 class NodeTable:
@@ -54,7 +119,7 @@ class NodeTable:
         self.status: list = [Status.NEW_OBJECT] * size
         self.start: list = [None] * size
         self.end: list = [None] * size
-        self.output: list = [None] * size
+        self.output = LazyOutputs([None] * size, self._thaw)
         self.key: list = [None] * size
         self.error: dict = {}
         self.stdout: dict = {}
@@ -72,6 +137,9 @@ class NodeTable:
                 f"node {node_id!r} does not exist: node ids of this dispatch run from 0 to {self.size - 1}"
             )
 
+    def _thaw(self, node_id: int) -> Any:
+        return loads(self.frozen[node_id])
+
     def pristine(self, node_id: int) -> tuple:
         """``(value, bytes)`` of a node's output as it was returned: a fresh copy, never the shared object.
 
@@ -80,8 +148,7 @@ class NodeTable:
         data = self.frozen.get(node_id)
         if data is not None:
             return loads(data), data
-        fresh = getattr(self.output, "fresh", None)  # outputs of a stored result: load anew
-        value = fresh(node_id) if fresh is not None else self.output[node_id]
+        value = self.output.fresh(node_id)  # a stored result's output: unpickled anew
         data = None
         if type(value) not in _IMMUTABLE:
             try:

@@ -373,9 +373,11 @@ class Writer:
         for node, status in zip(nodes, statuses):
             if status is not completed or node in unstorable:
                 continue
-            value = output[node]
+            data = frozen.get(node)  # the bytes taken when the task returned, if it took them
+            value = output[node] if data is None else None
             kind = type(value)
-            if kind in packable and (kind is not str and kind is not bytes or len(value) <= PACKABLE_LEN):
+            if data is None and kind in packable and (kind is not str and kind is not bytes
+                                                      or len(value) <= PACKABLE_LEN):
                 packed_nodes.append(node)
                 packed_values.append(value)
                 continue
@@ -383,11 +385,10 @@ class Writer:
             ref = known.get(source) if source is not None else None
             if ref is not None:  # a large value stored before: name it, do not pickle it again
                 digest = ref[1:].decode()
-                blobs.append((digest, None, did, value))
+                blobs.append((digest, data, did, value))  # if the blob went missing, rewrite it
                 blob_refs.append((digest, did, self.store.blobs.size(digest)))
                 refs[node] = ref
                 continue
-            data = frozen.get(node)  # the bytes taken when the task returned, if it took them
             try:
                 if data is None:
                     data = dumps(value, by_value_registry=by_value)

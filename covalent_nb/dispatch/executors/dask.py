@@ -82,6 +82,7 @@ def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, u
     try:
         spec = loads(payload)  # never onto the kernel's live classes, when the worker is in-process
         if upstream:
+            spec.shared = True  # outputs of other nodes: run_task gives this task its own copies
             spec.args = [upstream[a.index][1] if type(a) is _Upstream else a for a in spec.args]
             if spec.kwargs:
                 spec.kwargs = {k: upstream[v.index][1] if type(v) is _Upstream else v
