@@ -189,10 +189,11 @@ class Dispatcher:
         values = graph.values
         frozen = table.frozen
         private = self.private = set()  # mutable inputs: each consumer gets its own copy
+        raw = output.raw
         for p in plan.parameters:
             status[p] = completed
             start[p] = end[p] = t0
-            value = output[p] = values[p]
+            value = raw[p] = values[p]
             if type(value) not in _PLAIN and not is_immutable(value):
                 private.add(p)
             state[p] = DONE_
@@ -205,15 +206,21 @@ class Dispatcher:
             parent_table = self.parent._table
             pid = self.parent.dispatch_id
             reused_from = table.reused_from
+            parent_raw, parent_frozen = parent_table.output.raw, parent_table.frozen
+            raw = output.raw
             for node, pnode in reuse.reused.items():
-                try:  # what the node returned then, untouched by anyone since
-                    value, data = parent_table.pristine(pnode)
-                except Exception as exc:  # a stored output that cannot be read (damaged file): rerun
-                    table.reason[node] = f"recomputed: previous output could not be read ({exc})"
-                    continue
+                value = parent_raw[pnode]
+                if type(value) in _PLAIN and pnode not in parent_frozen:
+                    data = None  # immutable: the very value, nothing to copy
+                else:
+                    try:  # what the node returned then, untouched by anyone since
+                        value, data = parent_table.pristine(pnode)
+                    except Exception as exc:  # a stored output that cannot be read (damaged file): rerun
+                        table.reason[node] = f"recomputed: previous output could not be read ({exc})"
+                        continue
                 status[node] = completed
                 start[node] = end[node] = t_reuse
-                output[node] = value
+                raw[node] = value
                 if data is not None:
                     frozen[node] = data
                 reused_from[node] = (pid, pnode)

@@ -40,6 +40,7 @@ import functools
 import io
 import marshal
 import os
+import pickle
 import sys
 import types
 import weakref
@@ -101,7 +102,11 @@ def _kept_live(resource: Any) -> tuple:
         _LIVE_RESOURCES[token] = resource
     except TypeError:
         _LIVE_STRONG[token] = resource
-    return _live_or_copy, (token, cloudpickle.dumps(resource))
+    try:
+        copy = cloudpickle.dumps(resource)
+    except Exception:  # noqa: BLE001 - a resource that exists only here (a thread pool, say)
+        copy = None
+    return _live_or_copy, (token, copy, type(resource).__name__)
 
 
 class _Live:
@@ -116,11 +121,16 @@ class _Live:
         return _kept_live(self.obj)
 
 
-def _live_or_copy(token: str, copy: bytes) -> Any:
+def _live_or_copy(token: str, copy: Optional[bytes], kind: str = "object") -> Any:
     live = None
     if token.startswith(f"{os.getpid()}:"):
         live = _LIVE_RESOURCES.get(token) or _LIVE_STRONG.get(token)
-    return live if live is not None else loads(copy)
+    if live is not None:
+        return live
+    if copy is None:
+        raise pickle.UnpicklingError(f"the {kind} this dispatch used exists only in the process that "
+                                     "dispatched it (it cannot be pickled); redispatch from there")
+    return loads(copy)
 
 
 def _user_module(name: Optional[str]) -> bool:

@@ -51,6 +51,7 @@ import importlib.util
 import os
 import sys
 import types
+import weakref
 from typing import Any, Callable, Optional
 
 from .. import provenance
@@ -83,7 +84,8 @@ class TypeRegistry:
     def __init__(self) -> None:
         self._by_type: dict = {}
         self._lazy: dict = {}
-        self._cache: dict = {}
+        # weak: every dispatch thaws its own copies of notebook classes; none may be kept alive
+        self._cache: "weakref.WeakKeyDictionary[type, Callable]" = weakref.WeakKeyDictionary()
 
     def register(self, *kinds: type) -> Callable:
         """Decorator: use the function for *kinds* (and their subclasses)."""

@@ -200,7 +200,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         if key is not None:
             hit = index.get(key)
             # a node that waits for a recomputed node (a side effect) is recomputed too
-            if hit is not None and all(w in reused for w in waits[node]):
+            if hit is not None and (not waits[node] or all(w in reused for w in waits[node])):
                 reused[node] = hit
                 reasons[node] = f"reused: same code and inputs as node {hit} of {pid}"
                 continue

@@ -27,9 +27,9 @@ from typing import Any, Optional
 import cloudpickle
 
 from ..workflow.graph import TransportGraph
-from .values import NotStored, UnstoredFunction, dumps, reason_of
+from .values import NotStored, UnstoredFunction, dumps, loads, reason_of
 
-__all__ = ["encode_graph", "decode_graph"]
+__all__ = ["encode_graph", "decode_graph", "forget"]
 
 _FORMAT = "graph-1"
 _MARSHAL_VERSION = 4  # stable since Python 3.4
@@ -66,6 +66,14 @@ def encode_graph(graph: TransportGraph) -> tuple:
     return data, note
 
 
+def forget(graph: Any) -> None:
+    """Drop the cached encoding of *graph* (its dispatch was deleted: free what it holds)."""
+    functions = getattr(graph, "functions", None)
+    with _lock:
+        for key in [k for k, (lists, _, _) in _cache.items() if lists[2] is functions]:
+            del _cache[key]
+
+
 def _pack(graph: TransportGraph, shape: Optional[bytes]) -> bytes:
     # cloudpickle at once: graphs nearly always hold notebook functions,
     # which plain pickle would only store by reference to __main__.
@@ -81,9 +89,9 @@ def decode_graph(data: bytes) -> TransportGraph:
     if form != _FORMAT:
         raise ValueError(f"unknown graph format {form!r}")
     if shape is None:
-        return pickle.loads(rest)
+        return loads(rest)
     names, kinds, edges = marshal.loads(shape)
-    functions, values, metadata = pickle.loads(rest)
+    functions, values, metadata = loads(rest)  # never onto the notebook's live classes
     graph = TransportGraph()
     graph.__setstate__({"names": names, "kinds": kinds, "functions": functions, "values": values,
                         "metadata": metadata, "edges": edges})

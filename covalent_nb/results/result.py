@@ -148,6 +148,9 @@ class NodeTable:
         data = self.frozen.get(node_id)
         if data is not None:
             return loads(data), data
+        value = self.output.raw[node_id]
+        if type(value) in _IMMUTABLE:
+            return value, None
         value = self.output.fresh(node_id)  # a stored result's output: unpickled anew
         data = None
         if type(value) not in _IMMUTABLE:

@@ -38,6 +38,7 @@ from .. import config
 from ..dispatch import events, registry
 from .history import DispatchList, SpaceFreed, prune_cutoff_us, summary_of
 from .status import ENDED
+from .upkeep import forget_dispatch
 
 __all__ = ["MemoryStore", "active_store", "list_dispatches", "delete_dispatch", "prune_dispatches"]
 
@@ -75,7 +76,7 @@ class MemoryStore:
             raise ValueError(f"no dispatch with id {dispatch_id!r} in this kernel")
         if not result.ended:
             raise ValueError(f"dispatch {dispatch_id} is still running; cancel it or wait for it to end")
-        registry.forget(dispatch_id)
+        forget_dispatch(dispatch_id)
         return SpaceFreed([dispatch_id])  # memory is the garbage collector's to count
 
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
@@ -96,7 +97,7 @@ class MemoryStore:
                 continue
             doomed.append(result.dispatch_id)
         for dispatch_id in doomed:
-            registry.forget(dispatch_id)
+            forget_dispatch(dispatch_id)
         return SpaceFreed(doomed)
 
 

@@ -11,10 +11,11 @@ import sqlite3
 from typing import Any
 
 from ..dispatch import registry
+from . import graph_codec
 from .history import SpaceFreed
 from .records import summarize
 
-__all__ = ["delete", "recover", "mark_interrupted", "interrupted_error"]
+__all__ = ["delete", "forget_dispatch", "recover", "mark_interrupted", "interrupted_error"]
 
 
 def interrupted_error(pid: int, host: str, completed: int, task_count: int) -> str:
@@ -65,10 +66,18 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
         except sqlite3.Error:
             pass
     for did in ids:
-        registry.forget(did)
+        forget_dispatch(did)
         for key in [k for k in list(store.known_refs) if k[0] == did]:  # list(): the writer adds keys
             store.known_refs.pop(key, None)
     return SpaceFreed(ids, blob_bytes, max(0, free_after - free_before) * page_size)
+
+
+def forget_dispatch(dispatch_id: str) -> None:
+    """Let go of a deleted dispatch in this kernel: its result and its cached graph encoding."""
+    result = registry.lookup(dispatch_id)
+    if result is not None:
+        graph_codec.forget(result.graph)
+    registry.forget(dispatch_id)
 
 
 def recover(store: Any) -> list:

@@ -177,6 +177,8 @@ class Writer:
             for item in late:  # queued while stopping: never written
                 if item[2] is not None:
                     item[2].set(RuntimeError("the store's writer thread has stopped"))
+            items = late = []  # hold no dispatch while idle: its frozen data may be large
+            item = payload = None
             if not stopping and empty():
                 self._idle()
         conn.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import weakref
 from typing import Any, Optional
 
 __all__ = ["remember", "source_of"]
@@ -31,8 +32,12 @@ def remember(function: Any) -> None:
     """Note *function* as the original of any later copy of it."""
     key = _key(function)
     if key is not None and getattr(function.__code__, "co_filename", "") != "<dynamic-code>":
+        try:
+            reference = weakref.ref(function)  # never keep a dispatch's frozen copy (and its data) alive
+        except TypeError:
+            return
         with _lock:
-            _originals[key] = function
+            _originals[key] = reference
 
 
 def source_of(function: Any) -> Optional[str]:
@@ -43,7 +48,8 @@ def source_of(function: Any) -> Optional[str]:
     except (OSError, TypeError):
         pass
     key = _key(target)
-    original = _originals.get(key) if key is not None else None
+    reference = _originals.get(key) if key is not None else None
+    original = reference() if reference is not None else None
     if original is None or original is target:
         return None
     try:

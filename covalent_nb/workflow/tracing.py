@@ -22,6 +22,8 @@ import inspect
 import operator
 import sys
 import threading
+import types
+import weakref
 from typing import Any, Callable, Optional
 
 from .graph import (ELECTRON_DICT_NAME, ELECTRON_LIST_NAME, PARAMETER_PREFIX,
@@ -35,13 +37,14 @@ _local = threading.local()
 class Build:
     """The state of one trace in progress: the graph and the replacements."""
 
-    __slots__ = ("graph", "replacements", "replaced", "electron_names", "_outer")
+    __slots__ = ("graph", "replacements", "replaced", "electron_names", "signatures", "_outer")
 
     def __init__(self, replacements: Optional[dict] = None) -> None:
         self.graph = TransportGraph()
         self.replacements = replacements or None
         self.replaced: set = set()
         self.electron_names: set = set()
+        self.signatures: dict = {}  # id(function) -> signature, for this trace (functions live as long)
 
     def __enter__(self) -> "Build":
         self._outer = getattr(_local, "build", None)
@@ -205,14 +208,35 @@ class _Signature:
         self.n_positional = len(self.positional) if self.varargs is None else 1 << 30
 
 
-_signatures: dict = {}
+# Each dispatch traces its own frozen copies of the functions, so the cache is keyed by what
+# a signature depends on, never by (and never keeping alive) a function object: plain
+# functions without defaults or annotations by their code object (equal for equal code),
+# any other callable weakly.
+_signatures_by_code: dict = {}
+_signatures: "weakref.WeakKeyDictionary[Any, _Signature]" = weakref.WeakKeyDictionary()
 
 
 def signature_of(function: Callable) -> _Signature:
     """Return the cached, pre-digested signature of *function*."""
-    sig = _signatures.get(function)
+    if (type(function) is types.FunctionType and function.__defaults__ is None
+            and function.__kwdefaults__ is None and not function.__annotations__):
+        code = function.__code__
+        sig = _signatures_by_code.get(code)
+        if sig is None:
+            if len(_signatures_by_code) > 10000:
+                _signatures_by_code.clear()
+            sig = _signatures_by_code[code] = _Signature(function)
+        return sig
+    try:
+        sig = _signatures.get(function)
+    except TypeError:  # not weakly referenceable: no cache
+        return _Signature(function)
     if sig is None:
-        sig = _signatures[function] = _Signature(function)
+        sig = _Signature(function)
+        try:
+            _signatures[function] = sig
+        except TypeError:
+            pass
     return sig
 
 
@@ -260,7 +284,10 @@ def record_call(build: Build, electron: Any, args: tuple, kwargs: dict) -> Bound
     build.electron_names.add(name)
     if replaced:
         build.replaced.add(node)
-    sig = signature_of(function.workflow_function if electron.is_sublattice else function)
+    target = function.workflow_function if electron.is_sublattice else function
+    sig = build.signatures.get(id(target))
+    if sig is None:
+        sig = build.signatures[id(target)] = signature_of(target)
     check_arguments(sig, args, kwargs, f"electron {name}()")
     positional = sig.positional
     for index, value in enumerate(args):

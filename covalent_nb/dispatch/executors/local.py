@@ -86,6 +86,8 @@ class LocalExecutor(Executor):
                 for spec in run:
                     deliver((FAILED, spec.node_id, f"covalent_nb local executor error: {exc!r}",
                              None, None, "", ""))
+            # an idle worker holds nothing: a task's frozen code and data may be large
+            item = run = deliver = cancel = None
 
     def shutdown(self) -> None:
         for _ in self._threads:
