@@ -40,7 +40,7 @@ COVALENT_NB = textwrap.dedent("""
     if MODE == "nokeys":
         import sys as _sys
         d = _sys.modules["covalent_nb.dispatch.dispatcher"]
-        d.node_keys = lambda graph, plan, fkeys, problems, salt: ([None] * len(graph), {})
+        d.node_keys = lambda graph, plan, fkeys, salt: ([None] * len(graph), {})
     # warm up imports and thread pool on a tiny run
     ct.get_result(ct.dispatch(seed)(1, 2), wait=True)
     # the seed is tiny: time 200 dispatches and keep the median; the big graphs once per process

@@ -16,7 +16,7 @@ from . import registry
 from .dispatcher import Dispatcher
 from .freeze import Frozen, freeze, thaw
 from .gcpause import collector_paused
-from .reuse import function_keys
+from .reuse import FunctionKeys, function_keys
 
 __all__ = ["dispatch", "dispatch_sync", "get_result", "cancel", "redispatch"]
 
@@ -39,7 +39,7 @@ def _check_lattice(lattice: Any, where: str) -> Lattice:
 def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, work: Frozen, *,
            parent: Optional[Result] = None, replacements: Optional[dict] = None, reuse: bool = False,
            run: bool = True, on_end: Optional[Callable] = None, sublattice: bool = False,
-           fkeys: Optional[tuple] = None, before_start: Optional[Callable] = None) -> Result:
+           fkeys: Optional[FunctionKeys] = None, before_start: Optional[Callable] = None) -> Result:
     """Register a traced dispatch and start its dispatcher; return its Result.
 
     *lattice*, *args* and *kwargs* are the dispatch's frozen copies and *work*
@@ -53,8 +53,8 @@ def _start(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, work: Froz
                     parent_dispatch_id=parent.dispatch_id if parent is not None else None,
                     root_dispatch_id=parent.root_dispatch_id if parent is not None else None,
                     replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse)
-    result.function_parts = fkeys[1]
-    result._function_keys = fkeys[0]
+    result.function_parts = fkeys.parts
+    result._function_keys = fkeys.by_marker
     result.is_sublattice_dispatch = sublattice
     result.snapshot = work.data
     result.snapshot_live = work.live
@@ -303,7 +303,7 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
             # Rerun the parent's graph as it stands, without tracing, when its frozen functions
             # still reach what they reached at dispatch (a task may have changed a frozen global).
             fkeys = function_keys(parent.graph)
-            if parent._function_keys is None or fkeys[0] != parent._function_keys:
+            if parent._function_keys is None or fkeys.by_marker != parent._function_keys:
                 fkeys = None
         with collector_paused():
             if fkeys is not None:

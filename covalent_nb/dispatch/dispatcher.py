@@ -43,7 +43,7 @@ from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from .freeze import CopyOf, Output, is_immutable, freeze_output
 from .plan import plan_for
-from .reuse import decide_reuse, node_keys
+from .reuse import FunctionKeys, decide_reuse, node_keys
 from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
                      argument, has_hooks, now_us)
 
@@ -52,12 +52,14 @@ __all__ = ["Dispatcher"]
 WAITING, SUBMITTED, RUNNING, DONE_, FAILED_, CANCELLED_, BLOCKED = range(7)
 
 _PLAIN = frozenset({int, float, bool, str, bytes, type(None)})  # immutable: shared, never copied
+COMPLETED = Status.COMPLETED
+_new = tuple.__new__  # Event(...) without the namedtuple's Python-level __new__: per node, it counts
 
 
 class Dispatcher:
     """Runs one dispatch on its own thread (see the module docstring)."""
 
-    def __init__(self, result: Any, lattice_metadata: dict, function_keys: tuple,
+    def __init__(self, result: Any, lattice_metadata: dict, function_keys: FunctionKeys,
                  parent: Optional[Any] = None, salt: str = "") -> None:
         self.result = result
         self.lattice_metadata = lattice_metadata or {}
@@ -70,6 +72,10 @@ class Dispatcher:
         self.node_executor: list = []
         self._hooks: dict = {}
         self.private: set = set()
+        table = result._table
+        self.did = result.dispatch_id
+        self.raw, self.frozen = table.output.raw, table.frozen  # the dispatcher thread's to write
+        self.names, self.functions = result.graph.names, result.graph.functions
         self.executors: set = set()
         self.thread = threading.Thread(target=self._main, name=f"covalent_nb-dispatch-{result.dispatch_id[:8]}",
                                        daemon=True)
@@ -158,17 +164,16 @@ class Dispatcher:
         result, parent = self.result, self.parent
         graph = result.graph
         plan = self.plan = plan_for(graph)
-        fkeys, parts, problems = self.function_keys
+        fkeys = self.function_keys
         if (parent is not None and parent.graph.names is graph.names
-                and getattr(parent, "_function_keys", None) == fkeys
-                and not problems and not any(m is not None and not m.get("reusable", True)
-                                             for m in {id(m): m for m in graph.metadata}.values())):
+                and getattr(parent, "_function_keys", None) == fkeys.by_marker
+                and not fkeys.problems and not fkeys.opted_out):
             keys, unhashable = list(parent._table.key), dict(parent._unhashable)
         else:
-            keys, unhashable = node_keys(graph, plan, fkeys, problems, self.salt)
+            keys, unhashable = node_keys(graph, plan, fkeys, self.salt)
         result._table.key = keys
         result._unhashable = unhashable
-        self.reuse = decide_reuse(graph, plan, keys, unhashable, parts, result.replaced_nodes,
+        self.reuse = decide_reuse(graph, plan, keys, unhashable, fkeys.parts, result.replaced_nodes,
                                   result.replacements, parent, result.reuse_requested)
 
     def _start_run(self) -> None:
@@ -267,7 +272,7 @@ class Dispatcher:
                         status[node] = running_status
                         t = message[2] or now_us()
                         start[node] = t
-                        events.append(Event("node_running", did, node, "RUNNING", t / 1e6))
+                        events.append(_new(Event, ("node_running", did, node, "RUNNING", t / 1e6)))
                 elif kind == FAILED:
                     _, node, text, t_start, t_end, out, err = message
                     self._fail(node, text, t_start, t_end, out, err, events)
@@ -290,17 +295,17 @@ class Dispatcher:
         previous = state[node]
         if type(value) is Output:
             if value.data is not None:
-                table.frozen[node] = value.data
+                self.frozen[node] = value.data
                 table.output.defer(node)  # kept as its bytes; unpickled when someone reads it
             else:
                 if value.unfrozen is not None:
                     table.unstorable[node] = f"its output could not be pickled ({value.unfrozen})"
-                table.output.raw[node] = value.value
+                self.raw[node] = value.value
         else:
-            table.output.raw[node] = value
+            self.raw[node] = value
         table.start[node] = t_start
         table.end[node] = t_end
-        table.status[node] = Status.COMPLETED
+        table.status[node] = COMPLETED
         if out:
             table.stdout[node] = out
         if err:
@@ -308,7 +313,7 @@ class Dispatcher:
         state[node] = DONE_
         if previous <= RUNNING:
             self.pending -= 1
-        events.append(Event("node_completed", self.result.dispatch_id, node, "COMPLETED", t_end / 1e6))
+        events.append(_new(Event, ("node_completed", self.did, node, "COMPLETED", t_end / 1e6)))
         for child in self.plan.children[node]:
             left = waiting[child] - 1
             waiting[child] = left
@@ -318,27 +323,21 @@ class Dispatcher:
     # -- launching -----------------------------------------------------------
     def _spec(self, node: int, members: Optional[set]) -> TaskSpec:
         plan = self.plan
-        table = self.result._table
-        output, frozen, private = table.output.raw, table.frozen, self.private
-        graph = self.result.graph
+        output, frozen, private = self.raw, self.frozen, self.private
         sources = plan.arg_sources[node]
         kw_sources = plan.kwarg_sources[node]
         if frozen or private or members:  # values some consumer must not share (or FromRun)
-            shared = bool(members)
-            args = []
-            for source in sources:
-                args.append(self._argument(source, members, output, frozen, private))
-            kwargs = {k: self._argument(s, members, output, frozen, private) for k, s in kw_sources}
-            shared = shared or any(type(a) is CopyOf for a in args) or \
+            argument = self._argument
+            args = [argument(s, members, output, frozen, private) for s in sources]
+            kwargs = {k: argument(s, members, output, frozen, private) for k, s in kw_sources}
+            shared = bool(members) or any(type(a) is CopyOf for a in args) or \
                 any(type(v) is CopyOf for v in kwargs.values())
         else:
             shared = False
             args = [output[s] for s in sources]
             kwargs = {k: output[s] for k, s in kw_sources} if kw_sources else {}
-        spec = TaskSpec(self.result.dispatch_id, node, graph.names[node], graph.functions[node], args,
-                        kwargs, self._hooks.get(node), sources, kw_sources)
-        spec.shared = shared
-        return spec
+        return TaskSpec(self.did, node, self.names[node], self.functions[node], args, kwargs,
+                        self._hooks.get(node), sources, kw_sources, shared)
 
     @staticmethod
     def _argument(source: int, members: Optional[set], output: list, frozen: dict, private: set) -> Any:

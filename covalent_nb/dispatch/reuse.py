@@ -21,62 +21,98 @@ from ..workflow.tracing import gather_set
 from .hashing import (Hasher, Unhashable, describe_changes, digest, hooks_digest, parts_digest,
                       reuse_key_digest)
 
-__all__ = ["function_keys", "node_keys", "decide_reuse", "Reuse"]
+__all__ = ["FunctionKeys", "function_keys", "node_keys", "decide_reuse", "Reuse"]
 
 _LITERAL_KEYS = {int: "int:", float: "float:", bool: "bool:", type(None): "none:", str: "str:"}
 
 _INTERNAL_KINDS = frozenset({"electron_list", "electron_dict", "getter", "operator", "postprocess"})
 
 
-def function_keys(graph: Any, unfrozen: Optional[str] = None) -> tuple:
-    """Digest every distinct function of *graph*, once each.
+class FunctionKeys:
+    """What :func:`function_keys` learned about a graph's functions.
 
-    Returns ``(keys, parts, problems)``: ``keys`` maps ``id(function)`` to its
-    digest (absent when it cannot be hashed), ``parts`` maps each electron's
-    name to its :func:`~covalent_nb.dispatch.hashing.function_parts` (used to
-    explain a change later) and ``problems`` maps ``id(function)`` to the
-    reason it cannot be hashed.  Runs at dispatch time, in the caller's
-    thread, on the dispatch's frozen copies: exactly what the tasks will run.
-    With *unfrozen* (why the work could not be frozen), no function gets a key:
-    tasks then run the live objects, which a key cannot vouch for.
+    ``per_node``
+        per node id, the digest of the function it runs (None for parameters
+        and for functions that cannot be keyed);
+    ``by_marker``
+        ``(id(function), id(metadata))`` -> digest: equal between two graphs
+        exactly when they run the same objects with the same keys;
+    ``parts``
+        each electron's name -> its :func:`~covalent_nb.dispatch.hashing.function_parts`,
+        to say later what changed;
+    ``problems``
+        node id -> why its function cannot be keyed;
+    ``opted_out``
+        ids of nodes whose electron says ``reusable=False``.
     """
-    keys: dict = {}
-    parts_by_name: dict = {}
-    problems: dict = {}
-    seen: set = set()
+
+    __slots__ = ("per_node", "by_marker", "parts", "problems", "opted_out")
+
+    def __init__(self, size: int) -> None:
+        self.per_node: list = [None] * size
+        self.by_marker: dict = {}
+        self.parts: dict = {}
+        self.problems: dict = {}
+        self.opted_out: set = set()
+
+
+def function_keys(graph: Any, unfrozen: Optional[str] = None) -> FunctionKeys:
+    """Digest every distinct function of *graph*, once each (see :class:`FunctionKeys`).
+
+    Runs at dispatch time, in the caller's thread, on the dispatch's frozen
+    copies: exactly what the tasks will run.  With *unfrozen* (why the work
+    could not be frozen), no function gets a key: tasks then run the live
+    objects, which a key cannot vouch for.
+    """
+    found = FunctionKeys(len(graph))
+    per_node, by_marker, problems = found.per_node, found.by_marker, found.problems
+    reasons: dict = {}  # marker -> why it cannot be keyed
     hasher = Hasher()  # one pass: helpers shared by many tasks are digested once
     kinds, functions, metadata, names = graph.kinds, graph.functions, graph.metadata, graph.names
     for node_id, function in enumerate(functions):
         if function is None:
             continue
-        marker = (id(function), id(metadata[node_id]))
-        if marker in seen:
+        meta = metadata[node_id]
+        marker = (id(function), id(meta))
+        known = by_marker.get(marker)
+        if known is None and marker not in reasons:
+            known = _function_key(function, meta, kinds[node_id], names[node_id], unfrozen, hasher,
+                                  found.parts, reasons, marker)
+            if known is not None:
+                by_marker[marker] = known
+        if known is None:
+            problems[node_id] = reasons[marker]
             continue
-        seen.add(marker)
-        kind = kinds[node_id]
-        if unfrozen is not None and kind not in _INTERNAL_KINDS:
-            problems[marker] = f"the workflow could not be frozen at dispatch ({unfrozen})"
-            continue
-        try:
-            if kind in _INTERNAL_KINDS:
-                parts = {"internal": f"{kind}:{getattr(function, '__name__', '?')}"}
-            else:
-                parts = dict(hasher.function_parts(function))
-                hooks = hooks_digest(metadata[node_id], hasher)
-                if hooks:
-                    parts["hooks"] = hooks
-                extra = reuse_key_digest(metadata[node_id], hasher)
-                if extra:
-                    parts["reuse_key"] = extra
-            keys[marker] = parts_digest(parts)
-            if kind in ("electron", "sublattice"):
-                parts_by_name.setdefault(names[node_id], parts)
-        except Unhashable as exc:
-            problems[marker] = str(exc)
-    return keys, parts_by_name, problems
+        per_node[node_id] = known
+        if meta is not None and not meta.get("reusable", True):
+            found.opted_out.add(node_id)
+    return found
 
 
-def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> tuple:
+def _function_key(function: Any, meta: Optional[dict], kind: str, name: str, unfrozen: Optional[str],
+                  hasher: Hasher, parts_by_name: dict, reasons: dict, marker: tuple) -> Optional[str]:
+    if kind in _INTERNAL_KINDS:
+        return parts_digest({"internal": f"{kind}:{getattr(function, '__name__', '?')}"})
+    if unfrozen is not None:
+        reasons[marker] = f"the workflow could not be frozen at dispatch ({unfrozen})"
+        return None
+    try:
+        parts = dict(hasher.function_parts(function))
+        hooks = hooks_digest(meta, hasher)
+        if hooks:
+            parts["hooks"] = hooks
+        extra = reuse_key_digest(meta, hasher)
+        if extra:
+            parts["reuse_key"] = extra
+    except Unhashable as exc:
+        reasons[marker] = str(exc)
+        return None
+    if kind in ("electron", "sublattice"):
+        parts_by_name.setdefault(name, parts)
+    return parts_digest(parts)
+
+
+def node_keys(graph: Any, plan: Any, fkeys: FunctionKeys, salt: str) -> tuple:
     """Compute every node's key in topological order.
 
     Returns ``(keys, unhashable)`` where ``unhashable`` maps node ids to the
@@ -85,30 +121,31 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
     size = len(graph)
     keys: list = [None] * size
     unhashable: dict = {}
-    kinds, functions, metadata, values = graph.kinds, graph.functions, graph.metadata, graph.values
+    kinds, functions, values = graph.kinds, graph.functions, graph.values
     inputs, waits = plan.inputs, plan.waits
+    per_node, problems, opted_out = fkeys.per_node, fkeys.problems, fkeys.opted_out
+    salted = "salt:" + salt
+    literal_keys = _LITERAL_KEYS
     hasher = Hasher()
     for node in plan.order:
-        kind = kinds[node]
-        if kind == "parameter":
+        fkey = per_node[node]
+        if fkey is None:
+            if kinds[node] != "parameter":
+                unhashable[node] = problems.get(node, "its function cannot be hashed")
+                continue
             value = values[node]
             kind_of_value = type(value)
-            if kind_of_value in _LITERAL_KEYS and (kind_of_value is not str or len(value) <= 64):
+            if kind_of_value in literal_keys and (kind_of_value is not str or len(value) <= 64):
                 # Small literals are their own key (no digest: this runs once per parameter);
                 # the prefix keeps them apart from digests, which are bare hex.
-                keys[node] = _LITERAL_KEYS[kind_of_value] + repr(value)
+                keys[node] = literal_keys[kind_of_value] + repr(value)
                 continue
             try:
                 keys[node] = hasher.value(value)
             except Unhashable as exc:
                 unhashable[node] = str(exc)
             continue
-        marker = (id(functions[node]), id(metadata[node]))
-        fkey = fkeys.get(marker)
-        if fkey is None:
-            unhashable[node] = problems.get(marker, "its function cannot be hashed")
-            continue
-        pieces = [kind, fkey]
+        pieces = [kinds[node], fkey]
         # a set's items are gathered in iteration order, which differs between processes
         unordered = functions[node] is gather_set
         for source, edge_name, param_type, arg_index in inputs[node]:
@@ -126,9 +163,8 @@ def node_keys(graph: Any, plan: Any, fkeys: dict, problems: dict, salt: str) -> 
                     break
                 pieces.append("wait=" + parent_key)
             else:
-                meta = metadata[node]
-                if meta is not None and not meta.get("reusable", True):
-                    pieces.append("salt:" + salt)
+                if node in opted_out:
+                    pieces.append(salted)
                 keys[node] = digest(*pieces)
     return keys, unhashable
 

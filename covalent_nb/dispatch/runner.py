@@ -49,7 +49,7 @@ class TaskSpec:
 
     def __init__(self, dispatch_id: str, node_id: int, name: str, function: Any, args: list,
                  kwargs: dict, hooks: Optional[dict], arg_sources: tuple = (),
-                 kwarg_sources: tuple = ()) -> None:
+                 kwarg_sources: tuple = (), shared: bool = False) -> None:
         self.dispatch_id = dispatch_id
         self.node_id = node_id
         self.name = name
@@ -61,7 +61,7 @@ class TaskSpec:
         self.kwarg_sources = kwarg_sources
         # True when an argument may be shared with other consumers (a CopyOf, a FromRun or
         # an upstream Output): run_task then gives the task its own copies
-        self.shared = False
+        self.shared = shared
 
     def __getstate__(self):
         return tuple(getattr(self, s) for s in self.__slots__)
