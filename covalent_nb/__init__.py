@@ -16,12 +16,13 @@
 
 from .config import get_config, set_config
 from . import executor
-from .dispatch.api import cancel, dispatch, dispatch_sync, get_result, redispatch
+from .api import cancel, dispatch, dispatch_sync, get_result
+from .redispatch import redispatch
 from .dispatch.hashing import file_digest
 from .notebook.entry import load_ipython_extension, redispatch_panel, show, unload_ipython_extension
 from .results.result import Result
 from .results.store import delete_dispatch, list_dispatches, prune_dispatches
-from .results.status import Status
+from .states import Status
 from .workflow.deps import DepsBash, DepsCall, DepsPip
 from .workflow.electron import Electron, electron
 from .workflow.lattice import Lattice, lattice

@@ -37,13 +37,14 @@ import threading
 import traceback
 from typing import Any, Optional
 
-from ..results.status import Status
+from ..states import Status
 from .events import Event, publish
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from .freeze import CopyOf, Output, is_immutable, freeze_output
 from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
+from .services import DispatchServices
 from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
                      argument, has_hooks, now_us)
 
@@ -60,15 +61,18 @@ class Dispatcher:
     """Runs one dispatch on its own thread (see the module docstring)."""
 
     def __init__(self, result: Any, lattice_metadata: dict, function_keys: FunctionKeys,
-                 parent: Optional[Any] = None, salt: str = "") -> None:
+                 services: DispatchServices, parent: Optional[Any] = None, salt: str = "",
+                 cancel_parent: Optional[tuple] = None) -> None:
         self.result = result
         self.lattice_metadata = lattice_metadata or {}
         self.function_keys = function_keys
+        self.services = services
         self.parent = parent
         self.salt = salt or result.dispatch_id
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.deliver = self.queue.put
-        self.cancel_flag = CancelFlag()
+        # a sublattice's dispatch also stops when its parent's node is cancelled
+        self.cancel_flag = CancelFlag(*cancel_parent) if cancel_parent else CancelFlag()
         self.node_executor: list = []
         self._hooks: dict = {}
         self.private: set = set()
@@ -96,13 +100,6 @@ class Dispatcher:
             self.cancel_flag.all = True
         else:
             self.cancel_flag.nodes = self.cancel_flag.nodes | frozenset(node_ids)
-        for node, child in list(self.result._table.sublattice.items()):
-            if (node_ids is None or node in node_ids) and not child.ended:
-                from . import registry
-
-                running = registry.running(child.dispatch_id)
-                if running is not None:
-                    running.cancel()  # the child ends CANCELLED, and so does this node
         self.queue.put((CANCEL, None if node_ids is None else list(node_ids)))
 
     # -- setup --------------------------------------------------------------
@@ -469,6 +466,11 @@ class Dispatcher:
                 stack.extend(self.plan.children[n])
         for node in targets:
             self._mark_cancelled(node, events)
+        for node, child in list(self.result._table.sublattice.items()):
+            if (node_ids is None or node in node_ids) and not child.ended:
+                running = self.services.running(child.dispatch_id)
+                if running is not None:
+                    running.cancel()  # the child ends CANCELLED, and so does this node
         for executor in self.executors:
             try:
                 executor.cancel(self.result.dispatch_id, node_ids)
@@ -477,8 +479,6 @@ class Dispatcher:
 
     # -- sublattices ------------------------------------------------------------------
     def _start_sublattice(self, node: int) -> None:
-        from .api import start_sublattice
-
         result = self.result
         table = result._table
         state = self.state
@@ -499,14 +499,14 @@ class Dispatcher:
             def record(child: Any) -> None:
                 table.sublattice[node] = child
                 if self.cancel_flag.is_cancelled(node):  # cancelled while it was being traced
-                    from . import registry
+                    running = self.services.running(child.dispatch_id)
+                    if running is not None:
+                        running.cancel()
 
-                    registry.running(child.dispatch_id).cancel()
-
-            start_sublattice(spec.function, [argument(a) for a in spec.args],
+            self.services.start_child(spec.function, [argument(a) for a in spec.args],
                              {k: argument(v) for k, v in spec.kwargs.items()}, reuse_from,
                              lambda child_result: self.deliver((CHILD_ENDED, node, child_result)),
-                             record)
+                             record, (self.cancel_flag, node))
         except BaseException as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.deliver((FAILED, node, f"sublattice {result.graph.names[node]} could not start:\n{text}",
@@ -532,9 +532,6 @@ class Dispatcher:
 
     # -- the end -------------------------------------------------------------------
     def _finish(self) -> None:
-        from ..results.store import active_store
-        from . import registry
-
         result = self.result
         table = result._table
         for executor in self.executors:  # every node has settled: executors may let go
@@ -563,11 +560,11 @@ class Dispatcher:
                 result._result = table.output[_postprocess_node(result.graph)] if post >= 0 else None
                 result.status = Status.COMPLETED
         try:
-            active_store().dispatch_ended(result)
+            self.services.make_durable(result)  # durable before reported ended
         except Exception:
             result.store_error = traceback.format_exc()
         publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
-        registry.dispatch_ended(result.dispatch_id)
+        self.services.ended(result.dispatch_id)
         result._finish()  # runs the done callbacks, then wakes the waiters
 
 

@@ -50,8 +50,8 @@ import cloudpickle
 import cloudpickle.cloudpickle as _cp
 
 from .. import provenance
-from ..results.values import Thawer, loads
-from ..results.values import dumps as dump_value
+from ..serialization import Thawer, loads
+from ..serialization import dumps as dump_value
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 from .executors.base import Executor

@@ -55,6 +55,8 @@ import weakref
 from typing import Any, Callable, Optional
 
 from .. import provenance
+from ..workflow.electron import Electron
+from ..workflow.lattice import Lattice
 
 __all__ = ["Unhashable", "Hasher", "TypeRegistry", "value_digesters", "digest", "hash_value", "file_digest",
            "hash_code", "function_parts", "hash_function", "parts_digest", "describe_changes"]
@@ -369,9 +371,6 @@ def _library_ref(obj: Any) -> str:
 
 
 def _unwrap(function: Any) -> Any:
-    from ..workflow.electron import Electron
-    from ..workflow.lattice import Lattice
-
     while True:
         if isinstance(function, Electron):
             function = function.function
@@ -511,10 +510,7 @@ def _lru_cache(value: Any, hasher: Hasher) -> str:
     return digest("lru_cache", hasher.value(value.__wrapped__), repr(value.cache_parameters()))
 
 
-def _electron_types():
-    from ..workflow.electron import Electron
-    from ..workflow.lattice import Lattice
-
+def _register_workflow_types() -> None:
     @value_digesters.register(Electron)
     def _electron(value: Electron, hasher: Hasher) -> str:
         metadata = value.metadata or {}
@@ -530,7 +526,7 @@ def _electron_types():
                       hooks_digest(value.metadata, hasher))
 
 
-value_digesters.register_lazy("covalent_nb")(_electron_types)
+_register_workflow_types()
 
 
 def _reduced(value: Any, hasher: Hasher) -> str:

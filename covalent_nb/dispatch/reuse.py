@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..states import NodeKind, Status
+
 from ..workflow.tracing import gather_set
+from .plan import plan_for
 from .hashing import (Hasher, Unhashable, describe_changes, digest, hooks_digest, parts_digest,
                       reuse_key_digest)
 
@@ -25,7 +28,7 @@ __all__ = ["FunctionKeys", "function_keys", "node_keys", "decide_reuse", "Reuse"
 
 _LITERAL_KEYS = {int: "int:", float: "float:", bool: "bool:", type(None): "none:", str: "str:"}
 
-_INTERNAL_KINDS = frozenset({"electron_list", "electron_dict", "getter", "operator", "postprocess"})
+_INTERNAL_KINDS = NodeKind.INTERNAL
 
 
 class FunctionKeys:
@@ -212,7 +215,6 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
                 reasons[node] = "recomputed: reuse not requested (reuse_previous_results=False)"
         return decision
 
-    from ..results.status import Status
 
     table = parent._table
     completed = Status.COMPLETED
@@ -306,7 +308,6 @@ def _replaced_reason(name: str, old_names: dict, parent: Any, parts_by_name: dic
 
 
 def _changed_input(parent: Any, twin: int, node_inputs: list, keys: list) -> Optional[str]:
-    from .plan import plan_for
 
     parent_keys = parent._table.key
     parent_inputs = {(edge_name, param_type, arg_index): parent_keys[source]

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
 from ..dispatch import registry
-from ..dispatch.api import _check_replacement, _electron_names, get_result
+from ..api import get_result
+from ..redispatch import check_replacement, electron_names
 from ..dispatch.hashing import Unhashable, describe_changes, function_parts, parts_digest
 from ..results.result import Result
-from ..results.status import Status
+from ..states import Status
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 
@@ -67,7 +68,7 @@ class ElectronRow:
 
 def electron_rows(result: Result) -> list[ElectronRow]:
     """The electrons of *result*'s lattice, in order of first call."""
-    original = _electron_names(result)
+    original = electron_names(result)
     graph = result.graph
     found: dict = {}
     for node, (name, kind) in enumerate(zip(graph.names, graph.kinds)):
@@ -107,7 +108,7 @@ def candidates(result: Result, row: ElectronRow, namespace: Mapping[str, Any]) -
         if isinstance(value, Lattice) and value.__name__ == own:
             continue
         try:
-            _check_replacement(result, row.name, _as_electron(value))
+            check_replacement(result, row.name, _as_electron(value))
         except TypeError:  # the signature cannot take this electron's arguments
             continue
         names.append(name)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from ..results.result import Result
+
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "redispatch_panel", "show"]
 
 
@@ -44,12 +46,20 @@ def show(dispatch_id: Any) -> Any:
     the graph's "Redispatch…" button opens.  Where the widget cannot be built
     (no front end installed), returns a one-line text summary that says why.
     """
-    from ..dispatch.api import get_result
-    from ..results.result import Result
-    from .handle import live_view
+    from ..api import get_result
+    from .panel import live_view
 
     if isinstance(dispatch_id, Result):
         result = dispatch_id
     else:
         result = get_result(str(getattr(dispatch_id, "dispatch_id", dispatch_id)))
     return live_view(result)
+
+
+def _live_view(result: Result) -> Any:
+    from .panel import live_view  # ipywidgets and anywidget: only once a result is displayed
+
+    return live_view(result)
+
+
+Result.display_hook = _live_view  # a result shown in a notebook is its live graph

@@ -61,6 +61,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anywidget
 import traitlets
 
+from ..results.history import format_duration
 from ..workflow.source import source_of
 from .layout import AUX_KINDS, Layout, display_label, layout_graph
 from .publisher import Update, get_publisher
@@ -211,7 +212,8 @@ class LatticeGraph(anywidget.AnyWidget):
         if not callbacks and type(self).default_open_panel is not None:
             callbacks = [type(self).default_open_panel]
         if not callbacks:
-            log.warning("no redispatch panel is available for dispatch %s", self.dispatch_id)
+            log.warning("no redispatch panel is available under this graph; run "
+                        "ct.redispatch_panel(%r) in a cell", self.dispatch_id)
         for callback in callbacks:
             callback(self)
 
@@ -302,7 +304,7 @@ def node_details(result: Any, node_id: int) -> dict:
         "executor": str(record.get("executor") or ""),
         "start_time": _format_time(start),
         "end_time": _format_time(end),
-        "duration": _format_duration(start, end),
+        "duration": _node_duration(start, end),
         "inputs": _inputs_text(result, node_id),
         "output": _short_repr(record.get("output")) if _has_output(record) else "",
         "stdout": _tail(record.get("stdout") or "", _STREAM_MAX),
@@ -381,19 +383,12 @@ def _format_time(value: Any) -> str:
     return str(value)
 
 
-def _format_duration(start: Any, end: Any) -> str:
+def _node_duration(start: Any, end: Any) -> str:
     if not isinstance(start, _dt.datetime):
         return ""
     if not isinstance(end, _dt.datetime):
         return "running"
-    seconds = (end - start).total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    return f"{hours}h {minutes:02d}m {secs:04.1f}s" if hours else f"{minutes}m {secs:04.1f}s"
+    return format_duration((end - start).total_seconds())
 
 
 def _tail(text: str, limit: int) -> str:

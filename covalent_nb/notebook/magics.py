@@ -43,10 +43,12 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 
 from ..dispatch import registry
-from ..dispatch.api import _electron_names, dispatch as _dispatch, get_result, redispatch as _redispatch
+from ..api import dispatch as _dispatch, get_result
+from ..redispatch import electron_names, redispatch as _redispatch
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice, lattice as _lattice
-from .handle import DispatchHandle, live_view
+from .handle import DispatchHandle
+from .panel import live_view
 from .history import DispatchHistory, dispatch_records
 from .userspace import UserInputError, call_arguments, describe_error, evaluate_arguments, \
     lookup_callable
@@ -357,7 +359,7 @@ class CovalentMagics(Magics):
         usage = "%redispatch"
         source, replaces, reuse, args_text = _parse_redispatch(line)
         parent_id = self._parent_id(source)
-        electrons = _electron_names(get_result(parent_id))
+        electrons = electron_names(get_result(parent_id))
         replacements = {}
         for old, new in replaces:
             if old in replacements:
@@ -420,12 +422,6 @@ class CovalentMagics(Magics):
 def load_ipython_extension(ipython: Any) -> None:
     """Register the magics (``%load_ext covalent_nb``); loading twice is harmless."""
     ipython.register_magics(CovalentMagics)
-    try:
-        from .panel import install_graph_button
-
-        install_graph_button()
-    except ImportError:  # no widgets installed: the magics print text instead
-        pass
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -30,19 +30,22 @@ from __future__ import annotations
 import html
 import inspect
 import logging
+import weakref
 from typing import Any, Mapping, Optional, Union
 
 import ipywidgets
 
-from ..dispatch.api import get_result, redispatch
+from ..api import get_result
+from ..redispatch import redispatch
 from ..results.result import Result
-from ..results.status import Status
+from ..states import Status
 from .choices import (ElectronRow, candidates, changed_since_dispatch, electron_rows,
                       lattice_signature, literal_text, resolve_dispatch, reuse_report, short_repr)
-from .handle import live_view, panel_slot
+from .graph_widget import LatticeGraph
+from .handle import text_summary
 from .userspace import KEEP, UserInputError, describe_error, parse_value, user_namespace
 
-__all__ = ["RedispatchPanel", "redispatch_panel", "install_graph_button"]
+__all__ = ["RedispatchPanel", "redispatch_panel", "LiveView", "live_view", "panel_slot"]
 
 log = logging.getLogger(__name__)
 
@@ -418,9 +421,52 @@ def _open_from_graph(graph: Any) -> None:
     slot.children = (RedispatchPanel(graph.result),)
 
 
-def install_graph_button() -> None:
-    """Make the graph widget's "Redispatch…" button open this panel (idempotent)."""
-    from .graph_widget import LatticeGraph
+# The view each graph this module showed sits in, so the graph's
+# "Redispatch…" button can open the panel under it.  Weak keys: a closed
+# graph takes the entry with it.
+_views: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
-    if LatticeGraph.default_open_panel is None:
-        LatticeGraph.default_open_panel = staticmethod(_open_from_graph)
+
+def panel_slot(graph: Any) -> Optional[Any]:
+    """The box under *graph* (shown by :func:`live_view`) that holds its redispatch panel."""
+    view = _views.get(graph)
+    return view.slot if view is not None else None
+
+
+class LiveView(ipywidgets.VBox):
+    """A dispatch's live graph, with a box under it for the redispatch panel.
+
+    Displays like the graph: its mime bundle carries the graph's static SVG,
+    so a notebook saved without widget state still shows the picture.
+    """
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.slot = ipywidgets.VBox(layout=ipywidgets.Layout(width="100%"))
+        self.slot.add_class("cnb-panel-slot")
+        super().__init__([graph, self.slot], layout=ipywidgets.Layout(width="100%"))
+        self.add_class("cnb-live-view")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        data = super()._repr_mimebundle_(**kwargs)
+        if isinstance(data, dict):
+            data["image/svg+xml"] = self.graph.to_svg()
+            data["text/plain"] = repr(self.graph)
+        return data
+
+
+def live_view(result: Result) -> Any:
+    """The live graph of *result*, with an empty box under it for the panel.
+
+    Falls back to :func:`text_summary` (a str) when the graph widget cannot be
+    built, e.g. its front end is not installed; the summary says why.
+    """
+    try:
+        graph = LatticeGraph(result)
+    except Exception as exc:  # the widget is optional: say why it is missing, go on
+        log.debug("graph widget unavailable", exc_info=True)
+        return text_summary(result, f"no live graph: {type(exc).__name__}: {exc}")
+    graph.on_open_panel(_open_from_graph)  # its "Redispatch…" button opens the panel below it
+    view = LiveView(graph)
+    _views[graph] = view
+    return view

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 import cloudpickle
 
+from ..dispatch.executors import executor_name
 from ..workflow.graph import TransportGraph
 from .values import NotStored, UnstoredFunction, dumps, loads, reason_of
 
@@ -154,7 +155,6 @@ def _storable_copy(graph: TransportGraph) -> tuple:
 
 def _plain_metadata(meta: dict) -> dict:
     """Metadata reduced to what always pickles: the executor's name, no hooks."""
-    from ..dispatch.executors import executor_name
 
     plain = {k: v for k, v in meta.items() if k not in ("executor", "hooks")}
     plain["executor"] = executor_name(meta.get("executor"))

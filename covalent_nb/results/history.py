@@ -21,9 +21,10 @@ import time
 from typing import Any, Iterable, Optional
 
 from .result import us_to_datetime
-from .status import ENDED, Status
+from ..states import ENDED, Status
 
-__all__ = ["summary", "DispatchList", "SpaceFreed", "prune_cutoff_us", "format_bytes"]
+__all__ = ["summary", "DispatchList", "SpaceFreed", "prune_cutoff_us", "PruneCriteria",
+           "check_prune_criteria", "format_bytes", "format_duration"]
 
 
 def summary(dispatch_id: str, lattice: str, status: Any, start_us: Optional[int],
@@ -49,36 +50,89 @@ def summary_of(result: Any) -> dict:
 
 
 _COLUMNS = ("id", "lattice", "status", "start", "duration", "parent", "reused", "recomputed")
+_ID_WIDTH = 8  # ids are shortened to this in text; the HTML shows them whole on hover
 
 
-def _cell(key: str, value: Any) -> str:
-    if value is None:
+def format_duration(seconds: Optional[float]) -> str:
+    """A duration for people: ``"12.3 ms"``, ``"4.56 s"``, ``"2m 05s"``, ``"1h 02m 05s"``.
+
+    The one formatter of durations: the dispatch history (``%dispatches``,
+    ``ct.list_dispatches()``) and the graph widget's details pane use it.
+    None (no duration yet) is ``""``.
+    """
+    if seconds is None:
         return ""
-    if key == "start":
-        return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    if key == "duration":
-        return f"{value:.3f} s" if value < 60 else f"{value / 60:.1f} min"
-    return str(value)
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _format_start(start: Optional[_dt.datetime]) -> str:
+    return "" if start is None else start.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(dispatch_id: Optional[str]) -> str:
+    return "" if not dispatch_id else str(dispatch_id)[:_ID_WIDTH]
+
+
+def _count(value: Optional[int]) -> str:
+    return "" if value is None else str(value)
 
 
 class DispatchList(list):
-    """A list of summary dicts, newest first, that prints as a table."""
+    """A list of summary dicts, newest first, that shows as a table.
 
-    def _rows(self) -> list:
-        return [[_cell(k, d.get(k)) for k in _COLUMNS] for d in self]
+    The one renderer of the dispatch history: ``ct.list_dispatches()`` and
+    ``%dispatches`` both show it.  ``str()`` is aligned text, ``_repr_html_``
+    the table a notebook shows.  A redispatch shows ``↳`` before its id and
+    its parent's id in the ``parent`` column; ids are shortened to 8
+    characters in text and in the cells (the HTML shows the full id on hover).
+    """
+
+    def rows(self) -> list[list[str]]:
+        """The table's cells as strings, one list per summary, in :data:`_COLUMNS` order."""
+        return [[("↳ " if d.get("parent") else "") + _short(d.get("id")),
+                 str(d.get("lattice") or ""),
+                 str(d.get("status") or ""),
+                 _format_start(d.get("start")),
+                 format_duration(d.get("duration")),
+                 _short(d.get("parent")),
+                 _count(d.get("reused")),
+                 _count(d.get("recomputed"))] for d in self]
 
     def __str__(self) -> str:
         if not self:
-            return "no dispatches"
-        rows = [list(_COLUMNS)] + self._rows()
-        widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+            return "no dispatches yet"
+        rows = [list(_COLUMNS), *self.rows()]
+        widths = [max(len(cells[i]) for cells in rows) for i in range(len(_COLUMNS))]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+                 for cells in rows]
+        lines.insert(1, "  ".join("-" * width for width in widths))
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in _COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                       for row in self._rows())
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        if not self:
+            return "<p>no dispatches yet</p>"
+        esc = html.escape
+        head = "".join(f"<th>{esc(title)}</th>" for title in _COLUMNS)
+        body = []
+        for record, cells in zip(self, self.rows()):
+            ids = {0: record.get("id"), 5: record.get("parent")}  # id cells: the full id on hover
+            tds = []
+            for index, cell in enumerate(cells):
+                if index not in ids:
+                    tds.append(f"<td>{esc(cell)}</td>")
+                    continue
+                title = f' title="{esc(str(ids[index]))}"' if ids[index] else ""
+                tds.append(f"<td{title}><code>{esc(cell)}</code></td>")
+            body.append(f'<tr data-id="{esc(str(record.get("id")))}" '
+                        f'data-status="{esc(str(record.get("status") or ""))}">{"".join(tds)}</tr>')
+        return (f'<table class="cnb-history"><thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table>')
 
 
 def format_bytes(size: int) -> str:
@@ -128,3 +182,78 @@ def prune_cutoff_us(older_than: Any) -> Optional[int]:
         return int(when.timestamp() * 1e6)
     raise TypeError("older_than is a datetime.timedelta (age) or a datetime.datetime (cutoff), e.g. "
                     f"older_than=datetime.timedelta(days=30), not {type(older_than).__name__}")
+
+
+class PruneCriteria:
+    """What ``prune_dispatches`` deletes, checked once for every store.
+
+    Build it with :func:`check_prune_criteria`; :meth:`selects` says whether
+    one dispatch goes, so the memory and the durable store prune alike.
+    """
+
+    __slots__ = ("cutoff_us", "keep_last", "statuses")
+
+    def __init__(self, cutoff_us: Optional[int], keep_last: Optional[int],
+                 statuses: Optional[frozenset]) -> None:
+        self.cutoff_us = cutoff_us
+        self.keep_last = keep_last
+        self.statuses = statuses
+
+    def selects(self, index: int, status: Any, submitted_us: Optional[int]) -> bool:
+        """Whether to prune the *index*-th newest top-level dispatch (0 is the newest).
+
+        Dispatches that have not ended are never pruned, but they count
+        towards ``keep_last``.
+        """
+        status = Status(status)
+        if status not in ENDED:
+            return False
+        if self.keep_last is not None and index < self.keep_last:
+            return False
+        if self.cutoff_us is not None and (submitted_us or 0) >= self.cutoff_us:
+            return False
+        return self.statuses is None or status in self.statuses
+
+
+_PRUNE_EXAMPLE = ("older_than=datetime.timedelta(days=30), keep_last=100, "
+                  "status=['FAILED', 'CANCELLED', 'INTERRUPTED']")
+
+
+def check_prune_criteria(older_than: Any = None, keep_last: Any = None, status: Any = None) -> PruneCriteria:
+    """Check ``prune_dispatches``' arguments; raise ``TypeError``/``ValueError`` saying what is wrong.
+
+    *older_than* is a ``datetime.timedelta`` or ``datetime.datetime`` (see
+    :func:`prune_cutoff_us`), *keep_last* a whole number, 0 or more, *status*
+    one ended status or several (``COMPLETED``, ``FAILED``, ``CANCELLED``,
+    ``INTERRUPTED``).  At least one must be given.
+    """
+    if older_than is None and keep_last is None and status is None:
+        raise ValueError(f"say what to prune: {_PRUNE_EXAMPLE}, or several of them")
+    cutoff = prune_cutoff_us(older_than)
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
+                                  or keep_last < 0):
+        raise ValueError(f"keep_last is a number of dispatches (0 or more), not {keep_last!r}")
+    statuses = None
+    if status is not None:
+        given = [status] if isinstance(status, str) else status
+        try:
+            given = list(given)
+        except TypeError:
+            raise TypeError(f"status is a status or a list of them, e.g. status=['FAILED', 'CANCELLED'], "
+                            f"not {type(status).__name__}") from None
+        ended = ", ".join(sorted(str(s) for s in ENDED))
+        statuses = set()
+        for name in given:
+            try:
+                one = Status(name)
+            except ValueError:
+                raise ValueError(f"status {name!r} is not a dispatch status; the statuses of ended "
+                                 f"dispatches are {ended}") from None
+            if one not in ENDED:
+                raise ValueError(f"status {name!r}: only ended dispatches are pruned, so status is "
+                                 f"one or more of {ended}")
+            statuses.add(one)
+        if not statuses:
+            raise ValueError(f"status is empty: it would prune nothing; give one or more of {ended}")
+        statuses = frozenset(statuses)
+    return PruneCriteria(cutoff, keep_last, statuses)

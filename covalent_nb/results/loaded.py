@@ -15,12 +15,12 @@ A loaded :class:`StoredResult` is an ordinary
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .result import LazyOutputs, Result
 
 _UNLOADED = LazyOutputs.unloaded()
-from .status import ENDED
+from ..states import ENDED
 from .values import StoreError
 
 __all__ = ["LazyOutputs", "StoredResult", "StoredLattice"]
@@ -44,8 +44,6 @@ class StoredLattice:
         return clone
 
     def _missing(self, *args: Any, **kwargs: Any) -> Any:
-        from .values import StoreError
-
         raise StoreError(f"the lattice {self.__name__} of dispatch {self.dispatch_id} is not available "
                          f"from the store ({self.why}); redispatching it with new inputs or "
                          "replacements needs its definition")

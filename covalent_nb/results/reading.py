@@ -19,7 +19,7 @@ from .blobs import BlobError
 from .graph_codec import decode_graph
 from .loaded import LazyOutputs, StoredLattice, StoredResult
 from .records import SPARSE_FIELDS, decode_plan
-from .status import Status
+from ..states import Status
 from .values import BLOB, INLINE, NotStored, StoreError, Thawer, loads, reason_of
 
 __all__ = ["ref_bytes", "ref_value", "build_result", "fill_records"]

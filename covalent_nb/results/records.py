@@ -26,7 +26,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, Optional
 
-from .status import Status
+from ..states import Status
 
 __all__ = ["STATUSES", "SPARSE_FIELDS", "PACKABLE", "encode_batch", "decode_batch", "Batch",
            "summarize", "encode_plan", "decode_plan"]

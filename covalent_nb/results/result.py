@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-from .status import ENDED, Status, widget_state
+from ..states import ENDED, Status, widget_state
 from .values import StoreError, dumps, loads
 
 _IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None)})
@@ -349,11 +349,17 @@ class Result:
     def __repr__(self) -> str:
         return f"<Result {self.dispatch_id} {getattr(self.lattice, '__name__', '?')} {self.status}>"
 
+    #: How a result shows itself in a notebook: ``view(result)`` returns a widget or a str.
+    #: Set by the notebook layer (covalent_nb.notebook.handle), which sits above this one;
+    #: without it a result displays as text.
+    display_hook: Optional[Callable[["Result"], Any]] = None
+
     def _repr_mimebundle_(self, include=None, exclude=None):
         """Display as the live graph (with its static SVG), or as text without widgets."""
-        from ..notebook.handle import live_view
-
-        view = live_view(self)
+        hook = Result.display_hook
+        if hook is None:
+            return {"text/plain": str(self)}, {}
+        view = hook(self)
         if isinstance(view, str):
             return {"text/plain": str(self) + "\n" + view}, {}
         bundle = view._repr_mimebundle_(include=include, exclude=exclude)

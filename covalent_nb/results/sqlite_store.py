@@ -47,17 +47,20 @@ from typing import Any, Iterable, Optional
 from ..dispatch import registry
 from .blobs import BlobStore, blob_digest
 from .graph_codec import encode_graph
-from .history import DispatchList, SpaceFreed, prune_cutoff_us, summary
+from .history import DispatchList, SpaceFreed, check_prune_criteria, summary
 from .loaded import StoredResult
 from .owners import OwnerLock
 from .reading import build_result, fill_records
 from .records import decode_batch
-from .status import Status
+from ..states import Status
 from .upkeep import delete, mark_interrupted, recover
 from .values import BLOB, INLINE, NotStored, StoreError, dumps, reason_of
 from .writer import Submission, Writer
 
 __all__ = ["SQLiteStore"]
+
+#: dispatch id -> the durable store that is writing it (while it runs); the events router reads it.
+STORE_OF: dict = {}
 
 log = logging.getLogger(__name__)
 
@@ -205,8 +208,6 @@ class SQLiteStore:
         Never raises: a dispatch that cannot be stored still runs, with
         ``result.store_error`` saying why.
         """
-        from .store import _owners
-
         try:
             submission = self._submission(result)
             self.writer.request("submit", submission)
@@ -215,7 +216,7 @@ class SQLiteStore:
             log.warning("covalent_nb: %s", result.store_error)
             return
         self._live[result.dispatch_id] = result
-        _owners[result.dispatch_id] = self
+        STORE_OF[result.dispatch_id] = self
 
     def on_events(self, events: list) -> None:
         """Receive a batch of the dispatcher's events (only queues them)."""
@@ -224,9 +225,7 @@ class SQLiteStore:
 
     def dispatch_ended(self, result: Any) -> None:
         """Write a dispatch's remaining records; return once they are durable."""
-        from .store import _owners
-
-        _owners.pop(result.dispatch_id, None)
+        STORE_OF.pop(result.dispatch_id, None)
         if self._live.pop(result.dispatch_id, None) is None:
             return  # never stored (see dispatch_submitted)
         try:
@@ -369,29 +368,14 @@ class SQLiteStore:
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
         """Delete ended dispatches matching every criterion given; report the space freed."""
-        if older_than is None and keep_last is None and status is None:
-            raise ValueError("say what to prune: older_than=datetime.timedelta(days=30), keep_last=100, "
-                             "status=['FAILED', 'CANCELLED', 'INTERRUPTED'], or several of them")
-        cutoff = prune_cutoff_us(older_than)
-        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
-            raise ValueError(f"keep_last is a number of dispatches (0 or more), not {keep_last!r}")
-        statuses = None if status is None else {str(Status(s)) for s in ([status] if isinstance(status, str) else status)}
+        criteria = check_prune_criteria(older_than, keep_last, status)
         self.recover()
         with self._lock:
             rows = self._conn.execute(
                 "SELECT dispatch_id, status, submitted_us FROM dispatches WHERE sublattice = 0 "
                 "ORDER BY submitted_us DESC, seq DESC").fetchall()
-        doomed = []
-        for index, (did, row_status, submitted) in enumerate(rows):
-            if row_status in _UNFINISHED:
-                continue
-            if keep_last is not None and index < keep_last:
-                continue
-            if cutoff is not None and submitted >= cutoff:
-                continue
-            if statuses is not None and row_status not in statuses:
-                continue
-            doomed.append(did)
+        doomed = [did for index, (did, row_status, submitted) in enumerate(rows)
+                  if criteria.selects(index, row_status, submitted)]
         return delete(self, doomed)
 
     def recover(self) -> list:

@@ -36,14 +36,13 @@ from typing import Any, Iterable, Optional
 
 from .. import config
 from ..dispatch import events, registry
-from .history import DispatchList, SpaceFreed, prune_cutoff_us, summary_of
-from .status import ENDED
+from .history import DispatchList, SpaceFreed, check_prune_criteria, summary_of
+from .sqlite_store import STORE_OF, SQLiteStore
 from .upkeep import forget_dispatch
 
 __all__ = ["MemoryStore", "active_store", "list_dispatches", "delete_dispatch", "prune_dispatches"]
 
 #: dispatch id -> the store that took its submission, until the dispatch ends.
-_owners: dict = {}
 
 
 class MemoryStore:
@@ -58,7 +57,7 @@ class MemoryStore:
         pass
 
     def dispatch_ended(self, result: Any) -> None:
-        owner = _owners.get(result.dispatch_id)
+        owner = STORE_OF.get(result.dispatch_id)
         if owner is not None:  # started in a durable store before set_config switched
             owner.dispatch_ended(result)
 
@@ -81,21 +80,11 @@ class MemoryStore:
 
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
-        if older_than is None and keep_last is None and status is None:
-            raise ValueError("say what to prune: older_than=datetime.timedelta(days=30), keep_last=100, "
-                             "status=['FAILED', 'CANCELLED', 'INTERRUPTED'], or several of them")
-        cutoff = prune_cutoff_us(older_than)
-        statuses = None if status is None else {str(s) for s in ([status] if isinstance(status, str) else status)}
-        doomed = []
-        for index, result in enumerate(r for r in reversed(registry.all_results())
-                                       if not getattr(r, "is_sublattice_dispatch", False)):
-            if result.status not in ENDED or (keep_last is not None and index < keep_last):
-                continue
-            if cutoff is not None and (result.start_us or 0) >= cutoff:
-                continue
-            if statuses is not None and str(result.status) not in statuses:
-                continue
-            doomed.append(result.dispatch_id)
+        criteria = check_prune_criteria(older_than, keep_last, status)
+        top_level = (r for r in reversed(registry.all_results())
+                     if not getattr(r, "is_sublattice_dispatch", False))
+        doomed = [result.dispatch_id for index, result in enumerate(top_level)
+                  if criteria.selects(index, result.status, result.start_us)]
         for dispatch_id in doomed:
             forget_dispatch(dispatch_id)
         return SpaceFreed(doomed)
@@ -109,7 +98,7 @@ _subscribed = False
 
 def _route(batch: list) -> None:
     """The event subscriber: hands each batch to the store its dispatch started in."""
-    owner = _owners.get(batch[0].dispatch_id)
+    owner = STORE_OF.get(batch[0].dispatch_id)
     if batch[-1].dispatch_id == batch[0].dispatch_id:
         if owner is not None:
             owner.on_events(batch)
@@ -118,7 +107,7 @@ def _route(batch: list) -> None:
     for event in batch:
         by_dispatch.setdefault(event.dispatch_id, []).append(event)
     for dispatch_id, part in by_dispatch.items():
-        owner = _owners.get(dispatch_id)
+        owner = STORE_OF.get(dispatch_id)
         if owner is not None:
             owner.on_events(part)
 
@@ -131,8 +120,6 @@ def _open_configured() -> Any:
     if kind != "sqlite":
         raise ValueError(f"unknown store {kind!r}: use ct.set_config(store='sqlite') (durable, in "
                          "ct.get_config('home')) or store='memory' (nothing on disk)")
-    from .sqlite_store import SQLiteStore  # imported here: sqlite3 only when used
-
     home = config.get_config("home")
     store = _durable.get(home)
     if store is None:
@@ -180,7 +167,7 @@ def _after_fork_in_child() -> None:
     global _store
     _store = None
     _durable.clear()
-    _owners.clear()
+    STORE_OF.clear()
 
 
 if hasattr(os, "register_at_fork"):

@@ -34,8 +34,9 @@ from typing import Any, Optional
 
 from .blobs import blob_digest
 from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
-from .status import ENDED, Status
-from .values import BLOB, INLINE, _needs_cloudpickle, dumps, reason_of
+from ..states import ENDED, Status
+from ..serialization import by_value_registry_in_use
+from .values import BLOB, INLINE, dumps, reason_of
 
 __all__ = ["Writer", "Waiter", "Submission"]
 
@@ -240,7 +241,7 @@ class Writer:
             did = submission.result.dispatch_id
             if did not in progress:
                 progress[did] = _Progress(submission.result, submission.row["task_count"])
-        by_value = _needs_cloudpickle()
+        by_value = by_value_registry_in_use()
         blobs: list = []  # (digest, bytes or None, dispatch id, value or None)
         blob_refs: list = []  # (digest, dispatch id, size)
         batches: list = []  # (dispatch id, payload)

@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import cloudpickle
 
+from ..config import get_config
+
 __all__ = ["DepsBash", "DepsPip", "DepsCall", "DependencyError", "deps_from_dict"]
 
 
@@ -127,7 +129,6 @@ class DepsPip(_Deps):
         return [r for r in self.requirements() if not _requirement_satisfied(r)]
 
     def __call__(self) -> None:
-        from ..config import get_config
 
         missing = self.missing()
         if not missing:

@@ -94,9 +94,8 @@ class Electron:
             raise TypeError(f"an electron wraps a callable, not {type(function).__name__}")
         self.function = function
         self.metadata = metadata if metadata is not None else make_metadata(None, None, None, None, None)
-        from .lattice import Lattice
-
-        self.is_sublattice = isinstance(function, Lattice)
+        # a lattice says so itself (lattice.py imports this module, not the other way round)
+        self.is_sublattice = getattr(type(function), "is_lattice", False) is True
         functools.update_wrapper(self, function, updated=())
         if not self.is_sublattice and hasattr(function, "__code__"):
             remember(function)

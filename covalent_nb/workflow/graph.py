@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable, Optional
 
+from ..states import Status
+
 __all__ = ["TransportGraph", "topological_order", "WAIT_EDGE_NAME", "PARAMETER_PREFIX",
            "POSTPROCESS_NAME"]
 
@@ -147,7 +149,6 @@ class TransportGraph:
             if key in record:
                 return record[key]
         elif key == "status":
-            from ..results.status import Status
             return Status.NEW_OBJECT
         elif key in ("output", "start_time", "end_time", "error", "stdout", "stderr", "sublattice_result"):
             return None

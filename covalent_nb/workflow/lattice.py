@@ -33,6 +33,9 @@ class Lattice:
     the graph on the kernel's dispatcher.
     """
 
+    #: What an electron checks to know it wraps a lattice (a sublattice).
+    is_lattice = True
+
     def __init__(self, workflow_function: Callable, metadata: Optional[dict] = None) -> None:
         if isinstance(workflow_function, Electron):
             workflow_function = workflow_function.function

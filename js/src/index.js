@@ -9,7 +9,7 @@
 import cytoscape from "cytoscape";
 import css from "./style.css";
 import { STATES, decodeStates, diffStates, countStates, legendText } from "./states.js";
-import { stylesheet, themeFrom, fitViewport, FALLBACK_PALETTE } from "./style.js";
+import { stylesheet, themeFrom, fitViewport } from "./style.js";
 import { DETAIL_FIELDS, BLOCK_FIELDS, detailValues } from "./details.js";
 import { buildElements } from "./elements.js";
 
@@ -49,7 +49,8 @@ function render({ model, el }) {
   const legend = h("div", { class: "cnb-legend" });
   const legendItems = {};
   const legendCounts = {};
-  let palette = { ...FALLBACK_PALETTE, ...(model.get("graph").palette || {}) };
+  // Python's palette (states.py), sent with the graph: the one source of the colours.
+  let palette = model.get("graph").palette;
   for (const state of STATES) {
     const swatch = h("span", { class: "cnb-swatch" });
     swatch.style.background = palette[state];
@@ -284,7 +285,7 @@ function render({ model, el }) {
     codes = graph.codes || {};
     auxSet = new Set(graph.aux);
     uncounted = new Set(graph.uncounted || []);
-    palette = { ...FALLBACK_PALETTE, ...(graph.palette || {}) };
+    palette = graph.palette;
     encoded = model.get("states") || "";
     root.dataset.dispatchId = model.get("dispatch_id");
     cy.elements().remove();

@@ -1,17 +1,10 @@
 // Pure functions that turn states, palette and theme into cytoscape styles.
+//
+// The palette (state -> colour, plus "replaced") is Python's: it travels in
+// the `graph` trait (covalent_nb/notebook/states.py PALETTE), so the live view
+// and the static SVG draw the same colours and there is no copy here.
 
 import { STATES } from "./states.js";
-
-/** Colours used when Python sends no palette (never in practice; tests). */
-export const FALLBACK_PALETTE = Object.freeze({
-  pending: "#a7b0bc",
-  running: "#f59e0b",
-  completed: "#2f9e66",
-  reused: "#7c5cd6",
-  failed: "#e5484d",
-  cancelled: "#6b6f76",
-  replaced: "#d6409f",
-});
 
 /** Theme colours when no JupyterLab CSS variables are defined (light). */
 export const FALLBACK_THEME = Object.freeze({
@@ -71,7 +64,7 @@ export function textColourOn(hex) {
  * @param {Object<string,string>} palette
  */
 export function stateStyle(state, palette) {
-  const fill = palette[state] || palette.pending || FALLBACK_PALETTE.pending;
+  const fill = palette[state] || palette.pending;
   return {
     "background-color": fill,
     color: textColourOn(fill),
@@ -84,13 +77,12 @@ export function stateStyle(state, palette) {
  * The cytoscape stylesheet for a graph.
  *
  * @param {object} options
- * @param {Object<string,string>} options.palette state -> colour, plus "replaced"
+ * @param {Object<string,string>} options.palette state -> colour, plus "replaced" (Python's)
  * @param {object} options.theme see themeFrom
  * @param {boolean} options.large cheaper rendering for big graphs
  * @returns {object[]} cytoscape style JSON
  */
 export function stylesheet({ palette, theme, large }) {
-  const pal = { ...FALLBACK_PALETTE, ...(palette || {}) };
   const style = [
     {
       selector: "node",
@@ -113,7 +105,7 @@ export function stylesheet({ palette, theme, large }) {
     },
   ];
   for (const state of STATES) {
-    style.push({ selector: `node[state = "${state}"]`, style: stateStyle(state, pal) });
+    style.push({ selector: `node[state = "${state}"]`, style: stateStyle(state, palette) });
   }
   style.push(
     {
@@ -136,7 +128,7 @@ export function stylesheet({ palette, theme, large }) {
     },
     {
       selector: "node.cnb-replaced",
-      style: { "border-width": 4, "border-style": "double", "border-color": pal.replaced },
+      style: { "border-width": 4, "border-style": "double", "border-color": palette.replaced },
     },
     {
       selector: "node.cnb-selected",

@@ -2,27 +2,42 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { STATES } from "../src/states.js";
 import {
-  FALLBACK_PALETTE, FALLBACK_THEME, fitViewport, stateStyle, stylesheet, textColourOn, themeFrom,
+  FALLBACK_THEME, fitViewport, stateStyle, stylesheet, textColourOn, themeFrom,
 } from "../src/style.js";
+
+// The palette comes from Python (graph["palette"], notebook/states.py PALETTE):
+// these made-up colours stand in for it, so nothing here depends on its values.
+const PALETTE = Object.freeze({
+  pending: "#101010",
+  running: "#202020",
+  completed: "#303030",
+  reused: "#404040",
+  failed: "#505050",
+  cancelled: "#606060",
+  replaced: "#707070",
+});
 
 test("stateStyle fills each state with its palette colour", () => {
   for (const state of STATES) {
-    assert.equal(stateStyle(state, FALLBACK_PALETTE)["background-color"], FALLBACK_PALETTE[state]);
+    assert.equal(stateStyle(state, PALETTE)["background-color"], PALETTE[state]);
   }
 });
 
-test("every state has a distinct colour, reused apart from completed", () => {
-  const fills = STATES.map((s) => stateStyle(s, FALLBACK_PALETTE)["background-color"]);
-  assert.equal(new Set(fills).size, STATES.length);
+test("the palette given is the only source of colours", () => {
+  const other = Object.fromEntries(Object.keys(PALETTE).map((k, i) => [k, `#00000${i}`]));
+  const fills = STATES.map((s) => stateStyle(s, other)["background-color"]);
+  assert.deepEqual(fills, STATES.map((s) => other[s]));
+  const sheet = stylesheet({ palette: other, theme: FALLBACK_THEME, large: false });
+  assert.equal(sheet.find((r) => r.selector === "node.cnb-replaced").style["border-color"], other.replaced);
 });
 
 test("stateStyle falls back to pending's colour for an unknown state", () => {
-  assert.equal(stateStyle("bogus", FALLBACK_PALETTE)["background-color"], FALLBACK_PALETTE.pending);
+  assert.equal(stateStyle("bogus", PALETTE)["background-color"], PALETTE.pending);
 });
 
 test("cancelled nodes get a dashed border, others solid", () => {
-  assert.equal(stateStyle("cancelled", FALLBACK_PALETTE)["border-style"], "dashed");
-  assert.equal(stateStyle("completed", FALLBACK_PALETTE)["border-style"], "solid");
+  assert.equal(stateStyle("cancelled", PALETTE)["border-style"], "dashed");
+  assert.equal(stateStyle("completed", PALETTE)["border-style"], "solid");
 });
 
 test("textColourOn picks a readable label colour", () => {
@@ -42,7 +57,7 @@ test("themeFrom uses JupyterLab variables and falls back slot by slot", () => {
 });
 
 test("stylesheet has a rule per state using the given palette", () => {
-  const palette = { ...FALLBACK_PALETTE, reused: "#123456" };
+  const palette = { ...PALETTE, reused: "#123456" };
   const sheet = stylesheet({ palette, theme: FALLBACK_THEME, large: false });
   const rule = sheet.find((r) => r.selector === 'node[state = "reused"]');
   assert.equal(rule.style["background-color"], "#123456");
@@ -52,7 +67,7 @@ test("stylesheet has a rule per state using the given palette", () => {
 });
 
 test("stylesheet draws large graphs cheaply: haystack edges, no arrows", () => {
-  const edge = (large) => stylesheet({ palette: FALLBACK_PALETTE, theme: FALLBACK_THEME, large })
+  const edge = (large) => stylesheet({ palette: PALETTE, theme: FALLBACK_THEME, large })
     .find((r) => r.selector === "edge").style;
   assert.equal(edge(true)["curve-style"], "haystack");
   assert.equal(edge(true)["target-arrow-shape"], "none");
@@ -61,8 +76,8 @@ test("stylesheet draws large graphs cheaply: haystack edges, no arrows", () => {
 });
 
 test("stylesheet marks replaced nodes and hides hidden ones", () => {
-  const sheet = stylesheet({ palette: FALLBACK_PALETTE, theme: FALLBACK_THEME, large: false });
-  assert.equal(sheet.find((r) => r.selector === "node.cnb-replaced").style["border-color"], FALLBACK_PALETTE.replaced);
+  const sheet = stylesheet({ palette: PALETTE, theme: FALLBACK_THEME, large: false });
+  assert.equal(sheet.find((r) => r.selector === "node.cnb-replaced").style["border-color"], PALETTE.replaced);
   assert.equal(sheet.find((r) => r.selector.includes(".cnb-hidden")).style.display, "none");
   // Edges are dropped when zoomed far out.
   assert.ok(sheet.find((r) => r.selector.includes("edge.cnb-far")));
@@ -88,7 +103,7 @@ test("fitViewport floors the zoom for a very wide graph and starts at its left",
 });
 
 test("edges are left out of hit tests", () => {
-  const edge = stylesheet({ palette: FALLBACK_PALETTE, theme: FALLBACK_THEME, large: false })
+  const edge = stylesheet({ palette: PALETTE, theme: FALLBACK_THEME, large: false })
     .find((r) => r.selector === "edge").style;
   assert.equal(edge.events, "no");
 });

@@ -11,7 +11,7 @@ import pytest
 import covalent_nb as ct
 from covalent_nb.notebook import graph_widget as gw
 from covalent_nb.notebook.publisher import DEFAULT_INTERVAL
-from covalent_nb.notebook.states import CODES, STATES, count_states, decode_states, encode_states
+from covalent_nb.notebook.states import CODES, PALETTE, STATES, count_states, decode_states, encode_states
 from covalent_nb.widgets import LatticeGraph
 
 GATE = threading.Event()
@@ -126,7 +126,7 @@ def test_built_from_a_dispatch_id_or_a_result_with_the_graph_and_states():
         assert graph["aux"] == [1, 3, 5] and graph["uncounted"] == [1, 3]
         assert len(graph["edges"]) == 2 * len(result.graph.edges)
         assert graph["codes"] == {code: state for state, code in CODES.items()}
-        assert set(STATES) <= set(graph["palette"])
+        assert graph["palette"] == dict(PALETTE)  # the browser's only colours (js/src/style.js)
         assert widget.counts()["completed"] == 4
     with pytest.raises(TypeError):
         LatticeGraph(42)

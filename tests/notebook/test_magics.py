@@ -23,7 +23,8 @@ import covalent_nb as ct
 from covalent_nb.dispatch import registry
 from covalent_nb.dispatch.hashing import hash_function
 from covalent_nb.notebook import graph_widget
-from covalent_nb.notebook.handle import DispatchHandle, LiveView
+from covalent_nb.notebook.handle import DispatchHandle
+from covalent_nb.notebook.panel import LiveView
 
 from seed_source import SEED_LATTICE_MAGIC, SEED_TASKS
 
@@ -129,7 +130,7 @@ def test_the_extension_loads_from_ipython_config_in_a_fresh_process(tmp_path):
     output = done.stdout + done.stderr
     assert ("UsageError: %redispatch: there is no dispatch in this kernel yet; run %dispatch first, "
             "or give a dispatch id") in output, output
-    assert "no dispatches yet in this kernel" in output, output
+    assert "no dispatches yet" in output, output  # the store's history is empty too
 
 
 # -- %%lattice ---------------------------------------------------------------------------

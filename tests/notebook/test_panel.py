@@ -16,7 +16,7 @@ import pytest
 
 import covalent_nb as ct
 from covalent_nb.dispatch import registry
-from covalent_nb.notebook.handle import LiveView, live_view
+from covalent_nb.notebook.panel import LiveView, live_view
 from covalent_nb.notebook.choices import (candidates, changed_since_dispatch, electron_rows,
                                           reuse_report)
 from covalent_nb.notebook.panel import RedispatchPanel

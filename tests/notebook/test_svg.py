@@ -139,6 +139,12 @@ def test_a_graph_too_big_to_draw_gets_the_legend_and_a_note():
     assert len(svg) < 10_000
 
 
+def test_the_palette_colours_every_state_and_replaced_each_its_own():
+    # The one palette: the SVG draws it, and the live view gets it in graph["palette"].
+    assert set(PALETTE) == set(STATES) | {"replaced"}
+    assert len(set(PALETTE.values())) == len(PALETTE)  # reused tells apart from completed
+
+
 def test_label_colour_contrasts_with_the_fill():
     assert text_colour_on("#ffffff") == "#000000"
     assert text_colour_on("#000000") == "#ffffff"

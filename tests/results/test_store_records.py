@@ -163,7 +163,7 @@ def test_list_dispatches_newest_first_with_lineage_and_counts(home):
     assert (newest["reused"], newest["recomputed"]) == (1, 3)
     assert (listed[1]["reused"], listed[1]["recomputed"]) == (0, 4)
     assert newest["start"] == second.start_time and newest["duration"] >= 0
-    assert second.dispatch_id[:8] in str(listed) and "<table>" in listed._repr_html_()
+    assert second.dispatch_id[:8] in str(listed) and "<table class=\"cnb-history\">" in listed._repr_html_()
     assert len(ct.list_dispatches(limit=1)) == 1
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ...config import get_config
+
 from .base import CancelFlag, Executor
 from .local import LocalExecutor
 
@@ -20,7 +22,6 @@ def _local() -> LocalExecutor:
         with _lock:
             executor = _shared.get("local")
             if executor is None:
-                from ...config import get_config
 
                 executor = _shared["local"] = LocalExecutor(max_workers=get_config("local_workers"))
     return executor

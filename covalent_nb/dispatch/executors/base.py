@@ -33,19 +33,28 @@ __all__ = ["Executor", "CancelFlag"]
 
 
 class CancelFlag:
-    """Set by the dispatcher when a dispatch (or some of its nodes) is cancelled.
+    """Set when a dispatch (or some of its nodes) is cancelled, by the thread that cancels.
 
     Executors read it before starting a task: a cancelled task never starts.
+    The flag of a sublattice's dispatch also answers for its *parent* flag and
+    node, so cancelling the outer dispatch stops the inner one's tasks at once,
+    before the message reaches the inner dispatcher's thread.  Written by any
+    thread (each write replaces a whole value), read by executors.
     """
 
-    __slots__ = ("all", "nodes")
+    __slots__ = ("all", "nodes", "parent", "parent_node")
 
-    def __init__(self) -> None:
+    def __init__(self, parent: Optional["CancelFlag"] = None, parent_node: Optional[int] = None) -> None:
         self.all = False
         self.nodes: frozenset = frozenset()
+        self.parent = parent
+        self.parent_node = parent_node
 
     def is_cancelled(self, node_id: int) -> bool:
-        return self.all or node_id in self.nodes
+        if self.all or node_id in self.nodes:
+            return True
+        parent = self.parent
+        return parent is not None and parent.is_cancelled(self.parent_node)
 
 
 class Executor:

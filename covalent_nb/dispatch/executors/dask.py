@@ -41,7 +41,7 @@ import distributed
 from distributed import Client, LocalCluster
 
 from ...config import get_config
-from ...results.values import loads
+from ...serialization import loads
 from ..runner import FAILED, SKIPPED, FromRun, TaskSpec, now_us, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor

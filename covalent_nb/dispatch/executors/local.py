@@ -28,7 +28,7 @@ def execute_run(run: list, deliver: Callable, cancel: CancelFlag) -> None:
     """Run the tasks of *run* in order, delivering each outcome."""
     outputs: dict = {}
     for position, spec in enumerate(run):
-        if cancel.all or (cancel.nodes and spec.node_id in cancel.nodes):
+        if cancel.is_cancelled(spec.node_id):
             for rest in run[position:]:
                 deliver((SKIPPED, rest.node_id))
             return

@@ -1,15 +1,18 @@
-"""Statuses of dispatches and nodes.
+"""The one vocabulary of dispatch and node states, and of node kinds.
 
 A :class:`Status` is a ``str`` so it compares equal to plain strings
 (``result.status == "COMPLETED"``), prints as its bare name and survives JSON,
-SQLite and pickling unchanged.
+SQLite and pickling unchanged.  :class:`NodeKind` names the kinds of node a
+traced graph holds (plain strings in the graph, so its shape marshals).
+:func:`widget_state` is the one place a node's status becomes what the graph
+shows.  Every layer imports this module; it imports nothing of the package.
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["Status", "ENDED", "widget_state"]
+__all__ = ["Status", "ENDED", "NodeKind", "widget_state"]
 
 
 class Status(str, enum.Enum):
@@ -36,6 +39,21 @@ class Status(str, enum.Enum):
 
 #: Statuses after which nothing changes any more.
 ENDED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED})
+
+
+class NodeKind:
+    """The kinds of node in a traced graph (see :mod:`covalent_nb.workflow.graph`)."""
+
+    ELECTRON = "electron"
+    PARAMETER = "parameter"
+    ELECTRON_LIST = "electron_list"
+    ELECTRON_DICT = "electron_dict"
+    GETTER = "getter"
+    OPERATOR = "operator"
+    SUBLATTICE = "sublattice"
+    POSTPROCESS = "postprocess"
+    #: Kinds the package adds itself (the user's tasks are electrons and sublattices).
+    INTERNAL = frozenset({ELECTRON_LIST, ELECTRON_DICT, GETTER, OPERATOR, POSTPROCESS})
 
 
 def widget_state(status: str, reused: bool) -> str:

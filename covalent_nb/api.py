@@ -1,0 +1,222 @@
+"""Covalent's dispatch functions: ``dispatch``, ``dispatch_sync``, ``get_result`` and
+``cancel``, served by the kernel-local dispatcher (``redispatch`` is in
+:mod:`covalent_nb.redispatch`).
+
+This layer wires the dispatch layer to the results layer: it freezes and traces
+a lattice, builds the :class:`~covalent_nb.results.result.Result`, registers it,
+hands the dispatcher its :data:`SERVICES` and starts it.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from typing import Any, Callable, Optional
+
+from .dispatch import registry
+from .dispatch.dispatcher import Dispatcher
+from .dispatch.freeze import Frozen, freeze, thaw
+from .dispatch.gcpause import collector_paused
+from .dispatch.reuse import FunctionKeys, function_keys
+from .dispatch.services import DispatchServices
+from .results.result import Result
+from .results.store import active_store
+from .workflow.electron import Electron
+from .workflow.lattice import Lattice, Trace
+
+__all__ = ["dispatch", "dispatch_sync", "get_result", "cancel", "start_dispatch", "frozen_work",
+           "find_result", "start_sublattice", "ignored_address"]
+
+
+def ignored_address(dispatcher_addr: Optional[str], where: str) -> None:
+    if dispatcher_addr is not None:
+        warnings.warn(f"{where}: dispatcher_addr={dispatcher_addr!r} is ignored; covalent_nb "
+                      "dispatches inside this kernel and needs no server", stacklevel=3)
+
+
+def _check_lattice(lattice: Any, where: str) -> Lattice:
+    if isinstance(lattice, Lattice):
+        return lattice
+    what = f"the electron {lattice.__name__}" if isinstance(lattice, Electron) else \
+        f"a {type(lattice).__name__}"
+    raise TypeError(f"{where}() takes a lattice, but got {what}; decorate the workflow "
+                    f"function with @ct.lattice")
+
+
+def start_dispatch(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, work: Frozen, *,
+           parent: Optional[Result] = None, replacements: Optional[dict] = None, reuse: bool = False,
+           run: bool = True, on_end: Optional[Callable] = None, sublattice: bool = False,
+           fkeys: Optional[FunctionKeys] = None, before_start: Optional[Callable] = None,
+           cancel_parent: Optional[tuple] = None) -> Result:
+    """Register a traced dispatch and start its dispatcher; return its Result.
+
+    *lattice*, *args* and *kwargs* are the dispatch's frozen copies and *work*
+    the bytes they came from (see :mod:`covalent_nb.dispatch.freeze`).
+    """
+    graph = trace.graph
+    dispatch_id = str(uuid.uuid4())
+    if fkeys is None:
+        fkeys = function_keys(graph, unfrozen=work.error)
+    result = Result(dispatch_id, lattice.copy_for_dispatch(graph, args, kwargs), graph, args, kwargs,
+                    parent_dispatch_id=parent.dispatch_id if parent is not None else None,
+                    root_dispatch_id=parent.root_dispatch_id if parent is not None else None,
+                    replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse)
+    result.function_parts = fkeys.parts
+    result._function_keys = fkeys.by_marker
+    result.is_sublattice_dispatch = sublattice
+    result.snapshot = work.data
+    result.snapshot_live = work.live
+    if work.error is not None:  # the workflow still runs; only reuse and a later retrace are affected
+        result.snapshot_error = work.error
+    elif work.live:
+        kinds = sorted({type(obj).__name__ for obj in work.live})
+        result.snapshot_error = (f"it reaches objects that cannot be pickled ({', '.join(kinds)}), kept "
+                                 "live: only this kernel can run it again")
+    dispatcher = Dispatcher(result, lattice.metadata, fkeys, SERVICES, parent=parent,
+                            cancel_parent=cancel_parent) if run else None
+    if on_end is not None:
+        result.add_done_callback(on_end)
+    registry.register(result, dispatcher)
+    active_store().dispatch_submitted(result)
+    if before_start is not None:
+        before_start(result)
+    if dispatcher is not None:
+        dispatcher.start()
+    return result
+
+
+def frozen_work(lattice: Lattice, replacements: dict, args: tuple, kwargs: dict) -> tuple:
+    """Freeze the work now and return ``(lattice, replacements, args, kwargs, work)`` to run.
+
+    The returned objects are the frozen copies; if the work cannot be frozen
+    (an argument or global that cannot be pickled), the live objects, and
+    ``work.error`` says why: such a dispatch runs, but none of its nodes is reused.
+    """
+    work = freeze(lattice, replacements, args, kwargs)
+    if work.error is not None:
+        return lattice, replacements, args, kwargs, work
+    lattice, replacements, args, kwargs = thaw(work.data, work.live)
+    return lattice, replacements, args, kwargs, work
+
+
+def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
+             disable_run: bool = False) -> Callable[..., str]:
+    """Return a function that dispatches *lattice* with its arguments.
+
+    The returned function traces the lattice with the given arguments, starts
+    it on the kernel's dispatcher and returns the dispatch id (a uuid4 string)
+    at once; the work runs in the background.  Wrong arguments raise
+    ``TypeError`` naming the lattice's signature, before anything is
+    registered.  With *disable_run*, the dispatch is registered but not run.
+
+    >>> dispatch_id = dispatch(workflow)(1, 2)        # doctest: +SKIP
+    """
+    ignored_address(dispatcher_addr, "ct.dispatch")
+    lattice = _check_lattice(lattice, "ct.dispatch")
+
+    def submit(*args: Any, **kwargs: Any) -> str:
+        lattice.check_arguments(args, kwargs)  # before anything is pickled
+        with collector_paused():
+            frozen_lattice, _, args, kwargs, work = frozen_work(lattice, {}, args, kwargs)
+            trace = frozen_lattice.trace(args, kwargs)
+            return start_dispatch(frozen_lattice, trace, args, kwargs, work, run=not disable_run).dispatch_id
+
+    submit.__name__ = f"dispatch_{lattice.__name__}"
+    submit.__doc__ = f"Dispatch lattice {lattice.__name__}; returns the dispatch id."
+    return submit
+
+
+def dispatch_sync(lattice: Lattice, dispatcher_addr: Optional[str] = None) -> Callable[..., Result]:
+    """Like :func:`dispatch`, but the returned function waits and returns the :class:`Result`."""
+    ignored_address(dispatcher_addr, "ct.dispatch_sync")
+    submit = dispatch(lattice)
+
+    def run(*args: Any, **kwargs: Any) -> Result:
+        return get_result(submit(*args, **kwargs), wait=True)
+
+    return run
+
+
+def find_result(dispatch_id: str) -> Result:
+    if not isinstance(dispatch_id, str):
+        raise TypeError(f"a dispatch id is a string, not {type(dispatch_id).__name__}")
+    result = registry.lookup(dispatch_id)
+    if result is None:
+        result = active_store().load(dispatch_id)
+        if result is not None:
+            registry.register(result, None)
+    if result is None:
+        raise ValueError(f"no dispatch with id {dispatch_id!r} in this kernel or in the store "
+                         f"({getattr(active_store(), 'location', 'memory')}); "
+                         "ct.list_dispatches() shows the known ones")
+    return result
+
+
+def get_result(dispatch_id: str, wait: bool = False, dispatcher_addr: Optional[str] = None,
+               status_only: bool = False, *, results_dir: Optional[str] = None,
+               workflow_output: bool = True, intermediate_outputs: bool = True,
+               sublattice_results: bool = True) -> Any:
+    """Return the :class:`Result` of a dispatch.
+
+    With *wait*, block until the dispatch has ended (woken the moment it ends,
+    no polling).  With *status_only*, return ``{"id": ..., "status": ...}``.
+    An unknown id raises ``ValueError`` naming it.  *results_dir*,
+    *workflow_output*, *intermediate_outputs* and *sublattice_results* exist for
+    Covalent compatibility: every result is always complete here.
+    """
+    ignored_address(dispatcher_addr, "ct.get_result")
+    if results_dir is not None:
+        warnings.warn("ct.get_result: results_dir is ignored; results live in the covalent_nb store "
+                      "(ct.get_config('home'))", stacklevel=2)
+    result = find_result(dispatch_id)
+    if wait:
+        result.wait()
+    if status_only:
+        return {"id": dispatch_id, "status": result.status}
+    return result
+
+
+def cancel(dispatch_id: str, task_ids: Optional[list] = None) -> str:
+    """Cancel a dispatch, or only the nodes in *task_ids*.
+
+    Nodes that have not started never start and end CANCELLED (with, for
+    *task_ids*, everything downstream of them); tasks already running finish.
+    Returns a message saying what happened.
+    """
+    result = find_result(dispatch_id)
+    dispatcher = registry.running(dispatch_id)
+    if dispatcher is None or result.ended:
+        return f"dispatch {dispatch_id} has already ended ({result.status}); nothing to cancel"
+    if task_ids is not None:
+        task_ids = [task_ids] if isinstance(task_ids, int) else list(task_ids)
+        for node in task_ids:
+            result._table.check(node)
+    dispatcher.cancel(task_ids)
+    return (f"cancellation of dispatch {dispatch_id} requested" if task_ids is None else
+            f"cancellation of node(s) {task_ids} of dispatch {dispatch_id} requested")
+
+
+def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Optional[Result],
+                     on_end: Callable, before_start: Callable,
+                     cancel_parent: Optional[tuple] = None) -> Result:
+    """Start a sublattice's own dispatch (called by a dispatcher for a sublattice node).
+
+    *lattice* and the arguments are already the parent dispatch's private copies; they are
+    pickled for the child's snapshot, not copied again.  *before_start(child)* runs once the
+    child is registered and before it runs, so the parent can record it (and cancel it)
+    before any of its tasks start.
+    """
+    args, kwargs = tuple(args), dict(kwargs)
+    trace = lattice.trace(args, kwargs)
+    return start_dispatch(lattice, trace, args, kwargs, freeze(lattice, {}, args, kwargs), parent=reuse_from,
+                  reuse=reuse_from is not None, on_end=on_end, sublattice=True,
+                  before_start=before_start, cancel_parent=cancel_parent)
+
+
+def _make_durable(result: Result) -> None:
+    active_store().dispatch_ended(result)
+
+
+#: What every dispatcher is handed instead of importing the layers above it.
+SERVICES = DispatchServices(start_child=start_sublattice, running=registry.running,
+                            make_durable=_make_durable, ended=registry.dispatch_ended)
