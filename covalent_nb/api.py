@@ -18,6 +18,7 @@ from .dispatch.dispatcher import Dispatcher
 from .dispatch.freeze import Frozen, freeze, thaw
 from .dispatch.gcpause import collector_paused
 from .dispatch.reuse import FunctionKeys, function_keys
+from .dispatch.node_records import DispatchRecord
 from .dispatch.services import DispatchServices
 from .results.result import Result
 from .results.store import active_store
@@ -213,8 +214,8 @@ def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Opt
                   before_start=before_start, cancel_parent=cancel_parent)
 
 
-def _make_durable(result: Result) -> None:
-    active_store().dispatch_ended(result)
+def _make_durable(record: DispatchRecord) -> None:
+    active_store().dispatch_ended(record)
 
 
 #: What every dispatcher is handed instead of importing the layers above it.

@@ -37,13 +37,14 @@ import threading
 import traceback
 from typing import Any, Optional
 
-from ..states import Status
+from ..states import NodeKind, Status
 from .events import Event, publish
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from .freeze import CopyOf, Output, is_immutable, freeze_output
 from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
+from .node_records import DispatchRecord, NodeRecord, PlanRecord
 from .services import DispatchServices
 from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
                      argument, has_hooks, now_us)
@@ -199,10 +200,9 @@ class Dispatcher:
             if type(value) not in _PLAIN and not is_immutable(value):
                 private.add(p)
             state[p] = DONE_
-        events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6)]
-
         reuse = self.reuse
         table.reason = reuse.reasons
+        events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6, self._plan_record())]
         if reuse.reused:
             t_reuse = now_us()
             parent_table = self.parent._table
@@ -230,7 +230,8 @@ class Dispatcher:
                 sub = parent_table.sublattice.get(pnode)
                 if sub is not None:
                     table.sublattice[node] = sub
-                events.append(Event("node_reused", did, node, "COMPLETED", t_reuse / 1e6))
+                events.append(Event("node_reused", did, node, "COMPLETED", t_reuse / 1e6,
+                                    self._node_record(node)))
 
         waiting = self.waiting = list(plan.in_degree)
         for node in range(size):
@@ -249,6 +250,7 @@ class Dispatcher:
         status, start = table.status, table.start
         state = self.state
         running_status = Status.RUNNING
+        executors = table.executor
         complete = self._complete
         get, empty = self.queue.get, self.queue.empty
         while self.pending > 0:
@@ -269,7 +271,9 @@ class Dispatcher:
                         status[node] = running_status
                         t = message[2] or now_us()
                         start[node] = t
-                        events.append(_new(Event, ("node_running", did, node, "RUNNING", t / 1e6)))
+                        record = _new(NodeRecord, (did, node, running_status, t, None, None, None, None,
+                                                   "", "", executors.get(node), None, None, None))
+                        events.append(_new(Event, ("node_running", did, node, "RUNNING", t / 1e6, record)))
                 elif kind == FAILED:
                     _, node, text, t_start, t_end, out, err = message
                     self._fail(node, text, t_start, t_end, out, err, events)
@@ -290,14 +294,17 @@ class Dispatcher:
         table = self.result._table
         state, waiting = self.state, self.waiting
         previous = state[node]
+        data = unstorable = None
         if type(value) is Output:
-            if value.data is not None:
-                self.frozen[node] = value.data
+            data = value.data
+            if data is not None:
+                self.frozen[node] = data
                 table.output.defer(node)  # kept as its bytes; unpickled when someone reads it
+                value = None
             else:
                 if value.unfrozen is not None:
-                    table.unstorable[node] = f"its output could not be pickled ({value.unfrozen})"
-                self.raw[node] = value.value
+                    unstorable = table.unstorable[node] = f"its output could not be pickled ({value.unfrozen})"
+                value = self.raw[node] = value.value
         else:
             self.raw[node] = value
         table.start[node] = t_start
@@ -310,12 +317,52 @@ class Dispatcher:
         state[node] = DONE_
         if previous <= RUNNING:
             self.pending -= 1
-        events.append(_new(Event, ("node_completed", self.did, node, "COMPLETED", t_end / 1e6)))
+        did = self.did
+        sub = table.sublattice.get(node)
+        record = _new(NodeRecord, (did, node, COMPLETED, t_start, t_end, value, data, None, out or "",
+                                   err or "", table.executor.get(node), None, unstorable,
+                                   sub.dispatch_id if sub is not None else None))
+        events.append(_new(Event, ("node_completed", did, node, "COMPLETED", t_end / 1e6, record)))
         for child in self.plan.children[node]:
             left = waiting[child] - 1
             waiting[child] = left
             if left == 0 and state[child] == WAITING:
                 ready.append(child)
+
+    # -- records -------------------------------------------------------------
+    def _node_record(self, node: int) -> NodeRecord:
+        """A node's record as it stands now (off the hot path: failures, reuse, the end)."""
+        table = self.result._table
+        data = self.frozen.get(node)
+        sub = table.sublattice.get(node)
+        return NodeRecord(self.did, node, table.status[node], table.start[node], table.end[node],
+                          None if data is not None else self.raw[node], data, table.error.get(node),
+                          table.stdout.get(node, ""), table.stderr.get(node, ""), table.executor.get(node),
+                          table.reused_from.get(node), table.unstorable.get(node),
+                          sub.dispatch_id if sub is not None else None)
+
+    def _plan_record(self) -> PlanRecord:
+        table = self.result._table
+        return PlanRecord(self.result.start_us, tuple(table.key), dict(self.result._unhashable),
+                          dict(table.reason))
+
+    def _dispatch_record(self) -> DispatchRecord:
+        """How the dispatch ended, with the records of the nodes that never got an event."""
+        result = self.result
+        table = result._table
+        kinds, state = result.graph.kinds, getattr(self, "state", None)
+        reused_from, start = table.reused_from, table.start
+        unreported = tuple(self._node_record(n) for n, kind in enumerate(kinds)
+                           if kind != NodeKind.PARAMETER and (state is None or state[n] in (WAITING, BLOCKED)))
+        ran = sum(1 for n, kind in enumerate(kinds)
+                  if kind != NodeKind.PARAMETER and start[n] is not None and n not in reused_from)
+        try:
+            result_node = _postprocess_node(result.graph)
+        except ValueError:
+            result_node = None
+        return DispatchRecord(self.did, result.status, result.error, result.start_us, result.end_us,
+                              result_node, tuple(sorted(result.executor_names)), self._plan_record(),
+                              unreported, len(reused_from), ran)
 
     # -- launching -----------------------------------------------------------
     def _spec(self, node: int, members: Optional[set]) -> TaskSpec:
@@ -422,7 +469,7 @@ class Dispatcher:
         state[node] = FAILED_
         if previous <= RUNNING:
             self.pending -= 1
-        events.append(Event("node_failed", self.result.dispatch_id, node, "FAILED", now / 1e6))
+        events.append(Event("node_failed", self.did, node, "FAILED", now / 1e6, self._node_record(node)))
         children = self.plan.children
         stack = list(children[node])
         reason = table.reason
@@ -442,7 +489,8 @@ class Dispatcher:
         self.state[node] = CANCELLED_
         if previous <= RUNNING:
             self.pending -= 1
-        events.append(Event("node_cancelled", self.result.dispatch_id, node, "CANCELLED", now_us() / 1e6))
+        events.append(Event("node_cancelled", self.did, node, "CANCELLED", now_us() / 1e6,
+                            self._node_record(node)))
 
     def _cancel(self, node_ids: Optional[list], events: list) -> None:
         state = self.state
@@ -488,7 +536,7 @@ class Dispatcher:
         table.start[node] = now
         table.executor[node] = "sublattice"
         spec = self._spec(node, None)
-        publish([Event("node_running", result.dispatch_id, node, "RUNNING", now / 1e6)])
+        publish([Event("node_running", result.dispatch_id, node, "RUNNING", now / 1e6, self._node_record(node))])
         reuse_from = None
         if self.parent is not None and result.reuse_requested:
             twin = next((i for i, (n, k) in enumerate(zip(self.parent.graph.names, self.parent.graph.kinds))
@@ -560,7 +608,7 @@ class Dispatcher:
                 result._result = table.output[_postprocess_node(result.graph)] if post >= 0 else None
                 result.status = Status.COMPLETED
         try:
-            self.services.make_durable(result)  # durable before reported ended
+            self.services.make_durable(self._dispatch_record())  # durable before reported ended
         except Exception:
             result.store_error = traceback.format_exc()
         publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
@@ -568,7 +616,7 @@ class Dispatcher:
         result._finish()  # runs the done callbacks, then wakes the waiters
 
 
-def _postprocess_node(graph: Any) -> int:
+def _postprocess_node(graph: Any) -> Optional[int]:
     kinds = graph.kinds
     for node in range(len(kinds) - 1, -1, -1):
         if kinds[node] == "postprocess":

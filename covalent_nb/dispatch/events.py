@@ -9,8 +9,9 @@ block; anything slow belongs on the subscriber's own thread.
 Event kinds:
 
 ``dispatch_started``
-    ``node_id`` is None; ``status`` is ``RUNNING``.  Parameter nodes are already
-    COMPLETED when this event is published (they get no events of their own).
+    ``node_id`` is None; ``status`` is ``RUNNING``; ``record`` is the plan (keys and
+    reasons).  Parameter nodes are already COMPLETED when this event is published
+    (they get no events of their own).
 ``node_running``
     The node's function has started on its executor.
 ``node_completed`` / ``node_failed`` / ``node_cancelled``
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 __all__ = ["Event", "subscribe", "publish"]
 
@@ -41,6 +42,9 @@ class Event(NamedTuple):
     node_id: Optional[int]
     status: str
     time: float
+    #: What the dispatcher decided, immutable (see :mod:`covalent_nb.dispatch.node_records`):
+    #: a NodeRecord for node events, a PlanRecord for ``dispatch_started``, None otherwise.
+    record: Any = None
 
 
 Subscriber = Callable[[list], None]

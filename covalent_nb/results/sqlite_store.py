@@ -223,15 +223,15 @@ class SQLiteStore:
         if not self._closed:
             self.writer.put_events(events)
 
-    def dispatch_ended(self, result: Any) -> None:
-        """Write a dispatch's remaining records; return once they are durable."""
-        STORE_OF.pop(result.dispatch_id, None)
-        if self._live.pop(result.dispatch_id, None) is None:
+    def dispatch_ended(self, record: Any) -> None:
+        """Write a dispatch's remaining records (a DispatchRecord); return once they are durable."""
+        STORE_OF.pop(record.dispatch_id, None)
+        if self._live.pop(record.dispatch_id, None) is None:
             return  # never stored (see dispatch_submitted)
         try:
-            self.writer.request("end", result)
+            self.writer.request("end", record)
         except Exception as exc:
-            raise StoreError(f"the records of dispatch {result.dispatch_id} could not be written to "
+            raise StoreError(f"the records of dispatch {record.dispatch_id} could not be written to "
                              f"{self.db_path}: {reason_of(exc)}") from exc
 
     def load(self, dispatch_id: str) -> Optional[StoredResult]:

@@ -1,17 +1,20 @@
 """Where dispatches are kept beyond the kernel's memory, and which store is in use.
 
-The dispatcher talks to the active store only through :func:`active_store`
-and these three calls:
+The API layer talks to the active store only through :func:`active_store`
+and these three calls (the dispatcher reaches the second through its
+:class:`~covalent_nb.dispatch.services.DispatchServices`):
 
 ``dispatch_submitted(result)``
     a dispatch is registered (graph, inputs, snapshot, lineage known);
-``dispatch_ended(result)``
-    the dispatch ended; return only once its records are durable;
+``dispatch_ended(record)``
+    the dispatch ended (a :class:`~covalent_nb.dispatch.node_records.DispatchRecord`);
+    return only once its records are durable;
 ``load(dispatch_id)``
     a :class:`~covalent_nb.results.result.Result` rebuilt from storage, or None.
 
 Node changes reach the store through the event stream
-(:mod:`covalent_nb.dispatch.events`), never through the dispatcher.
+(:mod:`covalent_nb.dispatch.events`) as immutable records; the store never
+reads a live result's tables.
 
 Two stores, chosen by ``ct.get_config("store")``:
 
@@ -56,10 +59,10 @@ class MemoryStore:
     def dispatch_submitted(self, result: Any) -> None:
         pass
 
-    def dispatch_ended(self, result: Any) -> None:
-        owner = STORE_OF.get(result.dispatch_id)
+    def dispatch_ended(self, record: Any) -> None:
+        owner = STORE_OF.get(record.dispatch_id)
         if owner is not None:  # started in a durable store before set_config switched
-            owner.dispatch_ended(result)
+            owner.dispatch_ended(record)
 
     def load(self, dispatch_id: str) -> Optional[Any]:
         return None

@@ -1,17 +1,18 @@
 """The store's writer thread: everything the store writes, batched, off the dispatcher's path.
 
 The dispatcher's event callback only puts the batch of events on
-:attr:`Writer.queue`.  The writer thread takes everything queued, reads the
-records of the nodes that ended from their live results, pickles the
-outputs, writes large ones as blob files, and commits it all in one SQLite
-transaction; then it takes the next lot.  Under load one transaction covers
+:attr:`Writer.queue`.  The writer thread takes everything queued, encodes the
+immutable node records the events carry (the outputs arrive already pickled,
+as their tasks returned them), writes large ones as blob files, and commits it
+all in one SQLite transaction; then it takes the next lot.  It never reads a
+live result's tables, and never writes them.  Under load one transaction covers
 many dispatcher batches, so the cost per node stays a few microseconds.
 
 Items on the queue:
 
 ``("submit", Submission, Waiter)``  a new dispatch (row prepared by the caller)
 ``("events", [Event, ...])``         a batch from the event stream
-``("end", Result, Waiter)``          a dispatch ended: write what is left, final status
+``("end", DispatchRecord, Waiter)``  a dispatch ended: write what is left, final status
 ``("flush", None, Waiter)``          commit everything queued before it
 ``("stop", None, Waiter)``           flush, close the connection, end the thread
 
@@ -84,13 +85,10 @@ class Submission:
 class _Progress:
     """What the writer knows of one dispatch between its submission and its end."""
 
-    __slots__ = ("result", "written", "unwritten", "ran", "plan_written")
+    __slots__ = ("dispatch_id", "plan_written")
 
-    def __init__(self, result: Any, task_count: int) -> None:
-        self.result = result
-        self.written = bytearray(len(result.graph))  # 1: final record committed
-        self.unwritten = task_count  # task (non-parameter) nodes without a committed record
-        self.ran = 0  # committed nodes that ran here (started, not reused)
+    def __init__(self, dispatch_id: str) -> None:
+        self.dispatch_id = dispatch_id
         self.plan_written = False
 
 
@@ -226,11 +224,11 @@ class Writer:
         for kind, payload, _ in items:
             if kind == "events":
                 did = payload[0].dispatch_id  # the router hands over one dispatch per batch
-                nodes = [e.node_id for e in payload if e.kind in node_kinds]
-                if nodes:
-                    touched.setdefault(did, []).extend(nodes)
+                records = [e.record for e in payload if e.kind in node_kinds]
+                if records:
+                    touched.setdefault(did, []).extend(records)
                 if payload[0].kind == "dispatch_started":  # always first in its batch
-                    started.append(did)
+                    started.append((did, payload[0].record))
             elif kind == "submit":
                 submissions.append(payload)
             elif kind == "end":
@@ -238,44 +236,38 @@ class Writer:
 
         progress = self.progress
         for submission in submissions:
-            did = submission.result.dispatch_id
+            did = submission.row["dispatch_id"]
             if did not in progress:
-                progress[did] = _Progress(submission.result, submission.row["task_count"])
+                progress[did] = _Progress(did)
         by_value = by_value_registry_in_use()
         blobs: list = []  # (digest, bytes or None, dispatch id, value or None)
         blob_refs: list = []  # (digest, dispatch id, size)
         batches: list = []  # (dispatch id, payload)
-        marks: list = []  # (progress, nodes) to flag as written after the commit
         plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
         containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
         now = now_us()
 
-        for did in started:
+        for did, plan in started:
             state = progress.get(did)
             if state is None:
                 continue
-            result = state.result
-            plans.append((str(Status.RUNNING), result.start_us, self._plan(result), now, did))
+            plans.append((str(Status.RUNNING), plan.start_us, _encode_plan(plan), now, did))
             state.plan_written = True
 
-        for did, nodes in touched.items():
-            state = progress.get(did)
-            if state is None:
+        for did, records in touched.items():
+            if did not in progress:
                 continue  # its submission could not be stored
-            if len(nodes) > 1:
-                nodes = list(dict.fromkeys(nodes))
-            batches.append((did, self._encode(state, nodes, by_value, blobs, blob_refs, containers)))
-            marks.append((state, nodes))
+            batches.append((did, self._encode(did, records, by_value, blobs, blob_refs, containers)))
 
         finals: list = []
-        for result in ends:
-            state = progress.get(result.dispatch_id)
+        for record in ends:
+            state = progress.get(record.dispatch_id)
             if state is None:
                 continue
-            finals.append(self._final(state, marks, by_value, blobs, blob_refs, batches, containers))
+            finals.append(self._final(state, record, by_value, blobs, blob_refs, batches, containers))
 
         for submission in submissions:
-            did = submission.result.dispatch_id
+            did = submission.row["dispatch_id"]
             for digest, data in submission.blobs:
                 blobs.append((digest, data, did, None))
                 blob_refs.append((digest, did, len(data)))
@@ -335,37 +327,19 @@ class Writer:
             if durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
         self._since_checkpoint += sum(len(p) for _, p in batches) + sum(len(p[2]) for p in plans) + 4096
-        for state, nodes in marks:
-            written = state.written
-            table = state.result._table
-            start, reused_from = table.start, table.reused_from
-            for node in nodes:
-                if not written[node]:
-                    written[node] = 1
-                    state.unwritten -= 1
-                    if start[node] is not None and node not in reused_from:
-                        state.ran += 1
-        for result in ends:
-            progress.pop(result.dispatch_id, None)
+        for record in ends:
+            progress.pop(record.dispatch_id, None)
 
     # -- building records ----------------------------------------------------------
-    @staticmethod
-    def _plan(result: Any) -> bytes:
-        table = result._table
-        # Copies first: the dispatcher may still add reasons (blocked nodes).
-        return encode_plan(list(table.key), dict(result._unhashable), dict(table.reason))
-
-    def _encode(self, state: _Progress, nodes: list, by_value: bool, blobs: list, blob_refs: list,
+    def _encode(self, did: str, records: list, by_value: bool, blobs: list, blob_refs: list,
                 containers: list) -> bytes:
-        """One batch of node records, read from the live result."""
-        result = state.result
-        did = result.dispatch_id
-        table = result._table
-        status_col, start_col, end_col, output = table.status, table.start, table.end, table.output
-        statuses = [status_col[n] for n in nodes]
-        starts = [start_col[n] for n in nodes]
-        ends = [end_col[n] for n in nodes]
-        reused_from, unstorable, frozen = table.reused_from, table.unstorable, table.frozen
+        """One batch of node records, from the dispatcher's immutable records."""
+        if len(records) > 1:  # a node's last record wins
+            records = list({r.node_id: r for r in records}.values())
+        nodes = [r.node_id for r in records]
+        statuses = [r.status for r in records]
+        starts = [r.start_us for r in records]
+        ends = [r.end_us for r in records]
         inline_max = self.store.inline_max
         known = self.store.known_refs
         completed = Status.COMPLETED
@@ -373,18 +347,23 @@ class Writer:
         packed_nodes: list = []
         packed_values: list = []
         refs: dict = {}
-        for node, status in zip(nodes, statuses):
-            if status is not completed or node in unstorable:
+        unstorable: dict = {}
+        for record in records:
+            node = record.node_id
+            if record.status is not completed:
                 continue
-            data = frozen.get(node)  # the bytes taken when the task returned, if it took them
-            value = output[node] if data is None else None
+            if record.unstorable is not None:
+                unstorable[node] = record.unstorable
+                continue
+            data = record.data  # the bytes taken when the task returned, if it took them
+            value = record.output if data is None else None
             kind = type(value)
             if data is None and kind in packable and (kind is not str and kind is not bytes
                                                       or len(value) <= PACKABLE_LEN):
                 packed_nodes.append(node)
                 packed_values.append(value)
                 continue
-            source = reused_from.get(node)
+            source = record.reused_from
             ref = known.get(source) if source is not None else None
             if ref is not None:  # a large value stored before: name it, do not pickle it again
                 digest = ref[1:].decode()
@@ -395,8 +374,7 @@ class Writer:
             try:
                 if data is None:
                     data = dumps(value, by_value_registry=by_value)
-            except Exception as exc:  # noqa: BLE001 - any pickling failure
-                # The live result learns it too: reuse must not take this node.
+            except Exception as exc:  # noqa: BLE001 - any pickling failure: stored as unstorable
                 unstorable[node] = f"its output could not be pickled ({reason_of(exc)})"
                 continue
             if len(data) > inline_max:
@@ -409,45 +387,34 @@ class Writer:
                 ref = INLINE + data
             refs[node] = ref
         sparse: dict = {}
-        for field in ("error", "stdout", "stderr", "reused_from", "executor", "unstorable"):
-            column = getattr(table, field)
-            if column:
-                found = {n: column[n] for n in nodes if n in column}
-                if found:
-                    sparse[field] = found
-        if table.sublattice:
-            subs = {n: table.sublattice[n].dispatch_id for n in nodes if n in table.sublattice}
-            if subs:
-                sparse["sublattice"] = subs
-                containers.extend((did, child) for child in subs.values())
+        for field in ("error", "stdout", "stderr", "reused_from", "executor"):
+            found = {r.node_id: getattr(r, field) for r in records if getattr(r, field)}
+            if found:
+                sparse[field] = found
+        if unstorable:
+            sparse["unstorable"] = unstorable
+        subs = {r.node_id: r.sublattice_id for r in records if r.sublattice_id is not None}
+        if subs:
+            sparse["sublattice"] = subs
+            containers.extend((did, child) for child in subs.values())
         return encode_batch(nodes, statuses, starts, ends, refs, packed_nodes, packed_values, sparse)
 
-    def _final(self, state: _Progress, marks: list, by_value: bool, blobs: list, blob_refs: list,
+    def _final(self, state: _Progress, record: Any, by_value: bool, blobs: list, blob_refs: list,
                batches: list, containers: list) -> tuple:
         """The last batch of a dispatch and the values of its final UPDATE."""
-        result = state.result
-        did = result.dispatch_id
-        kinds = result.graph.kinds
-        written = state.written
-        pending_now = {n for owner, nodes in marks if owner is state for n in nodes if not written[n]}
-        if state.unwritten > len(pending_now):  # nodes that ended without an event (blocked ones)
-            pending = [n for n, (kind, done) in enumerate(zip(kinds, written))
-                       if not done and kind != "parameter" and n not in pending_now]
-            if pending:
-                batches.append((did, self._encode(state, pending, by_value, blobs, blob_refs, containers)))
-                marks.append((state, pending))
-        status = result.status if result.status in ENDED else Status.FAILED
+        did = record.dispatch_id
+        if record.unreported:  # nodes that ended without an event (blocked ones)
+            batches.append((did, self._encode(did, list(record.unreported), by_value, blobs, blob_refs,
+                                              containers)))
+        status = record.status if record.status in ENDED else Status.FAILED
         plan = None
         if not state.plan_written or status is not Status.COMPLETED:
-            plan = self._plan(result)  # blocked nodes got their reasons after the start
-        post = next((i for i in range(len(kinds) - 1, -1, -1) if kinds[i] == "postprocess"), None)
-        outcome = pickle.dumps({"executor_names": sorted(result.executor_names), "result_node": post},
-                               protocol=5)
-        # Counted as records are committed (see _write); the nodes of this last
-        # commit are counted here, as their marks come after it.
-        table = result._table
-        start, reused_from = table.start, table.reused_from
-        ran = state.ran + sum(1 for owner, nodes in marks if owner is state for n in nodes
-                              if not written[n] and start[n] is not None and n not in reused_from)
-        return (str(status), result.error, result.start_us, result.end_us, now_us(), len(reused_from), ran,
-                outcome, plan, did)
+            plan = _encode_plan(record.plan)  # blocked nodes got their reasons after the start
+        outcome = pickle.dumps({"executor_names": sorted(record.executor_names),
+                                "result_node": record.result_node}, protocol=5)
+        return (str(status), record.error, record.start_us, record.end_us, now_us(), record.reused,
+                record.ran, outcome, plan, did)
+
+
+def _encode_plan(plan: Any) -> bytes:
+    return encode_plan(list(plan.keys), plan.unhashable, plan.reasons)
