@@ -13,8 +13,9 @@ State of a running dispatch (plain lists and a bytearray, indexed by node id):
 ``pending``
     how many nodes may still change; the dispatch ends when it reaches 0.
 ``queue``
-    messages from executors (and from ``cancel``): the only way anything
-    reaches the dispatcher.  It is drained in batches, so a burst of small
+    messages from executors (and from ``cancel``), the typed tuples of
+    :mod:`covalent_nb.dispatch.messages`: the only way anything reaches the
+    dispatcher.  It is drained in batches, so a burst of small
     tasks costs one wake-up, not one per task.
 
 The loop, in the spirit of ``graphlib.TopologicalSorter``'s prepare /
@@ -46,8 +47,8 @@ from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord
 from .services import DispatchServices
-from .runner import (CANCEL, CHILD_ENDED, DONE, FAILED, SKIPPED, STARTED, FromRun, TaskSpec,
-                     argument, has_hooks, now_us)
+from .messages import Cancel, ChildEnded, Done, Failed, Skipped, Started
+from .runner import FromRun, TaskSpec, argument, has_hooks, now_us
 
 __all__ = ["Dispatcher"]
 
@@ -101,7 +102,7 @@ class Dispatcher:
             self.cancel_flag.all = True
         else:
             self.cancel_flag.nodes = self.cancel_flag.nodes | frozenset(node_ids)
-        self.queue.put((CANCEL, None if node_ids is None else list(node_ids)))
+        self.queue.put(Cancel(None if node_ids is None else list(node_ids)))
 
     # -- setup --------------------------------------------------------------
     def _effective(self, metadata: Optional[dict]) -> dict:
@@ -250,7 +251,6 @@ class Dispatcher:
         status, start = table.status, table.start
         state = self.state
         running_status = Status.RUNNING
-        executors = table.executor
         complete = self._complete
         get, empty = self.queue.get, self.queue.empty
         while self.pending > 0:
@@ -260,30 +260,28 @@ class Dispatcher:
             events: list = []
             ready: list = []
             for message in batch:
-                kind = message[0]
-                node = message[1]
-                if kind == DONE:
-                    _, node, value, t_start, t_end, out, err = message
+                kind = type(message)
+                if kind is Done:
+                    node, value, t_start, t_end, out, err = message
                     complete(node, value, t_start, t_end, out, err, events, ready)
-                elif kind == STARTED:
+                elif kind is Started:
+                    node = message[0]
                     if state[node] == SUBMITTED:
                         state[node] = RUNNING
                         status[node] = running_status
-                        t = message[2] or now_us()
+                        t = message[1] or now_us()
                         start[node] = t
-                        record = _new(NodeRecord, (did, node, running_status, t, None, None, None, None,
-                                                   "", "", executors.get(node), None, None, None))
-                        events.append(_new(Event, ("node_running", did, node, "RUNNING", t / 1e6, record)))
-                elif kind == FAILED:
-                    _, node, text, t_start, t_end, out, err = message
-                    self._fail(node, text, t_start, t_end, out, err, events)
-                elif kind == SKIPPED:
-                    if state[node] in (SUBMITTED, RUNNING):
-                        self._mark_cancelled(node, events)
-                elif kind == CHILD_ENDED:
-                    self._child_ended(node, message[2], events, ready)
-                elif kind == CANCEL:
-                    self._cancel(node, events)
+                        # no record: nothing is settled yet (the start time comes with the end)
+                        events.append(_new(Event, ("node_running", did, node, "RUNNING", t / 1e6, None)))
+                elif kind is Failed:
+                    self._fail(*message, events)
+                elif kind is Skipped:
+                    if state[message.node_id] in (SUBMITTED, RUNNING):
+                        self._mark_cancelled(message.node_id, events)
+                elif kind is ChildEnded:
+                    self._child_ended(message.node_id, message.child, events, ready)
+                elif kind is Cancel:
+                    self._cancel(message.node_ids, events)
             publish(events)
             if ready:
                 self._launch(ready)
@@ -449,7 +447,7 @@ class Dispatcher:
                 for run in runs:
                     for spec in run:
                         if state[spec.node_id] == SUBMITTED:
-                            self.deliver((FAILED, spec.node_id, text, now, now + 1, "", ""))
+                            self.deliver(Failed(spec.node_id, text, now, now + 1))
 
     # -- outcomes ----------------------------------------------------------------
     def _fail(self, node: int, text: str, t_start: Optional[int], t_end: Optional[int],
@@ -553,12 +551,12 @@ class Dispatcher:
 
             self.services.start_child(spec.function, [argument(a) for a in spec.args],
                              {k: argument(v) for k, v in spec.kwargs.items()}, reuse_from,
-                             lambda child_result: self.deliver((CHILD_ENDED, node, child_result)),
+                             lambda child_result: self.deliver(ChildEnded(node, child_result)),
                              record, (self.cancel_flag, node))
         except BaseException as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.deliver((FAILED, node, f"sublattice {result.graph.names[node]} could not start:\n{text}",
-                          now, now_us(), "", ""))
+            self.deliver(Failed(node, f"sublattice {result.graph.names[node]} could not start:\n{text}",
+                                now, now_us()))
 
     def _child_ended(self, node: int, child: Any, events: list, ready: list) -> None:
         table = self.result._table

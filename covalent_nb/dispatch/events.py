@@ -43,7 +43,8 @@ class Event(NamedTuple):
     status: str
     time: float
     #: What the dispatcher decided, immutable (see :mod:`covalent_nb.dispatch.node_records`):
-    #: a NodeRecord for node events, a PlanRecord for ``dispatch_started``, None otherwise.
+    #: a NodeRecord when a node has ended (completed, reused, failed, cancelled), a PlanRecord
+    #: for ``dispatch_started``, None otherwise (``node_running``: nothing is settled yet).
     record: Any = None
 
 

@@ -15,10 +15,8 @@ from typing import Any, Optional
 from .capture import capturing
 from .freeze import IMMUTABLE, CopyOf, Output, produced
 
-__all__ = ["TaskSpec", "run_task", "now_us", "STARTED", "DONE", "FAILED", "SKIPPED", "CHILD_ENDED"]
+__all__ = ["TaskSpec", "run_task", "now_us", "argument", "FromRun"]
 
-# Message kinds that executors deliver to a dispatcher.
-STARTED, DONE, FAILED, SKIPPED, CHILD_ENDED, CANCEL = range(6)
 
 
 def now_us() -> int:

@@ -4,15 +4,16 @@ An executor only runs functions and hands back outcomes; it never touches a
 dispatch's state.  The dispatcher calls :meth:`Executor.submit` with a *run*
 (a list of :class:`~covalent_nb.dispatch.runner.TaskSpec`, usually one; a
 chain of several when the executor sets ``fuses_chains``) and a *deliver*
-callback.  The executor calls ``deliver(message)`` from any thread with:
+callback.  The executor calls ``deliver(message)`` from any thread with one of
+the typed messages of :mod:`covalent_nb.dispatch.messages`:
 
-``(STARTED, node_id, start_us)``
+``Started(node_id, start_us)``
     the function has started;
-``(DONE, node_id, value, start_us, end_us, stdout, stderr)``
+``Done(node_id, value, start_us, end_us, stdout, stderr)``
     it returned *value*;
-``(FAILED, node_id, traceback_text, start_us, end_us, stdout, stderr)``
-    it raised (or its worker died);
-``(SKIPPED, node_id)``
+``Failed(node_id, error, start_us, end_us, stdout, stderr)``
+    it raised (or its worker died); *error* is the traceback as text;
+``Skipped(node_id)``
     it never started because the dispatch was cancelled, or an earlier task of
     the same run failed.
 

@@ -16,7 +16,7 @@ submit (kernel, dispatcher thread)
 start (worker)
     :func:`_run_on_worker` logs ``[dispatch_id, node_id, start_us]`` on the
     connection's private topic before calling the function; the kernel
-    delivers ``STARTED``, so RUNNING means executing on a worker, not queued
+    delivers ``Started``, so RUNNING means executing on a worker, not queued
     (the price, one small message per task, is measured in
     ``benchmarks/dask_overhead.py``).
 end (worker, then kernel)
@@ -42,7 +42,8 @@ from distributed import Client, LocalCluster
 
 from ...config import get_config
 from ...serialization import loads
-from ..runner import FAILED, SKIPPED, FromRun, TaskSpec, now_us, run_task
+from ..messages import Failed, Skipped
+from ..runner import FromRun, TaskSpec, now_us, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor
 from .dask_connection import Connection, close_local_cluster
@@ -152,11 +153,11 @@ def _give_up(run: list, position: int, deliver: Callable[[tuple], None],
     """Stop a run at *position*: SKIPPED (cancelled) or FAILED (*exc*), the rest SKIPPED."""
     spec = run[position]
     if exc is None:
-        deliver((SKIPPED, spec.node_id))
+        deliver(Skipped(spec.node_id))
     else:
-        deliver((FAILED, spec.node_id, _unsendable(spec, exc), None, None, "", ""))
+        deliver(Failed(spec.node_id, _unsendable(spec, exc)))
     for rest in run[position + 1:]:
-        deliver((SKIPPED, rest.node_id))
+        deliver(Skipped(rest.node_id))
 
 
 # -- the executor -------------------------------------------------------------------
@@ -257,7 +258,7 @@ class DaskExecutor(Executor):
             text = f"covalent_nb: could not reach Dask ({self!r}):\n{_format_traceback(exc)}"
             for run in runs:
                 for spec in run:
-                    deliver((FAILED, spec.node_id, text, None, None, "", ""))
+                    deliver(Failed(spec.node_id, text))
             return
         if not runs:
             return
@@ -287,7 +288,7 @@ class DaskExecutor(Executor):
             if wave and not self._submit_wave(connection, wave, deliver):
                 for run in alive:  # the links after the failed ones never run
                     for rest in run[position + 1:]:
-                        deliver((SKIPPED, rest.node_id))
+                        deliver(Skipped(rest.node_id))
                 return
 
     @staticmethod
@@ -300,7 +301,7 @@ class DaskExecutor(Executor):
                 key=[_task_key(w[0]) for w in wave], pure=False)
         except Exception as exc:
             for spec, *_ in wave:
-                deliver((FAILED, spec.node_id, _unsendable(spec, exc), None, None, "", ""))
+                deliver(Failed(spec.node_id, _unsendable(spec, exc)))
             return False
         for (spec, state, _, _, run_parent), future in zip(wave, futures):
             node_id = spec.node_id

@@ -5,7 +5,7 @@ needs around it:
 
 ``topic``
     a private event topic: workers log ``[dispatch_id, node_id, start_us]`` on
-    it when a task starts, and the client's handler delivers ``STARTED``
+    it when a task starts, and the client's handler delivers ``Started``
     (kernels sharing a scheduler never see each other's starts);
 ``dispatches``
     dispatch id -> :class:`DispatchState` (futures, started nodes, run
@@ -13,8 +13,8 @@ needs around it:
 a collector thread
     done callbacks only queue finished futures (Dask runs every callback on
     one thread, which must never block); the collector gathers what has
-    finished in one round trip per burst and delivers ``DONE`` / ``FAILED``
-    / ``SKIPPED``.
+    finished in one round trip per burst and delivers ``Done`` / ``Failed``
+    / ``Skipped``.
 
 Connections are shared: one per scheduler address, one per client a user
 passed in, and one kernel-wide ``LocalCluster`` (started on first use from the
@@ -36,7 +36,7 @@ from distributed import Client, LocalCluster
 from distributed.scheduler import KilledWorker
 
 from ...config import get_config
-from ..runner import DONE, FAILED, SKIPPED, STARTED
+from ..messages import Done, Failed, Skipped, Started
 
 __all__ = ["Connection", "DispatchState", "connect", "by_address", "local_connection",
            "close_local_cluster", "close", "connections"]
@@ -61,7 +61,7 @@ class DispatchState:
         self.started: set = set()    # nodes a worker announced
         self.cancelled: set = set()  # nodes whose futures covalent_nb cancelled
         self.run_parent: dict = {}   # node -> its predecessor in the same run
-        self.ended: dict = {}        # node -> message kind delivered (DONE, FAILED, SKIPPED)
+        self.ended: dict = {}        # node -> type of the message delivered (Done, Failed, Skipped)
         self.deferred: dict = {}     # predecessor -> [(node, future, outcome)] waiting for it
 
 
@@ -104,7 +104,7 @@ class Connection:
         state = self.dispatches.get(dispatch_id)
         if state is not None:
             state.started.add(node_id)
-            state.deliver((STARTED, node_id, start))
+            state.deliver(Started(node_id, start))
 
     # -- Dask's callback thread: only queue ------------------------------------------------
     def finished(self, state: DispatchState, node_id: int, future: Any) -> None:
@@ -126,7 +126,7 @@ class Connection:
                 text = "covalent_nb dask executor error:\n" + traceback.format_exc()
                 for state, node_id, _ in batch:
                     if node_id not in state.ended:
-                        state.deliver((FAILED, node_id, text, None, None, "", ""))
+                        state.deliver(Failed(node_id, text))
             if stop:
                 return
             del batch  # hold no future while waiting: Dask frees data only when none is left
@@ -148,13 +148,13 @@ class Connection:
                 if parent is not None and parent not in state.ended:
                     state.deferred.setdefault(parent, []).append((state, node_id, future, outcome))
                     continue
-                if parent is not None and state.ended[parent] != DONE:
-                    message: tuple = (SKIPPED, node_id)  # an earlier task of its run did not complete
+                if parent is not None and state.ended[parent] is not Done:
+                    message: tuple = Skipped(node_id)  # an earlier task of its run did not complete
                 elif outcome is not None:
                     message = self._outcome_message(node_id, outcome)
                 else:
                     message = self._failure(state, node_id, future)
-                state.ended[node_id] = message[0]
+                state.ended[node_id] = type(message)
                 state.deliver(message)
                 released.extend(state.deferred.pop(node_id, ()))
             work = released
@@ -170,14 +170,14 @@ class Connection:
     def _outcome_message(node_id: int, outcome: tuple) -> tuple:
         ok, value, start, end, out, err = outcome
         if ok is None:  # the worker did not run it: an input of its run had failed
-            return (SKIPPED, node_id)
-        return (DONE if ok else FAILED, node_id, value, start, end, out, err)
+            return Skipped(node_id)
+        return Done(node_id, value, start, end, out, err) if ok else Failed(node_id, value, start, end, out, err)
 
     def _failure(self, state: DispatchState, node_id: int, future: Any) -> tuple:
         """The message for a future that Dask itself failed, cancelled or lost."""
         status = future.status
         if status == "cancelled" and node_id in state.cancelled:
-            return (SKIPPED, node_id)
+            return Skipped(node_id)
         if status == "error":
             exc = future.exception()
             if isinstance(exc, KilledWorker):
@@ -195,7 +195,7 @@ class Connection:
             why = getattr(getattr(future, "_state", None), "exception", None)
             text = (f"covalent_nb: Dask reports the task {status} without covalent_nb asking "
                     f"(scheduler {self.address}){f': {why}' if why else ''}")
-        return (FAILED, node_id, text, None, None, "", "")
+        return Failed(node_id, text)
 
     def close(self) -> None:
         """Stop the collector; close the client and cluster if this connection made them."""

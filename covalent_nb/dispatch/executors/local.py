@@ -14,7 +14,8 @@ import queue
 import threading
 from typing import Callable
 
-from ..runner import DONE, FAILED, SKIPPED, STARTED, FromRun, run_task
+from ..messages import Done, Failed, Skipped, Started, message
+from ..runner import FromRun, run_task
 from .base import CancelFlag, Executor
 
 __all__ = ["LocalExecutor"]
@@ -28,23 +29,24 @@ def execute_run(run: list, deliver: Callable, cancel: CancelFlag) -> None:
     """Run the tasks of *run* in order, delivering each outcome."""
     outputs: dict = {}
     for position, spec in enumerate(run):
-        if cancel.is_cancelled(spec.node_id):
+        if (cancel.all or (cancel.nodes and spec.node_id in cancel.nodes)
+                or cancel.parent is not None and cancel.is_cancelled(spec.node_id)):
             for rest in run[position:]:
-                deliver((SKIPPED, rest.node_id))
+                deliver(Skipped(rest.node_id))
             return
         if position:
             spec.args = _resolve(spec.args, outputs)
             if spec.kwargs:
                 spec.kwargs = dict(zip(spec.kwargs, _resolve(spec.kwargs.values(), outputs)))
-        deliver((STARTED, spec.node_id, None))
+        deliver(message(Started, (spec.node_id, None)))
         ok, value, start, end, out, err = run_task(spec)
         if ok:
             outputs[spec.node_id] = value
-            deliver((DONE, spec.node_id, value, start, end, out, err))
+            deliver(message(Done, (spec.node_id, value, start, end, out, err)))
         else:
-            deliver((FAILED, spec.node_id, value, start, end, out, err))
+            deliver(Failed(spec.node_id, value, start, end, out, err))
             for rest in run[position + 1:]:
-                deliver((SKIPPED, rest.node_id))
+                deliver(Skipped(rest.node_id))
             return
 
 
@@ -84,8 +86,7 @@ class LocalExecutor(Executor):
                 execute_run(run, deliver, cancel)
             except BaseException as exc:  # never lose a worker silently
                 for spec in run:
-                    deliver((FAILED, spec.node_id, f"covalent_nb local executor error: {exc!r}",
-                             None, None, "", ""))
+                    deliver(Failed(spec.node_id, f"covalent_nb local executor error: {exc!r}"))
             # an idle worker holds nothing: a task's frozen code and data may be large
             item = run = deliver = cancel = None
 
