@@ -56,7 +56,7 @@ from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 from .executors.base import Executor
 
-__all__ = ["Frozen", "freeze", "thaw", "freeze_output", "produced", "Output", "CopyOf", "private_copy", "is_immutable",
+__all__ = ["Frozen", "freeze", "thaw", "dumps_by_value", "freeze_output", "produced", "Output", "CopyOf", "private_copy", "is_immutable",
            "IMMUTABLE"]
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
@@ -297,6 +297,18 @@ def freeze(lattice: Any, replacements: dict, args: tuple, kwargs: dict) -> Froze
         text = str(exc).strip().splitlines()
         return Frozen(None, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
     return Frozen(buffer.getvalue(), None, live)
+
+
+def dumps_by_value(obj: Any) -> bytes:
+    """Pickle *obj* for another process: user code (local modules included) by value.
+
+    What a Dask worker receives: it runs the task even where the notebook's
+    local modules cannot be imported, and nothing process-wide (such as
+    ``cloudpickle.register_pickle_by_value``) is changed for it.
+    """
+    buffer = io.BytesIO()
+    _FreezingPickler(buffer, protocol=5).dump(obj)
+    return buffer.getvalue()
 
 
 def thaw(data: bytes, live: Optional[list] = None) -> tuple:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import types
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -30,17 +31,15 @@ def _as_hooks(value: Any, what: str) -> list:
 
 
 def _as_deps_module(value: Any) -> list:
-    """Register modules to be shipped by value (cloudpickle) to remote executors.
+    """Check the modules named in ``deps_module`` and return their names.
 
-    Local threads import them as usual; a Dask worker that lacks the module
-    (a file next to the notebook, say) receives its code with the task.
+    Local modules (files beside the notebook, anything not installed) already
+    travel with a dispatch by value, to local threads and to Dask workers
+    alike (:mod:`covalent_nb.dispatch.freeze`), so naming them changes
+    nothing process-wide; the names are kept in the metadata, as Covalent does.
     """
     if value is None:
         return []
-    import importlib
-
-    import cloudpickle
-
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     names = []
     for item in items:
@@ -51,7 +50,6 @@ def _as_deps_module(value: Any) -> list:
                 raise ImportError(f"deps_module names {item!r}, which cannot be imported: {exc}") from None
         if not isinstance(item, types.ModuleType):
             raise TypeError(f"deps_module takes modules or module names, not {type(item).__name__}")
-        cloudpickle.register_pickle_by_value(item)
         names.append(item.__name__)
     return names
 

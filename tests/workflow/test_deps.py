@@ -5,6 +5,7 @@ import sys
 import pytest
 
 import covalent_nb as ct
+from covalent_nb.dispatch.freeze import dumps_by_value
 from covalent_nb.workflow.deps import deps_from_dict
 
 
@@ -150,7 +151,9 @@ def test_deps_module_ships_a_local_module_by_value(tmp_path, monkeypatch):
         return cnb_local_helpers.triple(x)
 
     assert uses.metadata["deps_module"] == ["cnb_local_helpers"]
-    payload = cloudpickle.dumps(cnb_local_helpers.triple)
+    # nothing process-wide: cloudpickle's by-value registry is left alone
+    assert "cnb_local_helpers" not in cloudpickle.list_registry_pickle_by_value()
+    payload = dumps_by_value(uses.function)  # what a Dask worker receives
     # A process that cannot import the module still runs the function: it travelled by value.
     code = "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read())(5))"
     done = subprocess.run([_sys.executable, "-c", code], input=payload, capture_output=True, check=True)

@@ -36,12 +36,12 @@ import traceback
 from functools import partial
 from typing import Any, Callable, Iterable, Optional
 
-import cloudpickle
 import distributed
 from distributed import Client, LocalCluster
 
 from ...config import get_config
 from ...serialization import loads
+from ..freeze import dumps_by_value
 from ..messages import Failed, Skipped
 from ..runner import FromRun, TaskSpec, now_us, run_task
 from . import dask_connection
@@ -136,7 +136,7 @@ def _pack(spec: TaskSpec, futures: dict) -> tuple:
         if spec.kwargs:
             kw_sources = dict(spec.kwarg_sources or ())
             spec.kwargs = {k: swap(v, kw_sources.get(k)) for k, v in spec.kwargs.items()}
-    return cloudpickle.dumps(spec), upstream, run_parent
+    return dumps_by_value(spec), upstream, run_parent
 
 
 def _format_traceback(exc: BaseException) -> str:
