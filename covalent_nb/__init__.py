@@ -19,6 +19,7 @@ from . import executor
 from .api import cancel, dispatch, dispatch_sync, get_result
 from .redispatch import redispatch
 from .dispatch.hashing import file_digest
+from .dispatch.runtime import RUNTIME as _RUNTIME
 from .notebook.entry import load_ipython_extension, redispatch_panel, show, unload_ipython_extension
 from .results.result import Result
 from .results.store import delete_dispatch, list_dispatches, prune_dispatches
@@ -31,11 +32,22 @@ from .workflow.tracing import wait
 
 __version__ = "0.1.0"
 
+
+def shutdown(timeout: float = 30.0) -> None:
+    """End everything covalent_nb started in this process, cleanly.
+
+    Waits up to *timeout* seconds for running dispatches, then flushes and
+    closes the stores, stops the widget publisher, the local worker threads and
+    any Dask cluster it started, and puts back ``sys.stdout``/``sys.stderr``.
+    The next dispatch starts them afresh.
+    """
+    _RUNTIME.shutdown(timeout)
+
 __all__ = [
     # Covalent's SDK
     "electron", "lattice", "Electron", "Lattice", "Lepton", "DepsBash", "DepsCall", "DepsPip",
     "dispatch", "dispatch_sync", "get_result", "redispatch", "cancel", "wait", "Result", "Status",
-    "get_config", "set_config", "executor",
+    "get_config", "set_config", "executor", "shutdown",
     # reuse: what the key cannot see by itself
     "file_digest",
     # the store

@@ -13,7 +13,7 @@ import uuid
 import warnings
 from typing import Any, Callable, Optional
 
-from .dispatch import registry
+from .dispatch.runtime import RUNTIME
 from .dispatch.dispatcher import Dispatcher
 from .dispatch.freeze import Frozen, freeze, thaw
 from .dispatch.gcpause import collector_paused
@@ -21,7 +21,7 @@ from .dispatch.reuse import FunctionKeys, function_keys
 from .dispatch.node_records import DispatchRecord
 from .dispatch.services import DispatchServices
 from .results.result import Result
-from .results.store import active_store
+from .results.store import active_store, end_dispatch
 from .workflow.electron import Electron
 from .workflow.lattice import Lattice, Trace
 
@@ -77,7 +77,7 @@ def start_dispatch(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, wo
                             cancel_parent=cancel_parent) if run else None
     if on_end is not None:
         result.add_done_callback(on_end)
-    registry.register(result, dispatcher)
+    RUNTIME.registry.register(result, dispatcher)
     active_store().dispatch_submitted(result)
     if before_start is not None:
         before_start(result)
@@ -141,11 +141,11 @@ def dispatch_sync(lattice: Lattice, dispatcher_addr: Optional[str] = None) -> Ca
 def find_result(dispatch_id: str) -> Result:
     if not isinstance(dispatch_id, str):
         raise TypeError(f"a dispatch id is a string, not {type(dispatch_id).__name__}")
-    result = registry.lookup(dispatch_id)
+    result = RUNTIME.registry.lookup(dispatch_id)
     if result is None:
         result = active_store().load(dispatch_id)
         if result is not None:
-            registry.register(result, None)
+            RUNTIME.registry.register(result, None)
     if result is None:
         raise ValueError(f"no dispatch with id {dispatch_id!r} in this kernel or in the store "
                          f"({getattr(active_store(), 'location', 'memory')}); "
@@ -185,7 +185,7 @@ def cancel(dispatch_id: str, task_ids: Optional[list] = None) -> str:
     Returns a message saying what happened.
     """
     result = find_result(dispatch_id)
-    dispatcher = registry.running(dispatch_id)
+    dispatcher = RUNTIME.registry.running(dispatch_id)
     if dispatcher is None or result.ended:
         return f"dispatch {dispatch_id} has already ended ({result.status}); nothing to cancel"
     if task_ids is not None:
@@ -215,9 +215,10 @@ def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Opt
 
 
 def _make_durable(record: DispatchRecord) -> None:
-    active_store().dispatch_ended(record)
+    end_dispatch(record)  # in the store the dispatch started in, even if the settings changed since
 
 
 #: What every dispatcher is handed instead of importing the layers above it.
-SERVICES = DispatchServices(start_child=start_sublattice, running=registry.running,
-                            make_durable=_make_durable, ended=registry.dispatch_ended)
+SERVICES = DispatchServices(start_child=start_sublattice, running=RUNTIME.registry.running,
+                            make_durable=_make_durable, ended=RUNTIME.registry.dispatch_ended,
+                            publish=RUNTIME.events.publish)

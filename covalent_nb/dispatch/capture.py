@@ -4,6 +4,16 @@
 the calling thread's capture buffer when it has one, and to the stream they
 replaced otherwise.  A task's prints therefore land in its own node record;
 prints of other threads and of notebook cells pass through untouched.
+
+This is a process-wide side effect, and it happens late: importing does
+nothing.  The first :class:`capturing` block installs the routers, when the
+first task runs (``run_task``, on a local worker thread or in a Dask worker
+process), and a later block installs them again if something has replaced them
+since.  The streams are replaced because ``print`` looks up ``sys.stdout`` when
+it is called and a thread has no stream of its own: one router per stream in
+front of per-thread buffers is the only way to capture one task's output
+without catching every other thread's.  :func:`uninstall` puts the replaced
+streams back.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ import io
 import sys
 import threading
 
-__all__ = ["capturing", "install"]
+__all__ = ["capturing", "install", "uninstall"]
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -62,6 +72,15 @@ def install() -> None:
             sys.stdout = _Router(sys.stdout, "out")
         if type(sys.stderr) is not _Router:
             sys.stderr = _Router(sys.stderr, "err")
+
+
+def uninstall() -> None:
+    """Put back the streams the routers replaced (if nothing replaced the routers since)."""
+    with _install_lock:
+        if type(sys.stdout) is _Router:
+            sys.stdout = sys.stdout._target
+        if type(sys.stderr) is _Router:
+            sys.stderr = sys.stderr._target
 
 
 class capturing:

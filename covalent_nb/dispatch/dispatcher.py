@@ -39,7 +39,7 @@ import traceback
 from typing import Any, Optional
 
 from ..states import NodeKind, Status
-from .events import Event, publish
+from .events import Event
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from .freeze import CopyOf, Output, is_immutable, freeze_output
@@ -60,7 +60,17 @@ _new = tuple.__new__  # Event(...) without the namedtuple's Python-level __new__
 
 
 class Dispatcher:
-    """Runs one dispatch on its own thread (see the module docstring)."""
+    """Runs one dispatch on its own thread (see the module docstring).
+
+    Owned by: its dispatcher thread (``covalent_nb-dispatch-<id>``).  From
+    :meth:`start` on, that thread is the only writer of this object's state and
+    of the result's status, error, times and node table; ``__init__`` runs on the
+    caller's thread (it resolves executors, so a bad one fails the call).
+    Other threads: they send typed messages to :attr:`queue` (executors through
+    ``deliver``, a sublattice's dispatcher ``ChildEnded``); :meth:`cancel`, from
+    any thread, sets :attr:`cancel_flag` and queues ``Cancel``.  Event
+    subscribers and the result's done callbacks run on this thread.
+    """
 
     def __init__(self, result: Any, lattice_metadata: dict, function_keys: FunctionKeys,
                  services: DispatchServices, parent: Optional[Any] = None, salt: str = "",
@@ -241,7 +251,7 @@ class Dispatcher:
                     waiting[child] -= 1
         self.pending = state.count(WAITING)
         ready = [n for n in range(size) if state[n] == WAITING and waiting[n] == 0]
-        publish(events)
+        self.services.publish(events)
         self._launch(ready)
 
     def _loop(self) -> None:
@@ -282,7 +292,7 @@ class Dispatcher:
                     self._child_ended(message.node_id, message.child, events, ready)
                 elif kind is Cancel:
                     self._cancel(message.node_ids, events)
-            publish(events)
+            self.services.publish(events)
             if ready:
                 self._launch(ready)
 
@@ -534,7 +544,7 @@ class Dispatcher:
         table.start[node] = now
         table.executor[node] = "sublattice"
         spec = self._spec(node, None)
-        publish([Event("node_running", result.dispatch_id, node, "RUNNING", now / 1e6, self._node_record(node))])
+        self.services.publish([Event("node_running", result.dispatch_id, node, "RUNNING", now / 1e6, self._node_record(node))])
         reuse_from = None
         if self.parent is not None and result.reuse_requested:
             twin = next((i for i, (n, k) in enumerate(zip(self.parent.graph.names, self.parent.graph.kinds))
@@ -609,7 +619,7 @@ class Dispatcher:
             self.services.make_durable(self._dispatch_record())  # durable before reported ended
         except Exception:
             result.store_error = traceback.format_exc()
-        publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
+        self.services.publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
         self.services.ended(result.dispatch_id)
         result._finish()  # runs the done callbacks, then wakes the waiters
 

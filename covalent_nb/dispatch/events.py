@@ -1,7 +1,7 @@
 """One stream of dispatch events that the rest of the package subscribes to.
 
 The dispatcher publishes every state change here and knows nothing about who
-listens: the store, the graph widget's publisher and the progress text are all
+listens: the store's router and the graph widgets' publisher are the
 subscribers.  Events are delivered in batches (a list per call) on the thread of
 the dispatch that produced them, so a subscriber must be quick and must not
 block; anything slow belongs on the subscriber's own thread.
@@ -29,7 +29,7 @@ import logging
 import threading
 from typing import Any, Callable, NamedTuple, Optional
 
-__all__ = ["Event", "subscribe", "publish"]
+__all__ = ["Event", "EventBus"]
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +50,40 @@ class Event(NamedTuple):
 
 Subscriber = Callable[[list], None]
 
-_lock = threading.Lock()
-# Replaced, never mutated, so publishers can iterate without the lock.
-_subscribers: tuple = ()
 
+class EventBus:
+    """The one stream of events of a kernel (it lives in the :class:`~covalent_nb.dispatch.runtime.Runtime`).
 
-def subscribe(callback: Subscriber) -> Callable[[], None]:
-    """Call *callback(events)* with every batch of events from now on.
-
-    Returns a function that unsubscribes.  The callback runs on the dispatch's
-    thread; exceptions it raises are logged and otherwise ignored.
+    Subscribing and unsubscribing take a lock and replace the tuple of
+    subscribers; publishing reads the tuple without the lock, on the thread of
+    the dispatch that publishes.
     """
-    global _subscribers
-    with _lock:
-        _subscribers = _subscribers + (callback,)
 
-    def unsubscribe() -> None:
-        global _subscribers
-        with _lock:
-            _subscribers = tuple(s for s in _subscribers if s is not callback)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: tuple = ()  # replaced, never mutated
 
-    return unsubscribe
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call *callback(events)* with every batch of events from now on.
 
+        Returns a function that unsubscribes.  The callback runs on the dispatch's
+        thread; exceptions it raises are logged and otherwise ignored.
+        """
+        with self._lock:
+            self._subscribers = self._subscribers + (callback,)
 
-def publish(events: list) -> None:
-    """Deliver *events* (a list of :class:`Event`) to every subscriber."""
-    if not events:
-        return
-    for callback in _subscribers:
-        try:
-            callback(events)
-        except Exception:  # a broken listener must never break a dispatch
-            log.exception("covalent_nb event subscriber %r failed", callback)
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def publish(self, events: list) -> None:
+        """Deliver *events* (a list of :class:`Event`) to every subscriber."""
+        if not events:
+            return
+        for callback in self._subscribers:
+            try:
+                callback(events)
+            except Exception:  # a broken listener must never break a dispatch
+                log.exception("covalent_nb event subscriber %r failed", callback)

@@ -1,56 +1,62 @@
-"""The kernel's registry of dispatches: live results and running dispatchers."""
+"""The kernel's registry of dispatches: live results and running dispatchers.
+
+One :class:`Registry` lives in the kernel's :class:`~covalent_nb.dispatch.runtime.Runtime`.
+Any thread may call it; its dicts are guarded by one lock.
+"""
 
 from __future__ import annotations
 
 import threading
 from typing import Any, Optional
 
-__all__ = ["register", "lookup", "running", "dispatch_ended", "last_dispatch_id"]
-
-_lock = threading.Lock()
-_results: dict = {}
-_running: dict = {}
-_order: list = []
+__all__ = ["Registry"]
 
 
-def register(result: Any, dispatcher: Optional[Any]) -> None:
-    with _lock:
-        _results[result.dispatch_id] = result
-        _order.append(result.dispatch_id)
-        if dispatcher is not None:
-            _running[result.dispatch_id] = dispatcher
+class Registry:
+    """Dispatch id -> its result (while the kernel keeps it) and its running dispatcher."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._results: dict = {}
+        self._running: dict = {}
+        self._order: list = []
 
-def lookup(dispatch_id: str) -> Optional[Any]:
-    return _results.get(dispatch_id)
+    def register(self, result: Any, dispatcher: Optional[Any]) -> None:
+        with self._lock:
+            self._results[result.dispatch_id] = result
+            self._order.append(result.dispatch_id)
+            if dispatcher is not None:
+                self._running[result.dispatch_id] = dispatcher
 
+    def lookup(self, dispatch_id: str) -> Optional[Any]:
+        return self._results.get(dispatch_id)
 
-def running(dispatch_id: str) -> Optional[Any]:
-    return _running.get(dispatch_id)
+    def running(self, dispatch_id: str) -> Optional[Any]:
+        return self._running.get(dispatch_id)
 
+    def dispatch_ended(self, dispatch_id: str) -> None:
+        with self._lock:
+            self._running.pop(dispatch_id, None)
 
-def dispatch_ended(dispatch_id: str) -> None:
-    with _lock:
-        _running.pop(dispatch_id, None)
+    def last_dispatch_id(self) -> Optional[str]:
+        """The id of the most recent top-level dispatch of this kernel, or None."""
+        with self._lock:
+            for dispatch_id in reversed(self._order):
+                if not getattr(self._results[dispatch_id], "is_sublattice_dispatch", False):
+                    return dispatch_id
+        return None
 
+    def forget(self, dispatch_id: str) -> None:
+        with self._lock:
+            self._results.pop(dispatch_id, None)
+            self._running.pop(dispatch_id, None)
+            if dispatch_id in self._order:
+                self._order.remove(dispatch_id)
 
-def last_dispatch_id() -> Optional[str]:
-    """The id of the most recent top-level dispatch of this kernel, or None."""
-    with _lock:
-        for dispatch_id in reversed(_order):
-            if not getattr(_results[dispatch_id], "is_sublattice_dispatch", False):
-                return dispatch_id
-    return None
+    def all_results(self) -> list:
+        with self._lock:
+            return [self._results[d] for d in self._order]
 
-
-def forget(dispatch_id: str) -> None:
-    with _lock:
-        _results.pop(dispatch_id, None)
-        _running.pop(dispatch_id, None)
-        if dispatch_id in _order:
-            _order.remove(dispatch_id)
-
-
-def all_results() -> list:
-    with _lock:
-        return [_results[d] for d in _order]
+    def running_dispatchers(self) -> list:
+        with self._lock:
+            return list(self._running.values())

@@ -22,18 +22,23 @@ class DispatchServices:
     ``running(dispatch_id)``
         the :class:`~covalent_nb.dispatch.dispatcher.Dispatcher` of a running
         dispatch, or None (to cancel a sublattice's dispatch);
-    ``make_durable(result)``
-        the explicit step "durable before reported ended": returns once the
-        dispatch's records are stored, raises if they cannot be;
+    ``make_durable(record)``
+        the explicit step "durable before reported ended": given the
+        :class:`~covalent_nb.dispatch.node_records.DispatchRecord`, returns once
+        the dispatch's records are stored, raises if they cannot be;
     ``ended(dispatch_id)``
-        the dispatch has ended: forget its dispatcher.
+        the dispatch has ended: forget its dispatcher;
+    ``publish(events)``
+        hand a batch of events to whoever listens (the dispatcher does not know who).
     """
 
-    __slots__ = ("start_child", "running", "make_durable", "ended")
+    __slots__ = ("start_child", "running", "make_durable", "ended", "publish")
 
     def __init__(self, start_child: Callable[..., Any], running: Callable[[str], Optional[Any]],
-                 make_durable: Callable[[Any], None], ended: Callable[[str], None]) -> None:
+                 make_durable: Callable[[Any], None], ended: Callable[[str], None],
+                 publish: Callable[[list], None]) -> None:
         self.start_child = start_child
         self.running = running
         self.make_durable = make_durable
         self.ended = ended
+        self.publish = publish

@@ -22,7 +22,7 @@ import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-from ..dispatch import registry
+from ..dispatch.runtime import RUNTIME
 from ..api import get_result
 from ..redispatch import check_replacement, electron_names
 from ..dispatch.hashing import Unhashable, describe_changes, function_parts, parts_digest
@@ -195,7 +195,7 @@ def reuse_report(result: Result) -> list[str]:
 def resolve_dispatch(dispatch: Union[str, Result, Any, None]) -> Result:
     """The Result for an id, a Result, a handle or a graph widget; the last dispatch for None."""
     if dispatch is None:
-        dispatch = registry.last_dispatch_id()
+        dispatch = RUNTIME.registry.last_dispatch_id()
         if dispatch is None:
             raise ValueError("there is no dispatch in this kernel yet: dispatch a lattice first")
     if isinstance(dispatch, Result):

@@ -42,7 +42,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.display import display
 
-from ..dispatch import registry
+from ..dispatch.runtime import RUNTIME
 from ..api import dispatch as _dispatch, get_result
 from ..redispatch import electron_names, redispatch as _redispatch
 from ..workflow.electron import Electron
@@ -384,7 +384,7 @@ class CovalentMagics(Magics):
 
     def _parent_id(self, source: Optional[str]) -> str:
         if source is None:
-            dispatch_id = registry.last_dispatch_id()
+            dispatch_id = RUNTIME.registry.last_dispatch_id()
             if dispatch_id is None:
                 raise UsageError("%redispatch: there is no dispatch in this kernel yet; run "
                                  "%dispatch first, or give a dispatch id")

@@ -31,7 +31,7 @@ import time
 import weakref
 from typing import NamedTuple, Optional, Protocol
 
-from ..dispatch import events as _events
+from ..dispatch.runtime import RUNTIME
 from .states import EVENT_STATES, status_text
 
 __all__ = ["Update", "Publisher", "get_publisher", "DEFAULT_INTERVAL"]
@@ -69,6 +69,15 @@ class Target(Protocol):
 class Publisher:
     """Batches dispatch events and applies them to watching targets from one thread.
 
+    Owned by: the publisher thread (``covalent-nb-widget-publisher``), which
+    calls the targets' ``apply_update`` and so is the one writer of their
+    traits (:meth:`flush` called directly, as tests do, runs on the caller's
+    thread instead).
+    Other threads: dispatcher threads reach it through :meth:`_on_events` (its
+    event subscription), the kernel's thread through :meth:`watch` and
+    :meth:`unwatch`; both only change ``_pending``, ``_targets`` and ``_fresh``
+    under ``_lock`` and set ``_wake``.
+
     Parameters
     ----------
     interval:
@@ -101,7 +110,7 @@ class Publisher:
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
-            self._unsubscribe = _events.subscribe(self._on_events)
+            self._unsubscribe = RUNTIME.events.subscribe(self._on_events)
             self._thread = threading.Thread(
                 target=self._run, name="covalent-nb-widget-publisher", daemon=True)
             self._thread.start()
@@ -219,16 +228,8 @@ def fold(dispatch_id: str, events) -> Update:
     return Update(dispatch_id, changes, status, resync, count)
 
 
-_publisher: Optional[Publisher] = None
-_publisher_lock = threading.Lock()
-
-
 def get_publisher() -> Publisher:
-    """The kernel's one publisher, started on first use."""
-    global _publisher
-    with _publisher_lock:
-        if _publisher is None:
-            _publisher = Publisher()
-        publisher = _publisher
+    """The kernel's one publisher (kept in the runtime), started on first use."""
+    publisher = RUNTIME.resource("publisher", Publisher)
     publisher.start()
     return publisher

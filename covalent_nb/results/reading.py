@@ -14,7 +14,7 @@ import logging
 import pickle
 from typing import Any, Optional
 
-from ..dispatch import registry
+from ..dispatch.runtime import RUNTIME
 from .blobs import BlobError
 from .graph_codec import decode_graph
 from .loaded import LazyOutputs, StoredLattice, StoredResult
@@ -171,7 +171,7 @@ def fill_records(store: Any, result: StoredResult, row: dict) -> None:
     table.reused_from = {n: tuple(v) for n, v in sparse["reused_from"].items()}
     table.sublattice = {}
     for node, child_id in sparse["sublattice"].items():
-        child = registry.lookup(child_id) or _load_child(store, child_id)
+        child = RUNTIME.registry.lookup(child_id) or _load_child(store, child_id)
         if child is not None:
             table.sublattice[node] = child
     result._init_stored(store, outcome.get("result_node"))

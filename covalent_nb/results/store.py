@@ -38,7 +38,7 @@ import warnings
 from typing import Any, Iterable, Optional
 
 from .. import config
-from ..dispatch import events, registry
+from ..dispatch.runtime import RUNTIME
 from .history import DispatchList, SpaceFreed, check_prune_criteria, summary_of
 from .sqlite_store import STORE_OF, SQLiteStore
 from .upkeep import forget_dispatch
@@ -68,12 +68,12 @@ class MemoryStore:
         return None
 
     def list_dispatches(self, limit: Optional[int] = None, include_sublattices: bool = False) -> DispatchList:
-        results = [r for r in reversed(registry.all_results())
+        results = [r for r in reversed(RUNTIME.registry.all_results())
                    if include_sublattices or not getattr(r, "is_sublattice_dispatch", False)]
         return DispatchList(summary_of(r) for r in results[:limit])
 
     def delete_dispatch(self, dispatch_id: str) -> SpaceFreed:
-        result = registry.lookup(dispatch_id)
+        result = RUNTIME.registry.lookup(dispatch_id)
         if result is None:
             raise ValueError(f"no dispatch with id {dispatch_id!r} in this kernel")
         if not result.ended:
@@ -84,19 +84,13 @@ class MemoryStore:
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
         criteria = check_prune_criteria(older_than, keep_last, status)
-        top_level = (r for r in reversed(registry.all_results())
+        top_level = (r for r in reversed(RUNTIME.registry.all_results())
                      if not getattr(r, "is_sublattice_dispatch", False))
         doomed = [result.dispatch_id for index, result in enumerate(top_level)
                   if criteria.selects(index, result.status, result.start_us)]
         for dispatch_id in doomed:
             forget_dispatch(dispatch_id)
         return SpaceFreed(doomed)
-
-
-_lock = threading.Lock()
-_store: Optional[Any] = None
-_durable: dict = {}  # home -> SQLiteStore, one per home for the life of the process
-_subscribed = False
 
 
 def _route(batch: list) -> None:
@@ -115,48 +109,95 @@ def _route(batch: list) -> None:
             owner.on_events(part)
 
 
-def _open_configured() -> Any:
-    global _subscribed
-    kind = config.get_config("store")
-    if kind == "memory":
-        return MemoryStore()
-    if kind != "sqlite":
-        raise ValueError(f"unknown store {kind!r}: use ct.set_config(store='sqlite') (durable, in "
-                         "ct.get_config('home')) or store='memory' (nothing on disk)")
-    home = config.get_config("home")
-    store = _durable.get(home)
-    if store is None:
-        try:
-            store = SQLiteStore(home, inline_max=config.get_config("store_inline_max"))
-        except Exception as exc:  # noqa: BLE001 - dispatching must keep working
-            why = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"covalent_nb cannot use the store in {home} ({why}); dispatches are kept "
-                          "in this kernel's memory only", RuntimeWarning, stacklevel=3)
-            return MemoryStore(why)
-        _durable[home] = store
-    if not _subscribed:
-        events.subscribe(_route)
-        _subscribed = True
-    return store
+class Stores:
+    """Which store is in use, and the durable stores opened so far (one per home).
+
+    One lives in the runtime (``RUNTIME.resource("stores", Stores)``); any
+    thread may ask it for the active store, under its lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: Optional[Any] = None
+        self._durable: dict = {}  # home -> SQLiteStore, one per home for the life of the process
+        self._unsubscribe: Optional[Any] = None
+
+    def active(self) -> Any:
+        store = self._active
+        if store is None:
+            with self._lock:
+                if self._active is None:
+                    self._active = self._open_configured()
+                store = self._active
+        return store
+
+    def _open_configured(self) -> Any:
+        kind = config.get_config("store")
+        if kind == "memory":
+            return MemoryStore()
+        if kind != "sqlite":
+            raise ValueError(f"unknown store {kind!r}: use ct.set_config(store='sqlite') (durable, in "
+                             "ct.get_config('home')) or store='memory' (nothing on disk)")
+        home = config.get_config("home")
+        store = self._durable.get(home)
+        if store is None:
+            try:
+                store = SQLiteStore(home, inline_max=config.get_config("store_inline_max"))
+            except Exception as exc:  # noqa: BLE001 - dispatching must keep working
+                why = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"covalent_nb cannot use the store in {home} ({why}); dispatches are kept "
+                              "in this kernel's memory only", RuntimeWarning, stacklevel=4)
+                return MemoryStore(why)
+            self._durable[home] = store
+        if self._unsubscribe is None:
+            self._unsubscribe = RUNTIME.events.subscribe(_route)
+        return store
+
+    def forget_active(self) -> None:
+        """Choose the store again on next use (the settings changed)."""
+        with self._lock:
+            self._active = None
+
+    def forget_all(self) -> None:
+        """Drop every store without closing it (a forked child: their threads are not here)."""
+        with self._lock:
+            self._active = None
+            self._durable.clear()
+            STORE_OF.clear()
+
+    def close(self) -> None:
+        """Close every durable store this process opened (flushing their writes)."""
+        with self._lock:
+            stores = list(self._durable.values())
+            self._durable.clear()
+            self._active = None
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+        for store in stores:
+            store.close()
+
+
+def end_dispatch(record: Any) -> None:
+    """Make a dispatch's end durable in the store it started in (whatever is active now)."""
+    owner = STORE_OF.get(record.dispatch_id)
+    (owner if owner is not None else active_store()).dispatch_ended(record)
+
+
+def _stores() -> Stores:
+    return RUNTIME.resource("stores", Stores)
 
 
 def active_store() -> Any:
     """Return the store the dispatcher writes to (opened on first use)."""
-    global _store
-    store = _store
-    if store is None:
-        with _lock:
-            if _store is None:
-                _store = _open_configured()
-            store = _store
-    return store
+    return _stores().active()
 
 
 def _on_config_change(changes: dict) -> None:
-    global _store
     if {"store", "home", "store_inline_max"} & set(changes):
-        with _lock:
-            _store = None  # reopened lazily, so a bad value is reported by the next dispatch too
+        stores = RUNTIME.peek("stores")
+        if stores is not None:
+            stores.forget_active()  # reopened lazily, so a bad value is reported by the next dispatch too
         if changes.get("store", "sqlite") not in ("sqlite", "memory"):
             raise ValueError(f"unknown store {changes['store']!r}: use 'sqlite' or 'memory'")
 
@@ -167,10 +208,9 @@ config.on_change(_on_config_change)
 def _after_fork_in_child() -> None:
     # A forked child has the parent's store objects but not their writer
     # threads: it opens its own store (and owner lock) on first use.
-    global _store
-    _store = None
-    _durable.clear()
-    STORE_OF.clear()
+    stores = RUNTIME.peek("stores")
+    if stores is not None:
+        stores.forget_all()
 
 
 if hasattr(os, "register_at_fork"):
@@ -183,13 +223,9 @@ def _close_durable_stores() -> None:
     Results already loaded keep working, except waiting on a dispatch that
     runs elsewhere.
     """
-    global _store
-    with _lock:
-        stores = list(_durable.values())
-        _durable.clear()
-        _store = None
-    for store in stores:
-        store.close()
+    stores = RUNTIME.peek("stores")
+    if stores is not None:
+        stores.close()
 
 
 # -- the public functions ---------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..dispatch import registry
+from ..dispatch.runtime import RUNTIME
 from . import graph_codec
 from .history import SpaceFreed
 from .records import summarize
@@ -74,10 +74,10 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
 
 def forget_dispatch(dispatch_id: str) -> None:
     """Let go of a deleted dispatch in this kernel: its result and its cached graph encoding."""
-    result = registry.lookup(dispatch_id)
+    result = RUNTIME.registry.lookup(dispatch_id)
     if result is not None:
         graph_codec.forget(result.graph)
-    registry.forget(dispatch_id)
+    RUNTIME.registry.forget(dispatch_id)
 
 
 def recover(store: Any) -> list:

@@ -93,7 +93,17 @@ class _Progress:
 
 
 class Writer:
-    """One thread and one SQLite connection that do all of a store's writing."""
+    """One thread and one SQLite connection that do all of a store's writing.
+
+    Owned by: the writer thread (``covalent_nb-store-writer``): the write
+    connection, :attr:`progress` and checkpoints are its alone.  (It also adds
+    to the store's ``known_refs``, which the caller's thread changes too when
+    it loads or deletes dispatches.)
+    Other threads: :meth:`put_events` (a dispatcher thread, through the event
+    router) and :meth:`request` (the caller's thread for a submission, a
+    dispatcher thread for an end, any thread for flush and stop) only queue
+    items on :attr:`queue`; :meth:`request` then waits on the item's :class:`Waiter`.
+    """
 
     #: Write-ahead log bytes after which an idle writer checkpoints.
     checkpoint_bytes = 4 << 20

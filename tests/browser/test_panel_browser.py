@@ -75,8 +75,8 @@ def test_choose_a_replacement_tick_reuse_and_redispatch(lab, artifacts):
 
     # the kernel agrees with the page
     nb.run_cell('''
-        from covalent_nb.dispatch import registry
-        latest = ct.get_result(registry.last_dispatch_id(), wait=True)
+        from covalent_nb.dispatch.runtime import RUNTIME
+        latest = ct.get_result(RUNTIME.registry.last_dispatch_id(), wait=True)
         print("kernel says:", latest.result, latest.reuse_summary()["reused"], latest.parent_dispatch_id == run.dispatch_id)
     ''')
     nb.wait_for_output("kernel says: 6 2 True")

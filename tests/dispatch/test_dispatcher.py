@@ -7,7 +7,7 @@ import time
 import pytest
 
 import covalent_nb as ct
-from covalent_nb.dispatch import events
+from covalent_nb.dispatch.runtime import RUNTIME
 
 
 @ct.electron
@@ -230,7 +230,7 @@ def test_twenty_concurrent_dispatches_stay_correct():
 
 def test_events_come_in_order_on_one_stream():
     seen = []
-    unsubscribe = events.subscribe(lambda batch: seen.extend(batch))
+    unsubscribe = RUNTIME.events.subscribe(lambda batch: seen.extend(batch))
     try:
         result = ct.dispatch_sync(seed_like)(1, 2)
     finally:
@@ -247,7 +247,7 @@ def test_a_broken_subscriber_does_not_break_the_dispatch():
     def broken(batch):
         raise RuntimeError("listener bug")
 
-    unsubscribe = events.subscribe(broken)
+    unsubscribe = RUNTIME.events.subscribe(broken)
     try:
         assert ct.dispatch_sync(seed_like)(1, 2).result == 4
     finally:

@@ -20,7 +20,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 import covalent_nb as ct
-from covalent_nb.dispatch import registry
+from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.dispatch.hashing import hash_function
 from covalent_nb.notebook import graph_widget
 from covalent_nb.notebook.handle import DispatchHandle
@@ -408,7 +408,7 @@ def test_redispatch_errors(ip, dispatched):
         "%redispatch: lattice workflow() takes 2 positional argument(s) but 3 were given; its "
         "signature is workflow(a, b)")
     # no failed %redispatch started anything
-    assert registry.last_dispatch_id() == parent
+    assert RUNTIME.registry.last_dispatch_id() == parent
 
 
 def test_negative_arguments_are_not_options(ip, dispatched):

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import covalent_nb as ct
-from covalent_nb.dispatch import registry
+from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.notebook.panel import LiveView, live_view
 from covalent_nb.notebook.choices import (candidates, changed_since_dispatch, electron_rows,
                                           reuse_report)
@@ -247,7 +247,7 @@ def test_parse_value_reads_literals_without_running_code_and_evaluates_expressio
 
 def test_a_bad_input_shows_its_error_next_to_the_field_and_blocks_the_redispatch(ns, parent):
     panel = RedispatchPanel(parent, namespace=ns)
-    before = len(registry.all_results())
+    before = len(RUNTIME.registry.all_results())
     panel.inputs["b"].value = "nope + 1"  # what the browser sends when the field is left
     assert "NameError: name &#x27;nope&#x27; is not defined" in panel._errors["b"].value
     assert panel.redispatch() is None
@@ -255,7 +255,7 @@ def test_a_bad_input_shows_its_error_next_to_the_field_and_blocks_the_redispatch
     panel.inputs["a"].value = "(1,"
     assert "SyntaxError" in panel._errors["a"].value
     assert panel.redispatch() is None and panel.message_text == "fix the input(s) marked in red: a, b"
-    assert len(registry.all_results()) == before  # nothing was dispatched
+    assert len(RUNTIME.registry.all_results()) == before  # nothing was dispatched
     panel.inputs["b"].value = "FACTOR * 2"  # fixed: the error goes, the expression is used
     panel.inputs["a"].value = "1"
     assert panel._errors["b"].value == "" and panel._errors["a"].value == ""
@@ -350,7 +350,7 @@ def test_the_rejected_name_path(ns, parent):
     ns["SIDE_EFFECTS"] = []
     define(ns, "def boom():\n    SIDE_EFFECTS.append('ran')\n    return task_2_redefined\n")
     panel = RedispatchPanel(parent, namespace=ns)
-    before = len(registry.all_results())
+    before = len(RUNTIME.registry.all_results())
     rejected = {
         "boom()": "rejected: 'boom()' is not a name in the notebook; press Refresh to see what is there now",
         "__import__('os').getcwd": "rejected: \"__import__('os').getcwd\" is not a name in the notebook; "
@@ -372,7 +372,7 @@ def test_the_rejected_name_path(ns, parent):
     del ns["task_2_redefined"]
     assert panel.redispatch() is None
     assert panel.message_text.startswith("rejected: 'task_2_redefined' is not a name in the notebook")
-    assert ns["SIDE_EFFECTS"] == [] and len(registry.all_results()) == before and panel.dispatches == []
+    assert ns["SIDE_EFFECTS"] == [] and len(RUNTIME.registry.all_results()) == before and panel.dispatches == []
 
 
 def test_a_signature_that_does_not_fit_is_refused_by_the_kernel(ns, parent):
@@ -403,7 +403,7 @@ def test_an_error_in_the_lattice_body_is_one_line(ns):
 
 def test_function_api_defaults_to_the_last_dispatch(ns, parent):
     panel = ct.redispatch_panel(namespace=ns)
-    assert panel.parent.dispatch_id == registry.last_dispatch_id()
+    assert panel.parent.dispatch_id == RUNTIME.registry.last_dispatch_id()
     assert RedispatchPanel(parent.dispatch_id, ns).parent is parent
     assert "cnb-panel" in panel._dom_classes
     with pytest.raises(ValueError, match="no dispatch with id 'nope'"):

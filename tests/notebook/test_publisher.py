@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from covalent_nb.dispatch import events
+from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.dispatch.events import Event
 from covalent_nb.notebook.publisher import Publisher, Update, fold, get_publisher
 
@@ -103,8 +103,8 @@ def test_a_burst_of_events_from_a_dispatcher_thread_is_batched_and_throttled(pub
     def dispatcher():
         # About 400 single-event batches over a second, as a busy dispatch sends them.
         for node in range(nodes):
-            events.publish([node_event("burst", node, "node_running")])
-            events.publish([node_event("burst", node, "node_completed")])
+            RUNTIME.events.publish([node_event("burst", node, "node_running")])
+            RUNTIME.events.publish([node_event("burst", node, "node_completed")])
             time.sleep(duration / nodes)
 
     producer = threading.Thread(target=dispatcher, name="fake-dispatcher-thread")
@@ -135,7 +135,7 @@ def test_updates_keep_flowing_while_the_main_thread_is_busy(publisher):
 
     def dispatcher():
         for node in range(20):
-            events.publish([node_event("busy", node)])
+            RUNTIME.events.publish([node_event("busy", node)])
             time.sleep(0.05)
 
     producer = threading.Thread(target=dispatcher)
@@ -153,7 +153,7 @@ def test_targets_get_only_their_dispatch(publisher):
     a, b = Recorder("A"), Recorder("B")
     publisher.watch(a)
     publisher.watch(b)
-    events.publish([node_event("A", 1), node_event("B", 2), node_event("nobody", 3)])
+    RUNTIME.events.publish([node_event("A", 1), node_event("B", 2), node_event("nobody", 3)])
     assert a.wait_for(lambda t: t.final_states() == {1: "completed"})
     assert b.wait_for(lambda t: t.final_states() == {2: "completed"})
     time.sleep(3 * INTERVAL)
@@ -166,7 +166,7 @@ def test_unwatched_targets_get_nothing_more(publisher):
     assert target.wait_for(lambda t: t.updates)
     publisher.unwatch(target)
     assert "gone" not in publisher.watched()
-    events.publish([node_event("gone", 1)])
+    RUNTIME.events.publish([node_event("gone", 1)])
     time.sleep(3 * INTERVAL)
     assert target.final_states() == {}
 
@@ -176,7 +176,7 @@ def test_a_failing_target_does_not_stop_the_publisher(publisher):
     publisher.watch(broken)
     publisher.watch(healthy)
     assert broken.wait_for(lambda t: t.updates)
-    events.publish([node_event("X", 5)])
+    RUNTIME.events.publish([node_event("X", 5)])
     assert broken.wait_for(lambda t: t.final_states() == {5: "completed"})
     assert healthy.wait_for(lambda t: t.final_states() == {5: "completed"})
     assert publisher.thread.is_alive()
@@ -190,7 +190,7 @@ def test_stop_unsubscribes_and_ends_the_thread():
     thread = pub.thread
     pub.stop()
     assert not thread.is_alive()
-    events.publish([node_event("after-stop", 1)])
+    RUNTIME.events.publish([node_event("after-stop", 1)])
     time.sleep(3 * INTERVAL)
     assert target.final_states() == {} and len(target.updates) == 1
 

@@ -105,9 +105,9 @@ def test_damaged_blob_names_dispatch_node_and_file_and_the_rest_stays_readable(h
     assert ct.list_dispatches()[0]["id"] == result.dispatch_id
 
     # A redispatch with reuse recomputes the damaged node rather than failing on it.
-    from covalent_nb.dispatch import registry
+    from covalent_nb.dispatch.runtime import RUNTIME
 
-    registry.forget(result.dispatch_id)
+    RUNTIME.registry.forget(result.dispatch_id)
     again = ct.get_result(ct.redispatch(result.dispatch_id, reuse_previous_results=True)(), wait=True)
     assert again.status == "COMPLETED" and again.result == 40001
     reason = again.get_node_result(big_node)["reason"]
@@ -146,9 +146,9 @@ def test_delete_reports_space_freed_and_keeps_shared_blobs(home):
     assert active_store().load(parent.dispatch_id) is None
     with pytest.raises(ValueError, match="no dispatch with id"):
         ct.get_result(parent.dispatch_id)
-    from covalent_nb.dispatch import registry
+    from covalent_nb.dispatch.runtime import RUNTIME
 
-    registry.forget(child.dispatch_id)
+    RUNTIME.registry.forget(child.dispatch_id)
     assert ct.get_result(child.dispatch_id).get_node_result(0)["output"] == list(range(30000))
 
     freed = ct.delete_dispatch(child.dispatch_id)

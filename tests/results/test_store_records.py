@@ -126,9 +126,9 @@ def test_stdout_errors_and_reasons_are_stored(home):
 
 def test_reuse_from_a_loaded_parent(home):
     parent = run(ct.dispatch(flow)(3, 4)).dispatch_id
-    from covalent_nb.dispatch import registry
+    from covalent_nb.dispatch.runtime import RUNTIME
 
-    registry.forget(parent)  # as in a new kernel: only the store knows it
+    RUNTIME.registry.forget(parent)  # as in a new kernel: only the store knows it
     child = run(ct.redispatch(parent, reuse_previous_results=True)(3, 5))
     assert child.result == 34
     assert child.reused_nodes == [0]  # square(3)
@@ -239,3 +239,30 @@ def test_a_cancelled_dispatch_is_stored_as_cancelled(home):
     statuses = {back.graph.names[i]: back.get_node_result(i)["status"] for i in range(len(back.graph))}
     assert statuses["square"] == "CANCELLED"
     assert ct.list_dispatches()[0]["status"] == "CANCELLED"
+
+
+def test_a_dispatch_ends_in_the_store_it_started_in_when_the_home_changes_meanwhile(home, tmp_path):
+    import threading
+
+    from covalent_nb.dispatch.runtime import RUNTIME
+
+    gate = threading.Event()
+
+    @ct.electron
+    def held(x):
+        gate.wait(10)
+        return x + 1
+
+    @ct.lattice
+    def slow(x):
+        return held(x)
+
+    started_in = active_store()
+    dispatch_id = ct.dispatch(slow)(1)
+    ct.set_config(home=str(tmp_path / "elsewhere"))  # while it runs
+    gate.set()
+    assert run(dispatch_id).result == 2
+    RUNTIME.registry.forget(dispatch_id)  # as in a new kernel: only the store knows it
+    back = started_in.load(dispatch_id)
+    assert back is not None and back.status == "COMPLETED" and back.result == 2
+    assert active_store().load(dispatch_id) is None

@@ -2,46 +2,33 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from ...config import get_config
+from ..runtime import RUNTIME
 
 from .base import CancelFlag, Executor
 from .local import LocalExecutor
 
 __all__ = ["Executor", "LocalExecutor", "CancelFlag", "resolve_executor", "executor_name"]
 
-_lock = threading.Lock()
-_shared: dict = {}
-
-
 def _local() -> LocalExecutor:
-    executor = _shared.get("local")
-    if executor is None:
-        with _lock:
-            executor = _shared.get("local")
-            if executor is None:
+    return RUNTIME.executor("local", lambda: LocalExecutor(max_workers=get_config("local_workers")))
 
-                executor = _shared["local"] = LocalExecutor(max_workers=get_config("local_workers"))
-    return executor
+
+def _make_dask() -> Executor:
+    try:
+        from .dask import DaskExecutor  # Dask distributed is optional: imported on first use
+    except ImportError as exc:
+        raise ImportError(
+            f"executor='dask' needs Dask distributed ({exc}); "
+            "install it with: pip install 'covalent_nb[dask]'"
+        ) from None
+    return DaskExecutor()
 
 
 def _dask() -> Executor:
-    executor = _shared.get("dask")
-    if executor is None:
-        with _lock:
-            executor = _shared.get("dask")
-            if executor is None:
-                try:
-                    from .dask import DaskExecutor
-                except ImportError as exc:
-                    raise ImportError(
-                        f"executor='dask' needs Dask distributed ({exc}); "
-                        "install it with: pip install 'covalent_nb[dask]'"
-                    ) from None
-                executor = _shared["dask"] = DaskExecutor()
-    return executor
+    return RUNTIME.executor("dask", _make_dask)
 
 
 def resolve_executor(spec: Any) -> Executor:

@@ -49,6 +49,14 @@ class DispatchState:
     (a chain the dispatcher handed over at once) to that predecessor: its
     outcome is delivered only after the predecessor's, and it is SKIPPED when
     the predecessor did not complete, as the executor protocol says.
+
+    Owned by: no single thread, but each field has one writing thread:
+    ``futures``, ``run_parent`` and ``cancelled`` the dispatch's dispatcher
+    thread (submit, cancel); ``started`` the client's event-loop thread
+    (:meth:`Connection._on_started`); ``ended`` and ``deferred`` the
+    connection's collector thread.  There is no lock: each write is one dict or
+    set operation, atomic under the GIL.
+    Other threads: outcomes leave only as messages through ``deliver``.
     """
 
     __slots__ = ("dispatch_id", "deliver", "futures", "started", "cancelled", "run_parent",
@@ -70,7 +78,17 @@ def _format(exc: BaseException, tb: Any = None) -> str:
 
 
 class Connection:
-    """A ``distributed.Client`` with this kernel's start events and result collector."""
+    """A ``distributed.Client`` with this kernel's start events and result collector.
+
+    Owned by: the collector thread (``covalent_nb-dask-collector-<address>``)
+    alone drains ``_done`` and settles outcomes.  ``dispatches`` has no single
+    owner: every dispatcher thread submitting through this connection adds its
+    own entry (:meth:`state`) and removes it at its end, and the client's
+    event-loop thread reads it (:meth:`_on_started`).
+    Other threads: Dask's callback thread only queues finished futures
+    (:meth:`finished`); outcomes reach dispatchers as messages through each
+    :class:`DispatchState`'s ``deliver``.
+    """
 
     def __init__(self, client: Client, owns_client: bool, cluster: Optional[LocalCluster] = None) -> None:
         self.client = client

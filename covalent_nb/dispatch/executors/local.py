@@ -51,7 +51,16 @@ def execute_run(run: list, deliver: Callable, cancel: CancelFlag) -> None:
 
 
 class LocalExecutor(Executor):
-    """Run tasks on a pool of *max_workers* daemon threads in this process."""
+    """Run tasks on a pool of *max_workers* daemon threads in this process.
+
+    Owned by: its worker threads (``covalent_nb-local-N``).  Each takes
+    ``(run, deliver, cancel)`` items off one queue and owns the run it took (it
+    fills in the ``FromRun`` arguments); no worker touches dispatch state.
+    Other threads: dispatcher threads call :meth:`submit` and
+    :meth:`submit_many`, which only queue; workers answer with typed messages
+    through ``deliver`` and read the :class:`CancelFlag` before each task.
+    :meth:`shutdown` queues one stop item per worker.
+    """
 
     name = "local"
     fuses_chains = True
@@ -90,7 +99,11 @@ class LocalExecutor(Executor):
             # an idle worker holds nothing: a task's frozen code and data may be large
             item = run = deliver = cancel = None
 
-    def shutdown(self) -> None:
-        for _ in self._threads:
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the worker threads once they finish what they run (waiting up to *timeout* s each)."""
+        threads, self._threads = self._threads, []
+        for _ in threads:
             self._queue.put(None)
-        self._threads = []
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)

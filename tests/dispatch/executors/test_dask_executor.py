@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 import covalent_nb as ct
-from covalent_nb.dispatch import events
+from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster, local_cluster
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
@@ -146,7 +146,7 @@ def recorded():
             assert lock.wait_for(lambda: predicate(list(seen)), timeout), \
                 f"timed out; events so far: {[(e.kind, e.node_id) for e in seen]}"
 
-    stop = events.subscribe(listen)
+    stop = RUNTIME.events.subscribe(listen)
     yield SimpleNamespace(events=seen, wait_until=wait_until)
     stop()
 
