@@ -5,7 +5,7 @@ a DataFrame both take dicts as they are) with these keys:
 
 ``id``          the dispatch id
 ``lattice``     the lattice's name
-``status``      a :class:`~covalent_nb.results.status.Status`
+``status``      a :class:`~covalent_nb.states.Status`
 ``start``       when it started (an aware UTC datetime), or None
 ``duration``    seconds from start to end (so far, while running), or None
 ``parent``      the id it was redispatched from, or None

@@ -1,11 +1,13 @@
 """Where a task's source text comes from, even for copies of the function.
 
-A redispatch runs functions unpickled from the dispatch's snapshot; cloudpickle
-gives their code the file name ``<dynamic-code>``, so ``inspect.getsource``
-cannot find them.  Every electron and lattice remembers its original function
-here (a reference, no I/O), keyed by what a copy keeps: the code's name, first
-line and bytecode.  :func:`source_of` asks ``inspect`` first and falls back to
-the original.
+Every dispatch runs functions unpickled from its frozen snapshot.  Those keep
+their file name and lines (covalent_nb freezes code with marshal), so
+``inspect.getsource`` usually finds them; copies made by plain cloudpickle
+(file name ``<dynamic-code>``) or whose cell is gone from ``linecache`` do not.
+Every electron and lattice therefore remembers its original function here (a
+weak reference, no I/O: never keeping a dispatch's copy and its data alive),
+keyed by what a copy keeps: the code's name, first line and bytecode.
+:func:`source_of` asks ``inspect`` first and falls back to the original.
 """
 
 from __future__ import annotations

@@ -344,19 +344,22 @@ def test_class04_wrapped_callables(wrapper):
 # =====================================================================================
 # Class 5: dynamic lookups
 # =====================================================================================
+GLOBALS_BY_NAME = """
+def double(x):
+    return 2 * x
+
+@ct.electron
+def apply(name, x):
+    return globals()[name](x)
+
+@ct.lattice
+def flow(name, x):
+    return apply(name, x)
+"""
+
+
 def test_class05_dynamic_lookup_globals_by_name():
-    nb = Notebook("""
-    def double(x):
-        return 2 * x
-
-    @ct.electron
-    def apply(name, x):
-        return globals()[name](x)
-
-    @ct.lattice
-    def flow(name, x):
-        return apply(name, x)
-    """)
+    nb = Notebook(GLOBALS_BY_NAME)
     parent_id = nb.dispatch("flow", "double", 5)
     assert completed(wait(parent_id)).result == 10
     # A plain redispatch runs (today: KeyError, the snapshot lacks the global).
@@ -1359,18 +1362,7 @@ def test_frompyfunc_helper_dispatches_and_is_not_reused_or_works():
 # Decided behaviour: not reusable when it cannot be keyed; the escape hatch
 # =====================================================================================
 def test_task_reading_globals_is_not_reusable_and_runs():
-    nb = Notebook("""
-    def double(x):
-        return 2 * x
-
-    @ct.electron
-    def apply(name, x):
-        return globals()[name](x)
-
-    @ct.lattice
-    def flow(name, x):
-        return apply(name, x)
-    """)
+    nb = Notebook(GLOBALS_BY_NAME)
     parent_id = nb.dispatch("flow", "double", 5)
     assert completed(wait(parent_id)).result == 10
     child = completed(nb.redispatch_and_wait(parent_id))

@@ -661,12 +661,7 @@ def test_redispatch_with_reuse_returns_what_a_fresh_dispatch_returns(data):
     note("--- notebook ---\n" + source(spec))
     note(f"--- edit: {edit.kind} {edit.target or ''} ---\n{edit.cell or edit.mutate_args or ''}")
 
-    namespace = notebook(spec)
-    live_args = make_args(spec)
-    parent = wait_for(ct.dispatch(namespace["flow"])(*live_args))
-    assert same(list(live_args), list(make_args(spec))), (
-        "the dispatch changed the caller's argument objects (tasks must run on what was captured)",
-        live_args)
+    namespace, live_args, parent = dispatch_leaving_args_alone(spec)
     assert same(parent.result, fresh_result(spec, make_args(spec))), "the parent itself is wrong"
 
     apply_edit(edit, namespace, live_args)
@@ -676,16 +671,22 @@ def test_redispatch_with_reuse_returns_what_a_fresh_dispatch_returns(data):
     check_reuse(child, expected_reuse(spec, edit))
 
 
-@PROFILE
-@given(spec=specs())
-def test_a_redispatch_without_edits_reuses_every_reusable_node(spec):
-    note("--- notebook ---\n" + source(spec))
+def dispatch_leaving_args_alone(spec):
+    """Dispatch the generated notebook; the caller's argument objects must come out untouched."""
     namespace = notebook(spec)
     live_args = make_args(spec)
     parent = wait_for(ct.dispatch(namespace["flow"])(*live_args))
     assert same(list(live_args), list(make_args(spec))), (
         "the dispatch changed the caller's argument objects (tasks must run on what was captured)",
         live_args)
+    return namespace, live_args, parent
+
+
+@PROFILE
+@given(spec=specs())
+def test_a_redispatch_without_edits_reuses_every_reusable_node(spec):
+    note("--- notebook ---\n" + source(spec))
+    namespace, live_args, parent = dispatch_leaving_args_alone(spec)
     for args in ((), make_args(spec)):
         child = wait_for(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)(*args))
         assert same(child.result, fresh_result(spec, make_args(spec))), child.result
