@@ -18,6 +18,7 @@ strings, and whether it reads its globals dynamically (``globals()``,
 from __future__ import annotations
 
 import dis
+import functools
 import importlib.metadata
 import json
 import re
@@ -27,7 +28,7 @@ import types
 from typing import Iterator, Optional
 
 __all__ = ["is_library_module", "library_version", "global_names", "imported_modules",
-           "at_names", "dynamic_lookup", "forget_distributions"]
+           "at_names", "dynamic_lookup", "forget_distributions", "is_singledispatch", "LRU_CACHE_WRAPPER"]
 
 _lock = threading.Lock()
 _distributions: Optional[dict] = None  # top-level import name -> True (installed) / False (editable)
@@ -201,3 +202,15 @@ def dynamic_lookup(code: types.CodeType, scope: dict) -> Optional[str]:
         if why is not None and name not in scope:  # the builtin, not a user's own 'eval'
             return why
     return None
+
+
+# -- wrapped callables that freezing and keying both see through ---------------------
+#: The type of what ``functools.lru_cache`` / ``functools.cache`` return.
+LRU_CACHE_WRAPPER = type(functools.lru_cache(None)(lambda: None))
+
+
+def is_singledispatch(function: object) -> bool:
+    """True for a function made by ``functools.singledispatch`` (it has a registry of implementations)."""
+    return (isinstance(getattr(function, "registry", None), types.MappingProxyType)
+            and hasattr(function, "dispatch") and hasattr(function, "__wrapped__"))
+

@@ -5,14 +5,16 @@ A :class:`Status` is a ``str`` so it compares equal to plain strings
 SQLite and pickling unchanged.  :class:`NodeKind` names the kinds of node a
 traced graph holds (plain strings in the graph, so its shape marshals).
 :func:`widget_state` is the one place a node's status becomes what the graph
-shows.  Every layer imports this module; it imports nothing of the package.
+shows, and :func:`now_us` the one clock every time is read from.  Every layer
+imports this module; it imports nothing of the package.
 """
 
 from __future__ import annotations
 
 import enum
+import time
 
-__all__ = ["Status", "ENDED", "NodeKind", "widget_state"]
+__all__ = ["Status", "ENDED", "NodeKind", "widget_state", "now_us"]
 
 
 class Status(str, enum.Enum):
@@ -71,3 +73,9 @@ def widget_state(status: str, reused: bool) -> str:
     if status == Status.CANCELLED:
         return "cancelled"
     return "pending"
+
+
+def now_us() -> int:
+    """Integer microseconds since the epoch: the unit of every node and dispatch time."""
+    return time.time_ns() // 1000
+

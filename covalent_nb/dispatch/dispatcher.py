@@ -38,7 +38,7 @@ import threading
 import traceback
 from typing import Any, Optional
 
-from ..states import NodeKind, Status
+from ..states import NodeKind, Status, now_us
 from .events import Event
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
@@ -48,7 +48,7 @@ from .reuse import FunctionKeys, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord
 from .services import DispatchServices
 from .messages import Cancel, ChildEnded, Done, Failed, Skipped, Started
-from .runner import FromRun, TaskSpec, argument, has_hooks, now_us
+from .runner import FromRun, TaskSpec, argument, has_hooks
 
 __all__ = ["Dispatcher"]
 

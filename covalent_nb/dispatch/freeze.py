@@ -60,7 +60,6 @@ __all__ = ["Frozen", "freeze", "thaw", "dumps_by_value", "freeze_output", "produ
            "IMMUTABLE"]
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
-_LRU_WRAPPER = type(functools.lru_cache(None)(lambda: None))
 
 
 def _rebuild_lru_cache(function: Any, maxsize: Optional[int], typed: bool) -> Any:
@@ -145,7 +144,7 @@ class _FreezingPickler(cloudpickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
         if kind is types.FunctionType:
-            if _is_singledispatch(obj):
+            if provenance.is_singledispatch(obj):
                 return (_rebuild_singledispatch,
                         (obj.__wrapped__, [(k, f) for k, f in obj.registry.items() if k is not object]))
             if _user_module(obj.__module__):
@@ -159,7 +158,7 @@ class _FreezingPickler(cloudpickle.Pickler):
             if _user_module(obj.__name__):
                 state = {k: v for k, v in vars(obj).items() if k != "__builtins__" and _picklable(v)}
                 return _cp.dynamic_subimport, (obj.__name__, state)
-        elif kind is _LRU_WRAPPER:
+        elif kind is provenance.LRU_CACHE_WRAPPER:
             wrapped = obj.__wrapped__
             if not provenance.is_library_module(getattr(wrapped, "__module__", None)):
                 params = obj.cache_parameters()
@@ -198,10 +197,6 @@ class _FreezingPickler(cloudpickle.Pickler):
                     captured[name] = value  # code is pickled by this pickler, memo and all
         return reduced
 
-
-def _is_singledispatch(function: Any) -> bool:
-    return (isinstance(getattr(function, "registry", None), types.MappingProxyType)
-            and hasattr(function, "dispatch") and hasattr(function, "__wrapped__"))
 
 
 def _picklable(value: Any) -> bool:

@@ -256,7 +256,7 @@ class Hasher:
         if not isinstance(function, types.FunctionType):
             return {"callable": self.value(function)}
         module = function.__module__
-        if _is_singledispatch(function):
+        if provenance.is_singledispatch(function):
             return {"singledispatch": self._singledispatch(function)}
         if provenance.is_library_module(module) and sys.modules.get((module or "").partition(".")[0]):
             return {"lib": _library_ref(function)}
@@ -340,10 +340,6 @@ _SKIPPED_CLASS_MEMBERS = frozenset({"__dict__", "__weakref__", "__module__", "__
                                     "__annotate_func__", "__annotations_cache__"})
 _SKIPPED_FUNCTION_ATTRS = frozenset({"__wrapped__"})
 
-
-def _is_singledispatch(function: Any) -> bool:
-    return (isinstance(getattr(function, "registry", None), types.MappingProxyType)
-            and hasattr(function, "dispatch") and hasattr(function, "__wrapped__"))
 
 
 def _is_user_object(member: Any) -> bool:
@@ -491,7 +487,6 @@ def _partial(value: functools.partial, hasher: Hasher) -> str:
                   hasher.state(dict(value.keywords)), hasher.state(vars(value)))
 
 
-_LRU_WRAPPER = type(functools.lru_cache(None)(lambda: None))
 
 
 @value_digesters.register_lazy("toolz")
@@ -505,7 +500,7 @@ def _toolz_types() -> None:
                       hasher.state(dict(value.keywords or {})))
 
 
-@value_digesters.register(_LRU_WRAPPER)
+@value_digesters.register(provenance.LRU_CACHE_WRAPPER)
 def _lru_cache(value: Any, hasher: Hasher) -> str:
     return digest("lru_cache", hasher.value(value.__wrapped__), repr(value.cache_parameters()))
 

@@ -8,20 +8,17 @@ executor: bash and pip dependencies, ``call_before`` hooks, the function,
 
 from __future__ import annotations
 
-import time
 import traceback
 from typing import Any, Optional
 
+from ..states import now_us
 from .capture import capturing
 from .freeze import IMMUTABLE, CopyOf, Output, produced
 
-__all__ = ["TaskSpec", "run_task", "now_us", "argument", "FromRun"]
+__all__ = ["TaskSpec", "run_task", "argument", "FromRun"]
 
 
 
-def now_us() -> int:
-    """Integer microseconds since the epoch (the unit of every node time)."""
-    return time.time_ns() // 1000
 
 
 class FromRun:

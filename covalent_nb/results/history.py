@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import time
 from typing import Any, Iterable, Optional
 
 from .result import us_to_datetime
-from ..states import ENDED, Status
+from ..states import ENDED, Status, now_us
 
 __all__ = ["summary", "DispatchList", "SpaceFreed", "prune_cutoff_us", "PruneCriteria",
            "check_prune_criteria", "format_bytes", "format_duration"]
@@ -35,7 +34,7 @@ def summary(dispatch_id: str, lattice: str, status: Any, start_us: Optional[int]
     if start_us is None:
         duration = None
     else:
-        finish = end_us if end_us is not None and status in ENDED else time.time_ns() // 1000
+        finish = end_us if end_us is not None and status in ENDED else now_us()
         duration = max(0, finish - start_us) / 1e6
     return {"id": dispatch_id, "lattice": lattice, "status": status, "start": us_to_datetime(start_us),
             "duration": duration, "parent": parent, "reused": reused, "recomputed": recomputed}
@@ -176,7 +175,7 @@ def prune_cutoff_us(older_than: Any) -> Optional[int]:
     if older_than is None:
         return None
     if isinstance(older_than, _dt.timedelta):
-        return time.time_ns() // 1000 - int(older_than.total_seconds() * 1e6)
+        return now_us() - int(older_than.total_seconds() * 1e6)
     if isinstance(older_than, _dt.datetime):
         when = older_than if older_than.tzinfo else older_than.astimezone()
         return int(when.timestamp() * 1e6)

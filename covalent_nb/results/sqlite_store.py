@@ -41,7 +41,6 @@ import os
 import pickle
 import sqlite3
 import threading
-import time
 from typing import Any, Iterable, Optional
 
 from ..dispatch.runtime import RUNTIME
@@ -52,7 +51,7 @@ from .loaded import StoredResult
 from .owners import OwnerLock
 from .reading import build_result, fill_records
 from .records import decode_batch
-from ..states import Status
+from ..states import Status, now_us
 from .upkeep import delete, mark_interrupted, recover
 from .values import BLOB, INLINE, NotStored, StoreError, dumps, reason_of
 from .writer import Submission, Writer
@@ -128,8 +127,6 @@ def make_private_dir(path: str) -> None:
         os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask; be explicit
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def _storable(value: Any) -> Any:

@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 from .blobs import blob_digest
 from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
-from ..states import ENDED, Status
+from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
 from .values import BLOB, INLINE, dumps, reason_of
 
@@ -47,8 +47,6 @@ _NODE_KINDS = frozenset({"node_completed", "node_failed", "node_cancelled", "nod
 _RETRIES = 3
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Waiter:

@@ -43,7 +43,8 @@ from ...config import get_config
 from ...serialization import loads
 from ..freeze import dumps_by_value
 from ..messages import Failed, Skipped
-from ..runner import FromRun, TaskSpec, now_us, run_task
+from ...states import now_us
+from ..runner import FromRun, TaskSpec, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor
 from .dask_connection import Connection, close_local_cluster
