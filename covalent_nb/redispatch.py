@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Optional
 
+from .states import NodeKind
 from .api import find_result, frozen_work, ignored_address, start_dispatch
 from .dispatch.freeze import Frozen, thaw
 from .dispatch.gcpause import collector_paused
@@ -27,7 +28,7 @@ def electron_names(parent: Result) -> dict:
     """Names a replacement may use -> the name in the original lattice."""
     names = {}
     for name, kind in zip(parent.graph.names, parent.graph.kinds):
-        if kind in ("electron", "sublattice"):
+        if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE):
             names[name.removeprefix(":sublattice:")] = name.removeprefix(":sublattice:")
     for original, replacement in parent.replacements.items():
         names[original] = original

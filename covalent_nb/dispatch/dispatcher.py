@@ -136,7 +136,7 @@ class Dispatcher:
         node_executor = []
         hooks = self._hooks
         for node, (kind, meta) in enumerate(zip(graph.kinds, graph.metadata)):
-            if kind == "parameter":
+            if kind == NodeKind.PARAMETER:
                 node_executor.append(None)
                 continue
             marker = id(meta)
@@ -414,7 +414,7 @@ class Dispatcher:
         for node in ready:
             if state[node] != WAITING:
                 continue
-            if kinds[node] == "sublattice":
+            if kinds[node] == NodeKind.SUBLATTICE:
                 self._start_sublattice(node)
                 continue
             executor = node_executor[node]
@@ -430,7 +430,7 @@ class Dispatcher:
                         break
                     child = kids[0]
                     if (state[child] != WAITING or node_executor[child] is not executor
-                            or kinds[child] == "sublattice"):
+                            or kinds[child] == NodeKind.SUBLATTICE):
                         break
                     if members is None:
                         members = {node}
@@ -548,7 +548,7 @@ class Dispatcher:
         reuse_from = None
         if self.parent is not None and result.reuse_requested:
             twin = next((i for i, (n, k) in enumerate(zip(self.parent.graph.names, self.parent.graph.kinds))
-                         if n == result.graph.names[node] and k == "sublattice"), None)
+                         if n == result.graph.names[node] and k == NodeKind.SUBLATTICE), None)
             if twin is not None:
                 reuse_from = self.parent._table.sublattice.get(twin)
         try:
@@ -627,6 +627,6 @@ class Dispatcher:
 def _postprocess_node(graph: Any) -> Optional[int]:
     kinds = graph.kinds
     for node in range(len(kinds) - 1, -1, -1):
-        if kinds[node] == "postprocess":
+        if kinds[node] == NodeKind.POSTPROCESS:
             return node
     raise ValueError("the graph has no postprocess node")

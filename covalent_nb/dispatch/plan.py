@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..states import NodeKind
 from ..workflow.graph import topological_order
 
 __all__ = ["Plan", "plan_for"]
@@ -91,7 +92,7 @@ class Plan:
         self.in_degree = in_degree
         self.arg_sources = arg_sources
         self.kwarg_sources = kwarg_sources
-        self.parameters = [i for i, kind in enumerate(graph.kinds) if kind == "parameter"]
+        self.parameters = [i for i, kind in enumerate(graph.kinds) if kind == NodeKind.PARAMETER]
         self.order = topological_order(children, in_degree)
 
 

@@ -110,7 +110,7 @@ def _function_key(function: Any, meta: Optional[dict], kind: str, name: str, unf
     except Unhashable as exc:
         reasons[marker] = str(exc)
         return None
-    if kind in ("electron", "sublattice"):
+    if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE):
         parts_by_name.setdefault(name, parts)
     return parts_digest(parts)
 
@@ -133,7 +133,7 @@ def node_keys(graph: Any, plan: Any, fkeys: FunctionKeys, salt: str) -> tuple:
     for node in plan.order:
         fkey = per_node[node]
         if fkey is None:
-            if kinds[node] != "parameter":
+            if kinds[node] != NodeKind.PARAMETER:
                 unhashable[node] = problems.get(node, "its function cannot be hashed")
                 continue
             value = values[node]
@@ -206,12 +206,12 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
     kinds, names, metadata = graph.kinds, graph.names, graph.metadata
     if parent is None:
         for node, kind in enumerate(kinds):
-            if kind != "parameter":
+            if kind != NodeKind.PARAMETER:
                 reasons[node] = "first dispatch"
         return decision
     if not reuse_requested:
         for node, kind in enumerate(kinds):
-            if kind != "parameter":
+            if kind != NodeKind.PARAMETER:
                 reasons[node] = "recomputed: reuse not requested (reuse_previous_results=False)"
         return decision
 
@@ -232,7 +232,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
     old_names = {getattr(v, "__name__", k): k for k, v in (replacements or {}).items()}
     for node in plan.order:
         kind = kinds[node]
-        if kind == "parameter":
+        if kind == NodeKind.PARAMETER:
             continue
         key = keys[node]
         if key is not None:
@@ -250,7 +250,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         if meta is not None and not meta.get("reusable", True):
             reasons[node] = "recomputed: opted out (reusable=False)"
             continue
-        upstream = next((src for src, *_ in inputs[node] if kinds[src] != "parameter" and src not in reused),
+        upstream = next((src for src, *_ in inputs[node] if kinds[src] != NodeKind.PARAMETER and src not in reused),
                         None)
         if upstream is not None:
             reasons[node] = f"recomputed: upstream recomputed (node {upstream}, {names[upstream]})"
@@ -283,7 +283,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
             continue
         old_parts = parent.function_parts.get(names[node])
         new_parts = parts_by_name.get(names[node])
-        if kind in ("electron", "sublattice") and old_parts is not None and new_parts is not None \
+        if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE) and old_parts is not None and new_parts is not None \
                 and old_parts != new_parts:
             reasons[node] = f"recomputed: code changed ({describe_changes(old_parts, new_parts, names[node])})"
             continue

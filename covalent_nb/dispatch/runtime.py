@@ -2,8 +2,9 @@
 
 :data:`RUNTIME` owns the registry of dispatches, the event stream, the shared
 executors (``"local"`` threads, the lazily started ``"dask"`` cluster) and the
-resources the layers above keep here rather than in module globals: the store
-selection (:mod:`covalent_nb.results.store`) and the notebook's publisher.
+resources kept here rather than in module globals: the Dask connections
+(:mod:`covalent_nb.dispatch.executors.dask_connection`), the store selection
+(:mod:`covalent_nb.results.store`) and the notebook's publisher.
 :meth:`Runtime.shutdown` stops them all, newest first, and puts back
 ``sys.stdout``/``sys.stderr`` if task capture replaced them; a script or a test
 calls it (``covalent_nb.shutdown()``) to end cleanly, and the next dispatch
@@ -70,12 +71,12 @@ class Runtime:
             self._resources.clear()
             executors = list(self.executors.values())
             self.executors.clear()
+        for executor in executors:  # first: an executor may still use a resource (its Dask connection)
+            executor.shutdown()
         for _, resource in resources:
             close = getattr(resource, "close", None) or getattr(resource, "stop", None)
             if close is not None:
                 close()
-        for executor in executors:
-            executor.shutdown()
         capture.uninstall()
 
 

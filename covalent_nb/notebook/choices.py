@@ -27,7 +27,7 @@ from ..api import get_result
 from ..redispatch import check_replacement, electron_names
 from ..dispatch.hashing import Unhashable, describe_changes, function_parts, parts_digest
 from ..results.result import Result
-from ..states import Status
+from ..states import NodeKind, Status
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 
@@ -72,7 +72,7 @@ def electron_rows(result: Result) -> list[ElectronRow]:
     graph = result.graph
     found: dict = {}
     for node, (name, kind) in enumerate(zip(graph.names, graph.kinds)):
-        if kind not in ("electron", "sublattice"):
+        if kind not in (NodeKind.ELECTRON, NodeKind.SUBLATTICE):
             continue
         ran = name.removeprefix(":sublattice:")
         key = original.get(ran, ran)

@@ -61,6 +61,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 import anywidget
 import traitlets
 
+from ..states import NodeKind
 from ..results.history import format_duration
 from ..workflow.source import source_of
 from .layout import AUX_KINDS, Layout, display_label, layout_graph
@@ -103,7 +104,7 @@ def graph_payload(graph: Any, layout: Layout) -> dict:
         if with_labels:
             # Edges into bookkeeping nodes are named arg[0], arg[1]...: noise.
             useful = edge_name and edge_name != _WAIT_EDGE and kinds[target] not in (
-                "electron_list", "electron_dict", "postprocess")
+                NodeKind.ELECTRON_LIST, NodeKind.ELECTRON_DICT, NodeKind.POSTPROCESS)
             labels.append(edge_name if useful else "")
     return {
         "labels": [display_label(n, k) for n, k in zip(names, kinds)],
@@ -164,6 +165,8 @@ class LatticeGraph(anywidget.AnyWidget):
         self._result = result
         self._sync_lock = threading.RLock()
         self._open_panel_callbacks: list = []
+        self._ended_callbacks: list = []
+        self._ended_drawn = result.ended  # the final states are in the traits
         self._state_list = list(encode_states(result.node_states()))
         if hide_params is None:
             hide_params = len(result.graph) > AUTO_HIDE_PARAMS
@@ -223,8 +226,21 @@ class LatticeGraph(anywidget.AnyWidget):
         super().close()
 
     # -- the publisher's side ------------------------------------------------------------
+    def on_ended(self, callback: Callable[[], Any]) -> None:
+        """Call *callback()* once the dispatch's final states are drawn (at once if they are).
+
+        It runs on the publisher's thread right after it applied the last
+        update, so whatever it shows (a saved notebook's picture) is final.
+        """
+        with self._sync_lock:
+            if not self._ended_drawn:
+                self._ended_callbacks.append(callback)
+                return
+        callback()
+
     def apply_update(self, update: Update) -> None:
         """Apply one batched update (called on the publisher's thread only)."""
+        ended_now: list = []
         with self._sync_lock:
             if update.resync:
                 self._state_list = list(encode_states(self._result.node_states()))
@@ -241,6 +257,14 @@ class LatticeGraph(anywidget.AnyWidget):
                 selected = self.selected
                 if selected >= 0 and (update.resync or selected in update.changes):
                     self.details = node_details(self._result, selected)
+            if not self._ended_drawn and (update.ended or update.resync and self._result.ended):
+                self._ended_drawn = True
+                ended_now, self._ended_callbacks = self._ended_callbacks, []
+        for callback in ended_now:
+            try:
+                callback()
+            except Exception:  # a broken callback must not break the other widgets' updates
+                log.exception("covalent_nb graph: an on_ended callback failed")
 
     # -- browser -> Python -----------------------------------------------------------------
     @traitlets.observe("selected")
@@ -341,7 +365,7 @@ def _inputs_text(result: Any, node_id: int) -> str:
     for source, target, edge_name, param_type, arg_index in graph.edges:
         if target != node_id or edge_name == _WAIT_EDGE:
             continue
-        if graph.kinds[source] == "parameter":
+        if graph.kinds[source] == NodeKind.PARAMETER:
             value = graph.values[source] if hasattr(graph, "values") else None
         else:
             source_record = result.get_node_result(source)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from ..states import NodeKind
 from ..api import get_result
 from ..results.result import Result
 
@@ -64,7 +65,7 @@ class DispatchHandle:
 def text_summary(result: Result, note: str = "") -> str:
     """One line that stands in for the live graph."""
     kinds = result.graph.kinds
-    tasks = sum(1 for kind in kinds if kind in ("electron", "sublattice"))
+    tasks = sum(1 for kind in kinds if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE))
     line = (f"dispatch {result.dispatch_id} of {getattr(result.lattice, '__name__', '?')}: "
             f"{result.status}, {tasks} task(s), {len(kinds)} node(s)")
     if result.parent_dispatch_id:

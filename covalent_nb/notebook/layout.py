@@ -27,13 +27,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Optional, Protocol, Sequence
 
+from ..states import NodeKind
+
 __all__ = [
     "Layout", "GraphShape", "layout_graph", "compute_layout", "dot_available",
     "display_label", "node_size", "AUX_KINDS", "ENGINES", "DOT_MAX_NODES", "clear_cache",
 ]
 
 #: Node kinds drawn small and hidden by the "hide parameters" toggle.
-AUX_KINDS = frozenset({"parameter", "postprocess"})
+AUX_KINDS = frozenset({NodeKind.PARAMETER, NodeKind.POSTPROCESS})
 ENGINES = ("auto", "dot", "layered")
 
 _PARAMETER_PREFIX = ":parameter:"
@@ -80,13 +82,13 @@ def display_label(name: str, kind: str) -> str:
     Parameters show their value (Covalent names them ``:parameter:<value>``);
     bookkeeping nodes get a plain word; long names are cut with an ellipsis.
     """
-    if kind == "parameter" and name.startswith(_PARAMETER_PREFIX):
+    if kind == NodeKind.PARAMETER and name.startswith(_PARAMETER_PREFIX):
         label = name[len(_PARAMETER_PREFIX):]
-    elif kind == "postprocess":
+    elif kind == NodeKind.POSTPROCESS:
         label = "postprocess"
-    elif kind == "electron_list":
+    elif kind == NodeKind.ELECTRON_LIST:
         label = "list"
-    elif kind == "electron_dict":
+    elif kind == NodeKind.ELECTRON_DICT:
         label = "dict"
     else:
         label = name.lstrip(":").replace("sublattice:", "", 1) if name.startswith(":") else name

@@ -36,6 +36,7 @@ import keyword
 import operator
 import re
 import shlex
+import threading
 from typing import Any, Optional
 
 from IPython.core.error import UsageError
@@ -58,6 +59,7 @@ __all__ = ["CovalentMagics", "load_ipython_extension", "unload_ipython_extension
 
 #: Executor names a lattice may give as plain words; anything else must name an object.
 EXECUTOR_NAMES = ("local", "dask")
+_REFRESH_WAIT_S = 2.0  # at most this long a dispatch's waiters wait for its final picture
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The compiler flags that __future__ imports set (IPython's compiler also
@@ -239,10 +241,22 @@ class CovalentMagics(Magics):
         elif result.ended:
             display(view)
         else:
-            # Shown while it runs: once it has ended, refresh the output so a notebook saved
-            # without widget state keeps the final picture, not the first one.
+            # Shown while it runs: once its final states are drawn (on the publisher's
+            # thread, after the last update), refresh the output so a notebook saved
+            # without widget state keeps the final picture, not the first one.  The
+            # result's waiters wake only after that (briefly held by a done callback), so
+            # a cell that waits for the result sees the refreshed picture saved.
             shown = display(view, display_id=True)
-            result.add_done_callback(lambda _ended: shown.update(view))
+            refreshed = threading.Event()
+
+            def refresh() -> None:
+                try:
+                    shown.update(view)
+                finally:
+                    refreshed.set()
+
+            view.graph.on_ended(refresh)
+            result.add_done_callback(lambda _ended: refreshed.wait(_REFRESH_WAIT_S))
         return DispatchHandle(dispatch_id, view)
 
     # -- %%lattice ----------------------------------------------------------------------

@@ -32,7 +32,8 @@ import weakref
 from typing import NamedTuple, Optional, Protocol
 
 from ..dispatch.runtime import RUNTIME
-from .states import EVENT_STATES, status_text
+from ..states import widget_state
+from .states import status_text
 
 __all__ = ["Update", "Publisher", "get_publisher", "DEFAULT_INTERVAL"]
 
@@ -50,7 +51,7 @@ class Update(NamedTuple):
     to re-read every node's state from its result (after ``dispatch_started``
     and ``dispatch_ended``, whose node changes have no events of their own,
     and when a target starts watching); ``events`` counts the events folded
-    into this update.
+    into this update; ``ended`` says the dispatch ended (its last event is in it).
     """
 
     dispatch_id: str
@@ -58,6 +59,7 @@ class Update(NamedTuple):
     status: Optional[str]
     resync: bool
     events: int
+    ended: bool = False
 
 
 class Target(Protocol):
@@ -214,18 +216,18 @@ def fold(dispatch_id: str, events) -> Update:
     """Fold a dispatch's events, in order, into one :class:`Update`."""
     changes: dict = {}
     status: Optional[str] = None
-    resync = False
+    resync = ended = False
     count = 0
     for event in events:
         count += 1
         if event.node_id is None:
             status = status_text(event.status)
             resync = True
+            ended = ended or event.kind == "dispatch_ended"
             continue
-        state = EVENT_STATES.get(event.kind)
-        if state is not None:
-            changes[event.node_id] = state
-    return Update(dispatch_id, changes, status, resync, count)
+        # the one mapping from a node's status to what the graph shows (covalent_nb.states)
+        changes[event.node_id] = widget_state(event.status, event.kind == "node_reused")
+    return Update(dispatch_id, changes, status, resync, count, ended)
 
 
 def get_publisher() -> Publisher:

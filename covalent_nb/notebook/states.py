@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Optional, Sequence
 
+from ..states import NodeKind
+
 __all__ = [
-    "STATES", "CODES", "PALETTE", "EVENT_STATES",
+    "STATES", "CODES", "PALETTE",
     "encode_states", "decode_states", "count_states", "status_text",
 ]
 
@@ -47,17 +49,8 @@ PALETTE: Mapping[str, str] = {
     "replaced": "#d6409f",
 }
 
-#: Event kind of a node event -> the display state it moves the node to.
-EVENT_STATES: Mapping[str, str] = {
-    "node_running": "running",
-    "node_completed": "completed",
-    "node_reused": "reused",
-    "node_failed": "failed",
-    "node_cancelled": "cancelled",
-}
-
 #: Node kinds that are not counted in the legend (inputs, complete at start).
-UNCOUNTED_KINDS = frozenset({"parameter"})
+UNCOUNTED_KINDS = frozenset({NodeKind.PARAMETER})
 
 
 def encode_states(states: Iterable[str]) -> str:

@@ -18,6 +18,7 @@ import re
 from html import escape
 from typing import Iterable, Mapping, Sequence
 
+from ..states import NodeKind
 from .states import PALETTE, STATES, count_states, decode_states
 
 __all__ = ["graph_svg", "text_colour_on", "MAX_DRAWN_NODES"]
@@ -66,7 +67,7 @@ def graph_svg(graph: Mapping, states: "str | Sequence[str]", *, status: str = ""
     palette = {**PALETTE, **graph.get("palette", {})}
     n = len(graph["labels"])
     uncounted = set(graph.get("uncounted", ()))
-    counts = count_states(names, ["parameter" if i in uncounted else "" for i in range(n)])
+    counts = count_states(names, [NodeKind.PARAMETER if i in uncounted else "" for i in range(n)])
     replaced = set(replaced)
     uid = "cnb-" + re.sub(r"[^A-Za-z0-9_-]", "", dispatch_id)[:40]
 

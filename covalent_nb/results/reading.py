@@ -19,7 +19,7 @@ from .blobs import BlobError
 from .graph_codec import decode_graph
 from .loaded import LazyOutputs, StoredLattice, StoredResult
 from .records import SPARSE_FIELDS, decode_plan
-from ..states import Status
+from ..states import NodeKind, Status
 from .values import BLOB, INLINE, NotStored, StoreError, Thawer, loads, reason_of
 
 __all__ = ["ref_bytes", "ref_value", "build_result", "fill_records"]
@@ -128,7 +128,7 @@ def fill_records(store: Any, result: StoredResult, row: dict) -> None:
     if result.start_us is not None:  # parameters completed when the dispatch started
         t0 = result.start_us
         for node, kind in enumerate(graph.kinds):
-            if kind == "parameter":
+            if kind == NodeKind.PARAMETER:
                 status[node] = Status.COMPLETED
                 start[node] = end[node] = t0
                 values[node] = graph.values[node]

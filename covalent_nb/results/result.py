@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-from ..states import ENDED, Status, widget_state
+from ..states import ENDED, NodeKind, Status, widget_state
 from .values import StoreError, dumps, loads
 
 _IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None)})
@@ -311,7 +311,7 @@ class Result:
         table = self._table
         kinds = self.graph.kinds
         return [i for i in range(table.size)
-                if kinds[i] != "parameter" and i not in table.reused_from and table.start[i] is not None]
+                if kinds[i] != NodeKind.PARAMETER and i not in table.reused_from and table.start[i] is not None]
 
     def reuse_summary(self) -> dict:
         """Counts of reused and recomputed nodes and of each recompute reason."""

@@ -51,7 +51,7 @@ from .loaded import StoredResult
 from .owners import OwnerLock
 from .reading import build_result, fill_records
 from .records import decode_batch
-from ..states import Status, now_us
+from ..states import NodeKind, Status, now_us
 from .upkeep import delete, mark_interrupted, recover
 from .values import BLOB, INLINE, NotStored, StoreError, dumps, reason_of
 from .writer import Submission, Writer
@@ -269,7 +269,7 @@ class SQLiteStore:
             "graph_note": graph_note,
             "inputs_note": inputs_note,
         }
-        task_count = sum(1 for kind in graph.kinds if kind != "parameter")
+        task_count = sum(1 for kind in graph.kinds if kind != NodeKind.PARAMETER)
         row = {
             "dispatch_id": result.dispatch_id,
             "lattice_name": getattr(result.lattice, "__name__", "?"),

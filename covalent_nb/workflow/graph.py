@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Callable, Optional
 
-from ..states import Status
+from ..states import NodeKind, Status
 
 __all__ = ["TransportGraph", "topological_order", "WAIT_EDGE_NAME", "PARAMETER_PREFIX",
            "POSTPROCESS_NAME"]
@@ -206,7 +206,7 @@ class TransportGraph:
         for node_id, name in enumerate(self.names):
             attrs = {"name": name, "kind": self.kinds[node_id], "function": self.functions[node_id],
                      "metadata": self.metadata[node_id]}
-            if self.kinds[node_id] == "parameter":
+            if self.kinds[node_id] == NodeKind.PARAMETER:
                 attrs["value"] = self.values[node_id]
             graph.add_node(node_id, **attrs)
         for source, target, edge_name, param_type, arg_index in self.edges:

@@ -26,6 +26,7 @@ import types
 import weakref
 from typing import Any, Callable, Optional
 
+from ..states import NodeKind
 from .graph import (ELECTRON_DICT_NAME, ELECTRON_LIST_NAME, PARAMETER_PREFIX,
                     POSTPROCESS_NAME, SUBLATTICE_PREFIX, WAIT_EDGE_NAME, TransportGraph)
 
@@ -74,17 +75,17 @@ class BoundElectron:
         return f"<output of {self._name} (node {self.node_id})>"
 
     def __getitem__(self, key: Any) -> "BoundElectron":
-        return _internal_call(self._build, f":{self._name}.__getitem__", "getter", _getitem, (self, key))
+        return _internal_call(self._build, f":{self._name}.__getitem__", NodeKind.GETTER, _getitem, (self, key))
 
     def __getattr__(self, attr: str) -> "BoundElectron":
         if attr.startswith("_"):
             raise AttributeError(attr)
-        return _internal_call(self._build, f":{self._name}.__getattr__", "getter", getattr, (self, attr))
+        return _internal_call(self._build, f":{self._name}.__getattr__", NodeKind.GETTER, getattr, (self, attr))
 
     def __iter__(self):
         count = _unpack_count(sys._getframe(1))
         for index in range(count):
-            yield _internal_call(self._build, f":{self._name}()[{index}]", "getter", _getitem, (self, index))
+            yield _internal_call(self._build, f":{self._name}()[{index}]", NodeKind.GETTER, _getitem, (self, index))
 
     def __bool__(self) -> bool:
         raise TypeError(
@@ -138,7 +139,7 @@ def _make_operator(symbol: str, reflected: bool) -> Callable:
     def method(self: BoundElectron, other: Any) -> BoundElectron:
         left, right = (other, self) if reflected else (self, other)
         name = f"{_operand_name(left)}_{symbol}_{_operand_name(right)}"
-        return _internal_call(self._build, name, "operator", function, (left, right))
+        return _internal_call(self._build, name, NodeKind.OPERATOR, function, (left, right))
 
     return method
 
@@ -278,9 +279,9 @@ def record_call(build: Build, electron: Any, args: tuple, kwargs: dict) -> Bound
         replaced = True
     graph = build.graph
     if electron.is_sublattice:
-        node = graph.add_node(SUBLATTICE_PREFIX + name, "sublattice", function, None, electron.metadata)
+        node = graph.add_node(SUBLATTICE_PREFIX + name, NodeKind.SUBLATTICE, function, None, electron.metadata)
     else:
-        node = graph.add_node(name, "electron", function, None, electron.metadata)
+        node = graph.add_node(name, NodeKind.ELECTRON, function, None, electron.metadata)
     build.electron_names.add(name)
     if replaced:
         build.replaced.add(node)
@@ -302,8 +303,8 @@ def _internal_call(build: Build, name: str, kind: str, function: Callable, args:
                    kwargs: Optional[dict] = None) -> BoundElectron:
     node = build.graph.add_node(name, kind, function, None, None)
     for index, value in enumerate(args):
-        _connect(build, value, node, f"arg[{index}]" if kind in ("electron_list", "operator") else
-                 ("obj", "key")[index] if kind == "getter" else "retval", "arg", index)
+        _connect(build, value, node, f"arg[{index}]" if kind in (NodeKind.ELECTRON_LIST, NodeKind.OPERATOR) else
+                 ("obj", "key")[index] if kind == NodeKind.GETTER else "retval", "arg", index)
     if kwargs:
         for key, value in kwargs.items():
             _connect(build, value, node, key, "kwarg", None)
@@ -319,19 +320,19 @@ def _connect(build: Build, value: Any, node: int, edge_name: str, param_type: st
     elif kind in _COLLECTORS or isinstance(value, (list, tuple, set, frozenset)) and not hasattr(value, "_fields"):
         collector = _COLLECTORS.get(kind) or _COLLECTORS[next(t for t in _COLLECTORS if isinstance(value, t))]
         items = tuple(value)
-        bound = _internal_call(build, ELECTRON_LIST_NAME, "electron_list", collector, items)
+        bound = _internal_call(build, ELECTRON_LIST_NAME, NodeKind.ELECTRON_LIST, collector, items)
         graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
     elif isinstance(value, dict) and all(type(k) is str for k in value):
-        bound = _internal_call(build, ELECTRON_DICT_NAME, "electron_dict", _as_dict, (), value)
+        bound = _internal_call(build, ELECTRON_DICT_NAME, NodeKind.ELECTRON_DICT, _as_dict, (), value)
         graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
     else:
-        parameter = graph.add_node(PARAMETER_PREFIX + str(value), "parameter", None, value, None)
+        parameter = graph.add_node(PARAMETER_PREFIX + str(value), NodeKind.PARAMETER, None, value, None)
         graph.add_edge(parameter, node, edge_name, param_type, arg_index)
 
 
 def add_postprocess(build: Build, retval: Any, metadata: Optional[dict]) -> None:
     """Append the ``:postprocess:reconstruct`` node that yields the lattice's output."""
-    node = build.graph.add_node(POSTPROCESS_NAME, "postprocess", _reconstruct, None, metadata)
+    node = build.graph.add_node(POSTPROCESS_NAME, NodeKind.POSTPROCESS, _reconstruct, None, metadata)
     _connect(build, retval, node, "retval", "arg", 0)
 
 

@@ -168,6 +168,28 @@ def test_live_updates_come_from_the_publisher_thread_and_follow_the_dispatch(gat
     assert {thread for *_, thread in seen} == {"covalent-nb-widget-publisher"}
 
 
+def test_on_ended_runs_once_on_the_publisher_thread_after_the_final_states_are_drawn(gate):
+    dispatch_id = ct.dispatch(slow_flow)(5)
+    widget = LatticeGraph(dispatch_id)
+    calls: list = []
+    widget.on_ended(lambda: calls.append((widget.status, widget.states, widget.to_svg(),
+                                          threading.current_thread().name)))
+    assert wait_until(lambda: widget.states[0] == CODES["running"])
+    assert calls == []  # not while it runs
+    gate.set()
+    assert wait_until(lambda: calls), "on_ended never ran"
+    [(status, states, svg, thread)] = calls
+    assert status == "COMPLETED" and states == encode_states(["completed"] * 4)
+    assert "RUNNING" not in svg and "COMPLETED" in svg  # what a saved notebook keeps is final
+    assert thread == "covalent-nb-widget-publisher"
+    # registered after the end: it runs at once, on the caller's thread
+    late: list = []
+    widget.on_ended(lambda: late.append(threading.current_thread().name))
+    assert late == [threading.current_thread().name]
+    time.sleep(3 * DEFAULT_INTERVAL)
+    assert len(calls) == 1
+
+
 def test_a_widget_made_after_the_dispatch_ended_shows_the_end_state():
     result = ct.dispatch_sync(failing)(3)
     widget = LatticeGraph(result)

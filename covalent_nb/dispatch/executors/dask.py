@@ -323,7 +323,7 @@ class DaskExecutor(Executor):
         """
         wanted = None if node_ids is None else set(node_ids)
         for connection in dask_connection.connections():
-            state = connection.dispatches.get(dispatch_id)
+            state = connection.lookup(dispatch_id)
             if state is None:
                 continue
             targets = [(node, future) for node, future in list(state.futures.items())
@@ -336,7 +336,7 @@ class DaskExecutor(Executor):
     def dispatch_ended(self, dispatch_id: str) -> None:
         """Forget the dispatch's futures so Dask can release their data."""
         for connection in dask_connection.connections():
-            connection.dispatches.pop(dispatch_id, None)
+            connection.forget(dispatch_id)
 
     def shutdown(self) -> None:
         """Close the connection this executor uses; a client passed in stays open."""

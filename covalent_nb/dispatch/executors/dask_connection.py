@@ -37,6 +37,7 @@ from distributed.scheduler import KilledWorker
 
 from ...config import get_config
 from ..messages import Done, Failed, Skipped, Started
+from ..runtime import RUNTIME
 
 __all__ = ["Connection", "DispatchState", "connect", "by_address", "local_connection",
            "close_local_cluster", "close", "connections"]
@@ -81,10 +82,12 @@ class Connection:
     """A ``distributed.Client`` with this kernel's start events and result collector.
 
     Owned by: the collector thread (``covalent_nb-dask-collector-<address>``)
-    alone drains ``_done`` and settles outcomes.  ``dispatches`` has no single
-    owner: every dispatcher thread submitting through this connection adds its
-    own entry (:meth:`state`) and removes it at its end, and the client's
-    event-loop thread reads it (:meth:`_on_started`).
+    alone drains ``_done`` and settles outcomes.  ``dispatches`` is shared:
+    every dispatcher thread submitting through this connection adds its own
+    entry (:meth:`state`) and removes it at its end (:meth:`forget`), and the
+    client's event-loop thread looks entries up (:meth:`_on_started`); all of
+    them go through :meth:`lookup`, :meth:`state` and :meth:`forget`, under
+    ``_dispatches_lock``.
     Other threads: Dask's callback thread only queues finished futures
     (:meth:`finished`); outcomes reach dispatchers as messages through each
     :class:`DispatchState`'s ``deliver``.
@@ -96,7 +99,8 @@ class Connection:
         self.cluster = cluster
         self.address: str = client.scheduler.address
         self.topic = f"covalent_nb-started-{uuid.uuid4().hex}"
-        self.dispatches: dict = {}
+        self.dispatches: dict = {}  # dispatch id -> DispatchState, under _dispatches_lock
+        self._dispatches_lock = threading.Lock()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         # The subscription travels down the same ordered stream as every later
         # submit, so the scheduler knows the subscriber before a task can start.
@@ -111,15 +115,26 @@ class Connection:
 
     def state(self, dispatch_id: str, deliver: Callable[[tuple], None]) -> DispatchState:
         """The dispatch's state, created on its first Dask task."""
-        state = self.dispatches.get(dispatch_id)
-        if state is None:
-            state = self.dispatches[dispatch_id] = DispatchState(dispatch_id, deliver)
+        with self._dispatches_lock:
+            state = self.dispatches.get(dispatch_id)
+            if state is None:
+                state = self.dispatches[dispatch_id] = DispatchState(dispatch_id, deliver)
         return state
+
+    def lookup(self, dispatch_id: str) -> Optional[DispatchState]:
+        """The dispatch's state, or None (it has no Dask task here, or it ended)."""
+        with self._dispatches_lock:
+            return self.dispatches.get(dispatch_id)
+
+    def forget(self, dispatch_id: str) -> None:
+        """Drop the dispatch's state (its futures, so Dask can release their data)."""
+        with self._dispatches_lock:
+            self.dispatches.pop(dispatch_id, None)
 
     # -- the client's event loop ---------------------------------------------------
     def _on_started(self, event: tuple) -> None:
         dispatch_id, node_id, start = event[1]
-        state = self.dispatches.get(dispatch_id)
+        state = self.lookup(dispatch_id)
         if state is not None:
             state.started.add(node_id)
             state.deliver(Started(node_id, start))
@@ -230,34 +245,63 @@ class Connection:
                 pass
 
 
-# -- the registry of connections ------------------------------------------------------------
-_lock = threading.Lock()
-_connections: dict = {}  # ("local",) | ("address", address) | ("client", client id) -> Connection
-_atexit_registered = False
+# -- the registry of connections (kept in the runtime) -------------------------------------
+class Connections:
+    """The open Dask connections of this kernel, by kind (in ``RUNTIME``, closed by its shutdown).
+
+    Keys: ``("local",)`` for the shared LocalCluster, ``("address", address)``,
+    ``("client", client id)``.  Any thread may ask; one lock makes sure two
+    dispatches starting at once start one cluster.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_kind: dict = {}
+        atexit.register(self.close)  # exiting: close what is still open
+
+    def all(self) -> list:
+        return list(self._by_kind.values())
+
+    def connect(self, kind: tuple, make: Callable[[], Connection]) -> Connection:
+        connection = self._by_kind.get(kind)
+        if connection is not None and connection.usable():
+            return connection
+        with self._lock:
+            connection = self._by_kind.get(kind)
+            if connection is not None and not connection.usable():
+                connection.close()
+                connection = None
+            if connection is None:
+                connection = self._by_kind[kind] = make()
+        return connection
+
+    def close_one(self, kind: tuple) -> None:
+        with self._lock:
+            connection = self._by_kind.pop(kind, None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Close every connection (and the clusters this kernel started)."""
+        with self._lock:
+            every = list(self._by_kind.values())
+            self._by_kind.clear()
+        for connection in every:
+            connection.close()
+
+
+def _registry() -> Connections:
+    return RUNTIME.resource("dask_connections", Connections)
 
 
 def connections() -> list:
     """Every open connection."""
-    return list(_connections.values())
+    return _registry().all()
 
 
 def connect(kind: tuple, make: Callable[[], Connection]) -> Connection:
     """The connection registered as *kind*, made with *make* if there is none (or it was closed)."""
-    global _atexit_registered
-    connection = _connections.get(kind)
-    if connection is not None and connection.usable():
-        return connection
-    with _lock:  # one cluster even when several dispatches start at once
-        connection = _connections.get(kind)
-        if connection is not None and not connection.usable():
-            connection.close()
-            connection = None
-        if connection is None:
-            connection = _connections[kind] = make()
-            if not _atexit_registered:
-                atexit.register(close_all)
-                _atexit_registered = True
-    return connection
+    return _registry().connect(kind, make)
 
 
 def by_address(address: str) -> Connection:
@@ -303,10 +347,7 @@ def local_connection() -> Connection:
 
 def close(kind: tuple) -> None:
     """Close the connection registered as *kind*, if any."""
-    with _lock:
-        connection = _connections.pop(kind, None)
-    if connection is not None:
-        connection.close()
+    _registry().close_one(kind)
 
 
 def close_local_cluster() -> None:
@@ -315,9 +356,7 @@ def close_local_cluster() -> None:
 
 
 def close_all() -> None:
-    """Close every connection (at exit)."""
-    with _lock:
-        every = list(_connections.values())
-        _connections.clear()
-    for connection in every:
-        connection.close()
+    """Close every connection."""
+    registry = RUNTIME.peek("dask_connections")
+    if registry is not None:
+        registry.close()
