@@ -242,13 +242,18 @@ class LatticeGraph(anywidget.AnyWidget):
         """Apply one batched update (called on the publisher's thread only)."""
         ended_now: list = []
         with self._sync_lock:
-            if update.resync:
+            if update.resync:  # a new watcher: read the result once, then follow the events
                 self._state_list = list(encode_states(self._result.node_states()))
+            elif update.started:  # parameters complete as the dispatch starts (no events of their own)
+                done = CODES["completed"]
+                for node_id, kind in enumerate(self._result.graph.kinds):
+                    if kind == NodeKind.PARAMETER:
+                        self._state_list[node_id] = done
             for node_id, state in update.changes.items():
                 if 0 <= node_id < len(self._state_list):
                     self._state_list[node_id] = CODES[state]
             encoded = "".join(self._state_list)
-            status = status_text(self._result.status) if update.resync else update.status
+            status = status_text(self._result.status) if update.resync and not update.status else update.status
             with self.hold_sync():
                 if encoded != self.states:
                     self.states = encoded

@@ -47,11 +47,12 @@ class Update(NamedTuple):
     """What happened to one dispatch since the previous tick.
 
     ``changes`` maps node ids to their new display state; ``status`` is the
-    dispatch's new status, or None if unchanged; ``resync`` asks the target
-    to re-read every node's state from its result (after ``dispatch_started``
-    and ``dispatch_ended``, whose node changes have no events of their own,
-    and when a target starts watching); ``events`` counts the events folded
-    into this update; ``ended`` says the dispatch ended (its last event is in it).
+    dispatch's new status, or None if unchanged; ``resync`` asks the target to
+    read every node's state from its result once (only when it starts
+    watching: everything else comes from the events and their records);
+    ``events`` counts the events folded into this update; ``started`` says the
+    dispatch started in it (its parameters are complete, with no events of
+    their own), ``ended`` that it ended (its last event is in it).
     """
 
     dispatch_id: str
@@ -59,6 +60,7 @@ class Update(NamedTuple):
     status: Optional[str]
     resync: bool
     events: int
+    started: bool = False
     ended: bool = False
 
 
@@ -200,7 +202,7 @@ class Publisher:
                 this = update
                 if id(target) in resync_targets:
                     this = update._replace(resync=True)
-                if not (this.changes or this.status or this.resync):
+                if not (this.changes or this.status or this.resync or this.started or this.ended):
                     continue
                 try:
                     target.apply_update(this)
@@ -216,18 +218,18 @@ def fold(dispatch_id: str, events) -> Update:
     """Fold a dispatch's events, in order, into one :class:`Update`."""
     changes: dict = {}
     status: Optional[str] = None
-    resync = ended = False
+    started = ended = False
     count = 0
     for event in events:
         count += 1
         if event.node_id is None:
             status = status_text(event.status)
-            resync = True
+            started = started or event.kind == "dispatch_started"
             ended = ended or event.kind == "dispatch_ended"
             continue
         # the one mapping from a node's status to what the graph shows (covalent_nb.states)
         changes[event.node_id] = widget_state(event.status, event.kind == "node_reused")
-    return Update(dispatch_id, changes, status, resync, count, ended)
+    return Update(dispatch_id, changes, status, False, count, started, ended)
 
 
 def get_publisher() -> Publisher:

@@ -68,7 +68,7 @@ def publisher():
     pub.stop()
 
 
-def test_fold_keeps_the_last_state_of_each_node_and_resyncs_on_dispatch_events():
+def test_fold_keeps_the_last_state_of_each_node_and_marks_the_start_and_the_end():
     d = "d"
     update = fold(d, [
         Event("dispatch_started", d, None, "RUNNING", 0.0),
@@ -79,11 +79,14 @@ def test_fold_keeps_the_last_state_of_each_node_and_resyncs_on_dispatch_events()
         node_event(d, 2, "node_failed"),
     ])
     assert update.changes == {1: "completed", 2: "failed", 3: "reused"}
-    assert update.status == "RUNNING" and update.resync and update.events == 6
+    assert update.status == "RUNNING" and update.started and not update.ended and update.events == 6
+    # everything comes from the events: nothing asks the target to re-read its result
+    assert not update.resync
     ended = fold(d, [node_event(d, 4, "node_cancelled"), Event("dispatch_ended", d, None, "CANCELLED", 0.0)])
-    assert ended.changes == {4: "cancelled"} and ended.status == "CANCELLED" and ended.resync
+    assert ended.changes == {4: "cancelled"} and ended.status == "CANCELLED" and ended.ended
+    assert not ended.started and not ended.resync
     quiet = fold(d, [node_event(d, 1, "node_running")])
-    assert quiet.status is None and not quiet.resync
+    assert quiet.status is None and not (quiet.resync or quiet.started or quiet.ended)
 
 
 def test_a_new_target_is_resynced_first_even_without_events(publisher):
