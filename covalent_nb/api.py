@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from .dispatch.runtime import RUNTIME
 from .dispatch.dispatcher import Dispatcher
@@ -25,7 +25,8 @@ from .results.store import active_store, end_dispatch
 from .workflow.electron import Electron
 from .workflow.lattice import Lattice, Trace
 
-__all__ = ["dispatch", "dispatch_sync", "get_result", "cancel", "start_dispatch", "frozen_work",
+__all__ = ["dispatch", "dispatch_sync", "get_result", "cancel", "FrozenWork", "ChildOf", "start_dispatch",
+           "frozen_work",
            "find_result", "start_sublattice", "ignored_address"]
 
 
@@ -44,16 +45,42 @@ def _check_lattice(lattice: Any, where: str) -> Lattice:
                     f"function with @ct.lattice")
 
 
-def start_dispatch(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, work: Frozen, *,
-           parent: Optional[Result] = None, replacements: Optional[dict] = None, reuse: bool = False,
-           run: bool = True, on_end: Optional[Callable] = None, sublattice: bool = False,
-           fkeys: Optional[FunctionKeys] = None, before_start: Optional[Callable] = None,
-           cancel_parent: Optional[tuple] = None) -> Result:
+class FrozenWork(NamedTuple):
+    """What a dispatch runs: the frozen copies of its lattice, replacements and arguments,
+    and the :class:`~covalent_nb.dispatch.freeze.Frozen` bytes they came from."""
+
+    lattice: Lattice
+    replacements: dict
+    args: tuple
+    kwargs: dict
+    snapshot: Frozen
+
+
+class ChildOf(NamedTuple):
+    """How a sublattice's dispatch hangs off its parent's node.
+
+    ``on_end(child)`` reports its end to the parent's dispatcher;
+    ``before_start(child)`` lets the parent record it before any task runs;
+    ``cancel_flag`` is ``(parent's CancelFlag, node id)``, so cancelling the
+    parent stops the child's tasks at once.
+    """
+
+    on_end: Callable[[Result], None]
+    before_start: Callable[[Result], None]
+    cancel_flag: tuple
+
+
+def start_dispatch(frozen: FrozenWork, trace: Trace, *, parent: Optional[Result] = None,
+                   reuse: bool = False, run: bool = True, fkeys: Optional[FunctionKeys] = None,
+                   child_of: Optional[ChildOf] = None) -> Result:
     """Register a traced dispatch and start its dispatcher; return its Result.
 
-    *lattice*, *args* and *kwargs* are the dispatch's frozen copies and *work*
-    the bytes they came from (see :mod:`covalent_nb.dispatch.freeze`).
+    *parent* is the dispatch it was redispatched from (or, for a sublattice,
+    the earlier run of the same sublattice to reuse from) and *reuse* whether
+    its results may be reused; *fkeys* the function keys when already known;
+    *child_of* ties a sublattice's dispatch to its parent's node.
     """
+    lattice, replacements, args, kwargs, work = frozen
     graph = trace.graph
     dispatch_id = str(uuid.uuid4())
     if fkeys is None:
@@ -64,7 +91,7 @@ def start_dispatch(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, wo
                     replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse)
     result.function_parts = fkeys.parts
     result._function_keys = fkeys.by_marker
-    result.is_sublattice_dispatch = sublattice
+    result.is_sublattice_dispatch = child_of is not None
     result.snapshot = work.data
     result.snapshot_live = work.live
     if work.error is not None:  # the workflow still runs; only reuse and a later retrace are affected
@@ -74,30 +101,29 @@ def start_dispatch(lattice: Lattice, trace: Trace, args: tuple, kwargs: dict, wo
         result.snapshot_error = (f"it reaches objects that cannot be pickled ({', '.join(kinds)}), kept "
                                  "live: only this kernel can run it again")
     dispatcher = Dispatcher(result, lattice.metadata, fkeys, SERVICES, parent=parent,
-                            cancel_parent=cancel_parent) if run else None
-    if on_end is not None:
-        result.add_done_callback(on_end)
+                            cancel_parent=child_of.cancel_flag if child_of else None) if run else None
+    if child_of is not None:
+        result.add_done_callback(child_of.on_end)
     RUNTIME.registry.register(result, dispatcher)
     active_store().dispatch_submitted(result)
-    if before_start is not None:
-        before_start(result)
+    if child_of is not None:
+        child_of.before_start(result)
     if dispatcher is not None:
         dispatcher.start()
     return result
 
 
-def frozen_work(lattice: Lattice, replacements: dict, args: tuple, kwargs: dict) -> tuple:
-    """Freeze the work now and return ``(lattice, replacements, args, kwargs, work)`` to run.
+def frozen_work(lattice: Lattice, replacements: dict, args: tuple, kwargs: dict) -> FrozenWork:
+    """Freeze the work now and return the :class:`FrozenWork` to run.
 
-    The returned objects are the frozen copies; if the work cannot be frozen
-    (an argument or global that cannot be pickled), the live objects, and
-    ``work.error`` says why: such a dispatch runs, but none of its nodes is reused.
+    Its objects are the frozen copies; if the work cannot be frozen (nothing
+    could be pickled), the live objects, and ``snapshot.error`` says why: such
+    a dispatch runs, but none of its nodes is reused.
     """
     work = freeze(lattice, replacements, args, kwargs)
     if work.error is not None:
-        return lattice, replacements, args, kwargs, work
-    lattice, replacements, args, kwargs = thaw(work.data, work.live)
-    return lattice, replacements, args, kwargs, work
+        return FrozenWork(lattice, replacements, args, kwargs, work)
+    return FrozenWork(*thaw(work.data, work.live), work)
 
 
 def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
@@ -118,9 +144,9 @@ def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
     def submit(*args: Any, **kwargs: Any) -> str:
         lattice.check_arguments(args, kwargs)  # before anything is pickled
         with collector_paused():
-            frozen_lattice, _, args, kwargs, work = frozen_work(lattice, {}, args, kwargs)
-            trace = frozen_lattice.trace(args, kwargs)
-            return start_dispatch(frozen_lattice, trace, args, kwargs, work, run=not disable_run).dispatch_id
+            frozen = frozen_work(lattice, {}, args, kwargs)
+            trace = frozen.lattice.trace(frozen.args, frozen.kwargs)
+            return start_dispatch(frozen, trace, run=not disable_run).dispatch_id
 
     submit.__name__ = f"dispatch_{lattice.__name__}"
     submit.__doc__ = f"Dispatch lattice {lattice.__name__}; returns the dispatch id."
@@ -209,9 +235,9 @@ def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Opt
     """
     args, kwargs = tuple(args), dict(kwargs)
     trace = lattice.trace(args, kwargs)
-    return start_dispatch(lattice, trace, args, kwargs, freeze(lattice, {}, args, kwargs), parent=reuse_from,
-                  reuse=reuse_from is not None, on_end=on_end, sublattice=True,
-                  before_start=before_start, cancel_parent=cancel_parent)
+    frozen = FrozenWork(lattice, {}, args, kwargs, freeze(lattice, {}, args, kwargs))
+    return start_dispatch(frozen, trace, parent=reuse_from, reuse=reuse_from is not None,
+                          child_of=ChildOf(on_end, before_start, cancel_parent))
 
 
 def _make_durable(record: DispatchRecord) -> None:

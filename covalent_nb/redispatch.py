@@ -12,7 +12,7 @@ import inspect
 from typing import Any, Callable, Optional
 
 from .states import NodeKind
-from .api import find_result, frozen_work, ignored_address, start_dispatch
+from .api import FrozenWork, find_result, frozen_work, ignored_address, start_dispatch
 from .dispatch.freeze import Frozen, thaw
 from .dispatch.gcpause import collector_paused
 from .dispatch.plan import plan_for
@@ -144,14 +144,14 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
                 # The same definition as the parent's: its snapshot serves this dispatch too.
                 work = Frozen(parent.snapshot, None, getattr(parent, "snapshot_live", None))
                 trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
-                return start_dispatch(parent.lattice, trace, args, kwargs, work, parent=parent,
-                              replacements=merged, reuse=bool(reuse_previous_results),
-                              fkeys=fkeys).dispatch_id
+                frozen = FrozenWork(parent.lattice, merged, args, kwargs, work)
+                return start_dispatch(frozen, trace, parent=parent, reuse=bool(reuse_previous_results),
+                                      fkeys=fkeys).dispatch_id
             lattice, replacements = _parent_definition(parent)
             replacements.update({name: merged[name] for name in changed})
-            lattice, replacements, args, kwargs, work = frozen_work(lattice, replacements, args, kwargs)
-            trace = lattice.trace(args, kwargs, replacements)
-            return start_dispatch(lattice, trace, args, kwargs, work, parent=parent, replacements=replacements,
-                          reuse=bool(reuse_previous_results)).dispatch_id
+            frozen = frozen_work(lattice, replacements, args, kwargs)
+            trace = frozen.lattice.trace(frozen.args, frozen.kwargs, frozen.replacements)
+            return start_dispatch(frozen, trace, parent=parent,
+                                  reuse=bool(reuse_previous_results)).dispatch_id
 
     return submit
