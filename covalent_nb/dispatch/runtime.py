@@ -65,7 +65,8 @@ class Runtime:
     def shutdown(self, timeout: float = 30.0) -> None:
         """Wait for running dispatches (up to *timeout* s), then stop every part, newest first."""
         for dispatcher in self.registry.running_dispatchers():
-            dispatcher.thread.join(timeout)
+            if dispatcher.thread.is_alive():  # registered ones that never started have nothing to finish
+                dispatcher.thread.join(timeout)
         with self._lock:
             resources = list(self._resources.items())[::-1]
             self._resources.clear()

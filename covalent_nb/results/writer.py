@@ -31,7 +31,7 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from .blobs import blob_digest
 from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
@@ -224,10 +224,17 @@ class Writer:
 
     def _write(self, items: list) -> None:
         """Prepare everything outside the transaction, then commit it in one go."""
-        submissions: list = []
+        tx = self._prepare(items)
+        self._commit(tx)
+        self._since_checkpoint += sum(len(p) for _, p in tx.batches) + sum(len(p[2]) for p in tx.plans) + 4096
+        for record in tx.ends:
+            self.progress.pop(record.dispatch_id, None)
+
+    def _prepare(self, items: list) -> "_Transaction":
+        """Sort the queued items and encode their rows (no database access)."""
+        tx = _Transaction(now_us())
         started: list = []
         touched: dict = {}
-        ends: list = []
         node_kinds = _NODE_KINDS
         for kind, payload, _ in items:
             if kind == "events":
@@ -238,55 +245,44 @@ class Writer:
                 if payload[0].kind == "dispatch_started":  # always first in its batch
                     started.append((did, payload[0].record))
             elif kind == "submit":
-                submissions.append(payload)
+                tx.submissions.append(payload)
             elif kind == "end":
-                ends.append(payload)
+                tx.ends.append(payload)
 
         progress = self.progress
-        for submission in submissions:
+        for submission in tx.submissions:
             did = submission.row["dispatch_id"]
             if did not in progress:
                 progress[did] = _Progress(did)
+            for digest, data in submission.blobs:
+                tx.blobs.append((digest, data, did, None))
+                tx.blob_refs.append((digest, did, len(data)))
         by_value = by_value_registry_in_use()
-        blobs: list = []  # (digest, bytes or None, dispatch id, value or None)
-        blob_refs: list = []  # (digest, dispatch id, size)
-        batches: list = []  # (dispatch id, payload)
-        plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
-        containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
-        now = now_us()
-
         for did, plan in started:
             state = progress.get(did)
             if state is None:
                 continue
-            plans.append((str(Status.RUNNING), plan.start_us, _encode_plan(plan), now, did))
+            tx.plans.append((str(Status.RUNNING), plan.start_us, _encode_plan(plan), tx.now, did))
             state.plan_written = True
-
         for did, records in touched.items():
             if did not in progress:
                 continue  # its submission could not be stored
-            batches.append((did, self._encode(did, records, by_value, blobs, blob_refs, containers)))
-
-        finals: list = []
-        for record in ends:
+            tx.batches.append((did, self._encode(did, records, by_value, tx)))
+        for record in tx.ends:
             state = progress.get(record.dispatch_id)
-            if state is None:
-                continue
-            finals.append(self._final(state, record, by_value, blobs, blob_refs, batches, containers))
+            if state is not None:
+                tx.finals.append(self._final(state, record, by_value, tx))
+        return tx
 
-        for submission in submissions:
-            did = submission.row["dispatch_id"]
-            for digest, data in submission.blobs:
-                blobs.append((digest, data, did, None))
-                blob_refs.append((digest, did, len(data)))
-
+    def _commit(self, tx: "_Transaction") -> None:
+        """Write the blob files, then everything else in one SQLite transaction."""
         store = self.store
-        for digest, data, _, _ in blobs:
+        for digest, data, _, _ in tx.blobs:
             if data is not None:
                 store.blobs.put(data, digest)
-
         conn = self._conn
-        durable = bool(submissions or ends)
+        now = tx.now
+        durable = bool(tx.submissions or tx.ends)
         if durable:
             conn.execute("PRAGMA synchronous = FULL")
         try:
@@ -294,53 +290,50 @@ class Writer:
             # A concurrent delete in another process may have removed a blob
             # between our write and our lock; deletes hold the lock while they
             # unlink, so checking now is enough.
-            for digest, data, did, value in blobs:
+            for digest, data, did, value in tx.blobs:
                 if not store.blobs.exists(digest):
                     store.blobs.put(data if data is not None else dumps(value), digest)
             parts: list = []  # (dispatch id, part, value)
-            for submission in submissions:
+            for submission in tx.submissions:
                 row = submission.row
                 row["updated_us"] = now
                 conn.execute(f"INSERT INTO dispatches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                              tuple(row.values()))
                 did = row["dispatch_id"]
                 parts.extend((did, name, value) for name, value in submission.parts.items())
-            if plans:
+            if tx.plans:
                 conn.executemany("UPDATE dispatches SET status = ?, start_us = ?, updated_us = ? "
                                  "WHERE dispatch_id = ? AND status = 'NEW_OBJECT'",
-                                 [(status, start, now, did) for status, start, _, _, did in plans])
-                parts.extend((did, "plan", plan) for _, _, plan, _, did in plans)
-            if batches:
-                conn.executemany("INSERT INTO node_batches (dispatch_id, payload) VALUES (?, ?)", batches)
+                                 [(status, start, now, did) for status, start, _, _, did in tx.plans])
+                parts.extend((did, "plan", plan) for _, _, plan, _, did in tx.plans)
+            if tx.batches:
+                conn.executemany("INSERT INTO node_batches (dispatch_id, payload) VALUES (?, ?)", tx.batches)
                 conn.executemany("UPDATE dispatches SET updated_us = ? WHERE dispatch_id = ?",
-                                 [(now, did) for did in dict.fromkeys(did for did, _ in batches)])
-            if blob_refs:
+                                 [(now, did) for did in dict.fromkeys(did for did, _ in tx.batches)])
+            if tx.blob_refs:
                 conn.executemany("INSERT OR IGNORE INTO blob_refs (digest, dispatch_id, size) VALUES (?, ?, ?)",
-                                 blob_refs)
-            if finals:
+                                 tx.blob_refs)
+            if tx.finals:
                 conn.executemany(
                     "UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, updated_us = ?, "
-                    "reused = ?, recomputed = ? WHERE dispatch_id = ?", [f[:7] + f[9:] for f in finals])
-                for *_, outcome, plan, did in finals:
-                    parts.append((did, "outcome", outcome))
-                    if plan is not None:
-                        parts.append((did, "plan", plan))
+                    "reused = ?, recomputed = ? WHERE dispatch_id = ?",
+                    [f.row for f in tx.finals])
+                for final in tx.finals:
+                    parts.append((final.dispatch_id, "outcome", final.outcome))
+                    if final.plan is not None:
+                        parts.append((final.dispatch_id, "plan", final.plan))
             if parts:
                 conn.executemany("INSERT OR REPLACE INTO dispatch_parts (dispatch_id, part, value) VALUES (?, ?, ?)",
                                  parts)
-            if containers:
-                conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", containers)
+            if tx.containers:
+                conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", tx.containers)
             conn.execute("COMMIT")
         finally:
             if durable:
                 conn.execute("PRAGMA synchronous = NORMAL")
-        self._since_checkpoint += sum(len(p) for _, p in batches) + sum(len(p[2]) for p in plans) + 4096
-        for record in ends:
-            progress.pop(record.dispatch_id, None)
 
     # -- building records ----------------------------------------------------------
-    def _encode(self, did: str, records: list, by_value: bool, blobs: list, blob_refs: list,
-                containers: list) -> bytes:
+    def _encode(self, did: str, records: list, by_value: bool, tx: "_Transaction") -> bytes:
         """One batch of node records, from the dispatcher's immutable records."""
         if len(records) > 1:  # a node's last record wins
             records = list({r.node_id: r for r in records}.values())
@@ -350,6 +343,7 @@ class Writer:
         ends = [r.end_us for r in records]
         inline_max = self.store.inline_max
         known = self.store.known_refs
+        blobs, blob_refs = tx.blobs, tx.blob_refs
         completed = Status.COMPLETED
         packable = PACKABLE
         packed_nodes: list = []
@@ -404,24 +398,50 @@ class Writer:
         subs = {r.node_id: r.sublattice_id for r in records if r.sublattice_id is not None}
         if subs:
             sparse["sublattice"] = subs
-            containers.extend((did, child) for child in subs.values())
+            tx.containers.extend((did, child) for child in subs.values())
         return encode_batch(nodes, statuses, starts, ends, refs, packed_nodes, packed_values, sparse)
 
-    def _final(self, state: _Progress, record: Any, by_value: bool, blobs: list, blob_refs: list,
-               batches: list, containers: list) -> tuple:
+    def _final(self, state: _Progress, record: Any, by_value: bool, tx: "_Transaction") -> "_Final":
         """The last batch of a dispatch and the values of its final UPDATE."""
         did = record.dispatch_id
         if record.unreported:  # nodes that ended without an event (blocked ones)
-            batches.append((did, self._encode(did, list(record.unreported), by_value, blobs, blob_refs,
-                                              containers)))
+            tx.batches.append((did, self._encode(did, list(record.unreported), by_value, tx)))
         status = record.status if record.status in ENDED else Status.FAILED
         plan = None
         if not state.plan_written or status is not Status.COMPLETED:
             plan = _encode_plan(record.plan)  # blocked nodes got their reasons after the start
         outcome = pickle.dumps({"executor_names": sorted(record.executor_names),
                                 "result_node": record.result_node}, protocol=5)
-        return (str(status), record.error, record.start_us, record.end_us, now_us(), record.reused,
-                record.ran, outcome, plan, did)
+        row = (str(status), record.error, record.start_us, record.end_us, now_us(), record.reused,
+               record.ran, did)
+        return _Final(did, row, outcome, plan)
+
+
+class _Final(NamedTuple):
+    """A dispatch's final UPDATE (``row``, in the statement's order) and its last parts."""
+
+    dispatch_id: str
+    row: tuple
+    outcome: bytes
+    plan: Optional[bytes]
+
+
+class _Transaction:
+    """Everything one commit writes, gathered before the database is touched."""
+
+    __slots__ = ("now", "submissions", "ends", "blobs", "blob_refs", "batches", "plans", "finals",
+                 "containers")
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+        self.submissions: list = []  # Submission
+        self.ends: list = []  # DispatchRecord
+        self.blobs: list = []  # (digest, bytes or None, dispatch id, value or None)
+        self.blob_refs: list = []  # (digest, dispatch id, size)
+        self.batches: list = []  # (dispatch id, payload)
+        self.plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
+        self.finals: list = []  # _Final
+        self.containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
 
 
 def _encode_plan(plan: Any) -> bytes:
