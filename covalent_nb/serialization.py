@@ -23,7 +23,7 @@ from typing import Any, Optional
 import cloudpickle
 import cloudpickle.cloudpickle as _cp
 
-__all__ = ["dumps", "loads", "Thawer", "reason_of", "by_value_registry_in_use"]
+__all__ = ["dumps", "loads", "Thawer", "reason_of", "by_value_registry_in_use", "IMMUTABLE", "is_immutable"]
 
 _MAIN = b"__main__"
 
@@ -91,3 +91,17 @@ def reason_of(exc: BaseException) -> str:
     """A one-line reason from an exception, for records and messages."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+#: Types whose values no code can change: shared as they are, never copied.
+IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None), range, type(Ellipsis)})
+
+
+def is_immutable(value: Any) -> bool:
+    """True for values no code can change: numbers, strings, bytes, and tuples or frozensets of them."""
+    kind = type(value)
+    if kind in IMMUTABLE:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(is_immutable(v) for v in value)
+    return False

@@ -42,7 +42,8 @@ from ..states import NodeKind, Status, now_us
 from .events import Event
 from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
-from .freeze import CopyOf, Output, is_immutable, freeze_output
+from ..serialization import IMMUTABLE, is_immutable
+from .freeze import CopyOf, Output, freeze_output
 from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord
@@ -54,7 +55,6 @@ __all__ = ["Dispatcher"]
 
 WAITING, SUBMITTED, RUNNING, DONE_, FAILED_, CANCELLED_, BLOCKED = range(7)
 
-_PLAIN = frozenset({int, float, bool, str, bytes, type(None)})  # immutable: shared, never copied
 COMPLETED = Status.COMPLETED
 _new = tuple.__new__  # Event(...) without the namedtuple's Python-level __new__: per node, it counts
 
@@ -208,7 +208,7 @@ class Dispatcher:
             status[p] = completed
             start[p] = end[p] = t0
             value = raw[p] = values[p]
-            if type(value) not in _PLAIN and not is_immutable(value):
+            if type(value) not in IMMUTABLE and not is_immutable(value):
                 private.add(p)
             state[p] = DONE_
         reuse = self.reuse
@@ -223,7 +223,7 @@ class Dispatcher:
             raw = output.raw
             for node, pnode in reuse.reused.items():
                 value = parent_raw[pnode]
-                if type(value) in _PLAIN and pnode not in parent_frozen:
+                if type(value) in IMMUTABLE and pnode not in parent_frozen:
                     data = None  # immutable: the very value, nothing to copy
                 else:
                     try:  # what the node returned then, untouched by anyone since

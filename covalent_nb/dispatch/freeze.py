@@ -50,14 +50,14 @@ import cloudpickle
 import cloudpickle.cloudpickle as _cp
 
 from .. import provenance
-from ..serialization import Thawer, loads
+from ..serialization import Thawer, is_immutable, loads
 from ..serialization import dumps as dump_value
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 from .executors.base import Executor
 
-__all__ = ["Frozen", "freeze", "thaw", "dumps_by_value", "freeze_output", "produced", "Output", "CopyOf", "private_copy", "is_immutable",
-           "IMMUTABLE"]
+__all__ = ["Frozen", "freeze", "thaw", "dumps_by_value", "freeze_output", "produced", "Output", "CopyOf",
+           "private_copy"]
 
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
 
@@ -321,17 +321,6 @@ def thaw(data: bytes, live: Optional[list] = None) -> tuple:
 
 
 # -- outputs -----------------------------------------------------------------------------
-IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None), range, type(Ellipsis)})
-
-
-def is_immutable(value: Any) -> bool:
-    """True for values no code can change: numbers, strings, bytes, and tuples or frozensets of them."""
-    kind = type(value)
-    if kind in IMMUTABLE:
-        return True
-    if kind is tuple or kind is frozenset:
-        return all(is_immutable(v) for v in value)
-    return False
 
 
 class Output:

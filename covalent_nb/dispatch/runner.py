@@ -13,7 +13,8 @@ from typing import Any, Optional
 
 from ..states import now_us
 from .capture import capturing
-from .freeze import IMMUTABLE, CopyOf, Output, produced
+from ..serialization import IMMUTABLE
+from .freeze import CopyOf, Output, produced
 
 __all__ = ["TaskSpec", "run_task", "argument", "FromRun"]
 

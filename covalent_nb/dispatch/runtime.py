@@ -37,25 +37,22 @@ class Runtime:
 
     def executor(self, name: str, make: Callable[[], Any]) -> Any:
         """The shared executor called *name*, made by *make()* on first use."""
-        executor = self.executors.get(name)
-        if executor is None:
-            with self._lock:
-                executor = self.executors.get(name)
-                if executor is None:
-                    executor = self.executors[name] = make()
-        return executor
+        return self._get_or_make(self.executors, name, make)
 
     def resource(self, name: str, make: Callable[[], Any]) -> Any:
         """The resource called *name* (a store selection, a publisher), made on first use.
 
         A resource with a ``close()`` (or ``stop()``) method is closed by :meth:`shutdown`.
         """
-        found = self._resources.get(name)
+        return self._get_or_make(self._resources, name, make)
+
+    def _get_or_make(self, table: dict, name: str, make: Callable[[], Any]) -> Any:
+        found = table.get(name)
         if found is None:
             with self._lock:
-                found = self._resources.get(name)
+                found = table.get(name)
                 if found is None:
-                    found = self._resources[name] = make()
+                    found = table[name] = make()
         return found
 
     def peek(self, name: str) -> Optional[Any]:

@@ -14,9 +14,9 @@ import threading
 from typing import Any, Callable, Optional
 
 from ..states import ENDED, NodeKind, Status, widget_state
+from ..serialization import IMMUTABLE
 from .values import StoreError, dumps, loads
 
-_IMMUTABLE = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 __all__ = ["Result", "NodeTable", "LazyOutputs", "Inputs", "us_to_datetime"]
 
@@ -149,11 +149,11 @@ class NodeTable:
         if data is not None:
             return loads(data), data
         value = self.output.raw[node_id]
-        if type(value) in _IMMUTABLE:
+        if type(value) in IMMUTABLE:
             return value, None
         value = self.output.fresh(node_id)  # a stored result's output: unpickled anew
         data = None
-        if type(value) not in _IMMUTABLE:
+        if type(value) not in IMMUTABLE:
             try:
                 data = dumps(value)
             except Exception:  # noqa: BLE001 - passed on as it is
