@@ -397,7 +397,11 @@ def _imported_module_digest(module_name: str) -> str:
 
 # -- values ------------------------------------------------------------------------------
 def _atom_int(value: int) -> str:
-    return "int:%d" % value if -1 << 60 < value < 1 << 60 else digest("int", str(value))
+    if -1 << 60 < value < 1 << 60:
+        return "int:%d" % value
+    # bytes, not str(): Python refuses str() of an int of more than 4,300 digits
+    size = (value.bit_length() + 8) // 8
+    return digest("int", value.to_bytes(size, "little", signed=True).hex())
 
 
 def _atom_str(value: str) -> str:

@@ -138,7 +138,8 @@ def node_keys(graph: Any, plan: Any, fkeys: FunctionKeys, salt: str) -> tuple:
                 continue
             value = values[node]
             kind_of_value = type(value)
-            if kind_of_value in literal_keys and (kind_of_value is not str or len(value) <= 64):
+            if kind_of_value in literal_keys and (kind_of_value is not str or len(value) <= 64) and (
+                    kind_of_value is not int or -1 << 60 < value < 1 << 60):
                 # Small literals are their own key (no digest: this runs once per parameter);
                 # the prefix keeps them apart from digests, which are bare hex.
                 keys[node] = literal_keys[kind_of_value] + repr(value)

@@ -18,7 +18,7 @@ from ..serialization import IMMUTABLE
 from .values import StoreError, dumps, loads
 
 
-__all__ = ["Result", "NodeTable", "LazyOutputs", "Inputs", "us_to_datetime"]
+__all__ = ["Result", "NodeTable", "LazyOutputs", "Inputs", "us_to_datetime", "short_repr"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,20 @@ class LazyOutputs:
     def __repr__(self) -> str:
         loaded = sum(1 for v in self.raw if v is not _UNLOADED)
         return f"<LazyOutputs {len(self.raw)} nodes, {loaded} loaded>"
+
+
+def short_repr(value: Any, limit: int) -> str:
+    """``repr(value)`` cut to *limit* characters; never raises (an ``int`` of more than
+    4,300 digits, a broken ``__repr__``)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        text = f"<{type(value).__name__} (repr failed)>"
+    except Exception:  # noqa: BLE001 - printing a result must never fail
+        text = f"<{type(value).__name__} (repr failed)>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class NodeTable:
@@ -184,7 +198,7 @@ class NodeTable:
 
 
 class Inputs(dict):
-    """A dispatch's inputs, ``{"args": [...], "kwargs": {...}}``.
+    """A dispatch's inputs, ``{"args": (...), "kwargs": {...}}``: the tuple passed, as Covalent keeps it.
 
     Also answers Covalent's ``get_deserialized()``.
     """
@@ -219,7 +233,7 @@ class Result:
         self.root_dispatch_id = root_dispatch_id or dispatch_id
         self.graph = graph
         self.lattice = lattice
-        self.inputs = Inputs(args=list(args), kwargs=dict(kwargs))
+        self.inputs = Inputs(args=tuple(args), kwargs=dict(kwargs))
         self.replacements: dict = dict(replacements or {})
         self.replaced_nodes = frozenset(replaced_nodes)
         self.reuse_requested = reuse_requested
@@ -330,8 +344,8 @@ class Result:
             f"lattice: {getattr(self.lattice, '__name__', '?')}",
             f"dispatch_id: {self.dispatch_id}",
             f"status: {self.status}",
-            f"result: {self.result!r}",
-            f"inputs: args={self.inputs['args']!r} kwargs={self.inputs['kwargs']!r}",
+            f"result: {short_repr(self.result, 2000)}",
+            f"inputs: args={short_repr(self.inputs['args'], 2000)} kwargs={short_repr(self.inputs['kwargs'], 2000)}",
             f"error: {self.error}" if self.error else "error: None",
             f"start_time: {self.start_time}",
             f"end_time: {self.end_time}",
@@ -342,8 +356,7 @@ class Result:
             lines.append(f"reused: {summary['reused']} node(s), recomputed: {summary['recomputed']}")
         lines += ["", "Node Outputs", "------------"]
         for name, output in self.get_all_node_outputs().items():
-            text = repr(output)
-            lines.append(f"{name}: {text if len(text) <= 80 else text[:77] + '...'}")
+            lines.append(f"{name}: {short_repr(output, 80)}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

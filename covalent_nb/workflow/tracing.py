@@ -326,7 +326,7 @@ def _connect(build: Build, value: Any, node: int, edge_name: str, param_type: st
         bound = _internal_call(build, ELECTRON_DICT_NAME, NodeKind.ELECTRON_DICT, _as_dict, (), value)
         graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
     else:
-        parameter = graph.add_node(PARAMETER_PREFIX + str(value), NodeKind.PARAMETER, None, value, None)
+        parameter = graph.add_node(PARAMETER_PREFIX + _text_of(value), NodeKind.PARAMETER, None, value, None)
         graph.add_edge(parameter, node, edge_name, param_type, arg_index)
 
 
@@ -351,6 +351,19 @@ def wait(child: Any, parents: Any) -> Any:
             raise TypeError(f"ct.wait() parents must be electron outputs, not {type(parent).__name__}")
         child._build.graph.add_edge(parent.node_id, child.node_id, WAIT_EDGE_NAME, None, None)
     return child
+
+
+def _text_of(value: Any) -> str:
+    """``str(value)`` for a parameter's name, or a short stand-in when Python refuses
+    (an ``int`` of more than ``sys.get_int_max_str_digits()`` digits, a broken ``__str__``)."""
+    try:
+        return str(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        raise
+    except Exception:  # noqa: BLE001 - a name must never fail a dispatch
+        return f"<{type(value).__name__}>"
 
 
 #: The function of an ``:electron_list:`` node that gathers a set: its items' order carries

@@ -73,7 +73,7 @@ def test_node_record_has_covalents_keys_and_ours():
     assert record["node_name"] == "inc" and record["output"] == 2 and record["executor"] == "local"
     assert result.get_all_node_outputs()["add(2)"] == 4
     assert len(result.get_all_node_results()) == len(result.graph)
-    assert result.inputs == {"args": [1, 2], "kwargs": {}}
+    assert result.inputs == {"args": (1, 2), "kwargs": {}}
     assert result.inputs.get_deserialized() == {"args": [1, 2], "kwargs": {}}
     assert result.root_dispatch_id == result.dispatch_id
     text = str(result)
@@ -403,3 +403,33 @@ def test_done_callbacks_run_before_waiters_wake_and_at_once_when_late():
     assert seen == [("early", "COMPLETED"), ("second", "COMPLETED")]
     result.add_done_callback(lambda ended: seen.append(("late", ended.status)))
     assert seen[-1] == ("late", "COMPLETED")
+
+
+BIG = 10 ** 5000  # more digits than Python will turn into a str
+
+
+@ct.electron
+def mod_seven(x):
+    return (x + BIG) % 7
+
+
+@ct.lattice
+def big_flow(x):
+    return mod_seven(x)
+
+
+def test_an_int_of_more_than_4300_digits_as_an_argument_and_a_global_dispatches_and_is_reused():
+    result = ct.dispatch_sync(big_flow)(BIG)
+    assert result.status == "COMPLETED" and result.result == (2 * BIG) % 7
+    assert result.get_node_result(1)["node_name"] == ":parameter:<int of 16610 bits>"
+    assert "<int of 16610 bits>" in str(result)  # printing a result never fails
+    again = ct.get_result(ct.redispatch(result.dispatch_id, reuse_previous_results=True)(), wait=True)
+    assert again.get_node_result(0)["reused"] and again.result == result.result
+    other = ct.get_result(ct.redispatch(result.dispatch_id, reuse_previous_results=True)(BIG + 1), wait=True)
+    assert not other.get_node_result(0)["reused"] and other.result == (2 * BIG + 1) % 7
+
+
+def test_inputs_hold_the_tuple_of_positional_arguments_as_covalent_gives_it():
+    result = ct.dispatch_sync(big_flow)(3)
+    assert result.inputs["args"] == (3,) and type(result.inputs["args"]) is tuple
+    assert result.inputs.get_deserialized() == {"args": [3], "kwargs": {}}

@@ -110,7 +110,7 @@ def test_no_arguments_reuse_the_parents_args_and_kwargs():
     parent = ct.dispatch(flow)(2, y=40)
     assert run(parent).result == 42
     child = run(ct.redispatch(parent)())
-    assert child.result == 42 and child.inputs == {"args": [2], "kwargs": {"y": 40}}
+    assert child.result == 42 and child.inputs == {"args": (2,), "kwargs": {"y": 40}}
 
 
 def test_lineage_parent_and_root():

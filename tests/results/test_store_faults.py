@@ -195,7 +195,7 @@ def test_an_argument_that_cannot_be_pickled_is_stored_in_part(home):
     back = active_store().load(result.dispatch_id)
     assert back.result == 8 and back.get_node_result(0)["output"] == 8
     reason = "TypeError: cannot pickle '_thread.lock' object"
-    assert back.inputs["args"] == [NotStored(reason), 4]
+    assert back.inputs["args"] == (NotStored(reason), 4)  # the tuple passed, as Covalent gives it
     assert back.graph.values[1] == NotStored(reason)
     assert any("inputs stored in part" in note for note in back.store_notes)
 

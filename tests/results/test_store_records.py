@@ -95,7 +95,7 @@ def test_a_loaded_result_has_everything_the_live_one_has(home):
     back = stored(live.dispatch_id)
     assert back is not live and back.ended and back.from_store
     assert back.status == "COMPLETED" and back.result == 25
-    assert back.inputs == {"args": [3, 4], "kwargs": {}}
+    assert back.inputs == {"args": (3, 4), "kwargs": {}}
     assert back.lattice.__name__ == "flow"
     assert back.graph.names == live.graph.names and back.graph.edges == live.graph.edges
     assert back.graph.functions[0](5) == 25  # the task functions themselves came back
