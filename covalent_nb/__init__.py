@@ -24,7 +24,8 @@ from .notebook.entry import load_ipython_extension, redispatch_panel, show, unlo
 from .results.result import Result
 from .results.store import delete_dispatch, list_dispatches, prune_dispatches
 from .states import Status
-from .workflow.deps import DepsBash, DepsCall, DepsPip
+from . import status
+from .workflow.deps import DepsBash, DepsCall, DepsModule, DepsPip
 from .workflow.electron import Electron, electron
 from .workflow.lattice import Lattice, lattice
 from .workflow.lepton import Lepton
@@ -45,7 +46,8 @@ def shutdown(timeout: float = 30.0) -> None:
 
 __all__ = [
     # Covalent's SDK
-    "electron", "lattice", "Electron", "Lattice", "Lepton", "DepsBash", "DepsCall", "DepsPip",
+    "electron", "lattice", "Electron", "Lattice", "Lepton", "DepsBash", "DepsCall", "DepsPip", "DepsModule",
+    "status",
     "dispatch", "dispatch_sync", "get_result", "redispatch", "cancel", "wait", "Result", "Status",
     "get_config", "set_config", "executor", "shutdown",
     # reuse: what the key cannot see by itself

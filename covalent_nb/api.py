@@ -92,6 +92,7 @@ def start_dispatch(frozen: FrozenWork, trace: Trace, *, parent: Optional[Result]
     result.function_parts = fkeys.parts
     result._function_keys = fkeys.by_marker
     result.is_sublattice_dispatch = child_of is not None
+    result.will_run = run
     result.snapshot = work.data
     result.snapshot_live = work.live
     if work.error is not None:  # the workflow still runs; only reuse and a later retrace are affected

@@ -155,8 +155,8 @@ class Dispatcher:
     def _main(self) -> None:
         result = self.result
         try:
-            if self.parent is not None:
-                self.parent.wait()
+            if self.parent is not None and getattr(self.parent, "will_run", True):
+                self.parent.wait()  # a parent registered with disable_run=True never ends: no wait
             with collector_paused():  # building plan, keys and first launch: no garbage cycles
                 self._prepare()
                 self._start_run()

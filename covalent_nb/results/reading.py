@@ -96,6 +96,7 @@ def _build(store: Any, row: dict) -> StoredResult:
     result.function_parts = facts["function_parts"]
     result.executor_names = set(facts["executor_names"])
     result.is_sublattice_dispatch = bool(row["sublattice"])
+    result.will_run = bool(row["will_run"])
     result.store_notes = [n for n in (facts.get("graph_note"), facts.get("inputs_note")) if n]
     if facts.get("snapshot_error"):
         result.snapshot_error = facts["snapshot_error"]

@@ -245,6 +245,7 @@ class Result:
         self.executor_names: set = set()
         self.function_parts: dict = {}  # electron name -> {component: digest}, from the plan
         self.snapshot: Optional[bytes] = None  # pickled (lattice, replacements, args, kwargs), frozen at dispatch
+        self.will_run = True  # False for ct.dispatch(..., disable_run=True): it never runs
         self.snapshot_live: Optional[list] = None  # objects the snapshot refers to by reference (unpicklable)
         self._unhashable: dict = {}  # node id -> why its key could not be computed
         self._function_keys: Optional[dict] = None

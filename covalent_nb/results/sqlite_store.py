@@ -43,7 +43,6 @@ import sqlite3
 import threading
 from typing import Any, Iterable, Optional
 
-from ..dispatch.runtime import RUNTIME
 from .blobs import BlobStore, blob_digest
 from .graph_codec import encode_graph
 from .history import DispatchList, SpaceFreed, check_prune_criteria, summary
@@ -274,7 +273,7 @@ class SQLiteStore:
             "dispatch_id": result.dispatch_id,
             "lattice_name": getattr(result.lattice, "__name__", "?"),
             "status": str(Status.NEW_OBJECT),
-            "will_run": int(RUNTIME.registry.running(result.dispatch_id) is not None),
+            "will_run": int(result.will_run),
             "sublattice": int(bool(getattr(result, "is_sublattice_dispatch", False))),
             "parent_id": result.parent_dispatch_id,
             "root_id": result.root_dispatch_id,

@@ -18,7 +18,7 @@ import cloudpickle
 
 from ..config import get_config
 
-__all__ = ["DepsBash", "DepsPip", "DepsCall", "DependencyError", "deps_from_dict"]
+__all__ = ["DepsBash", "DepsPip", "DepsCall", "DepsModule", "DependencyError", "deps_from_dict"]
 
 
 class DependencyError(RuntimeError):
@@ -36,8 +36,15 @@ class _Deps:
                 "attributes": {f: self._encode(f, getattr(self, f)) for f in self._fields}}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "_Deps":
-        """Rebuild a hook from :meth:`to_dict`'s output."""
+    def from_dict(cls, data: Any) -> "_Deps":
+        """Rebuild a hook from :meth:`to_dict`'s output.
+
+        Covalent keeps hooks in a node's metadata in that form; here the metadata holds
+        the hook itself, which this accepts too (and reads like its dict, see
+        :meth:`__getitem__`), so Covalent's ``DepsBash().from_dict(metadata[...])`` works.
+        """
+        if isinstance(data, _Deps):
+            data = data.to_dict()
         if data.get("type") != cls.__name__:
             raise ValueError(f"{cls.__name__}.from_dict() got a {data.get('type')!r} description")
         obj = cls.__new__(cls)
@@ -52,6 +59,16 @@ class _Deps:
     @staticmethod
     def _decode(field: str, value: Any) -> Any:
         return value
+
+    def __getitem__(self, key: str) -> Any:
+        """Read a hook like the dict Covalent keeps: ``hook["attributes"]["commands"]``."""
+        return self.to_dict()[key]
+
+    def keys(self):
+        return self.to_dict().keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
@@ -203,6 +220,27 @@ class DepsCall(_Deps):
 
 
 _KINDS = {"DepsBash": DepsBash, "DepsPip": DepsPip, "DepsCall": DepsCall}
+
+
+class DepsModule:
+    """A module a task needs, as Covalent's ``ct.DepsModule(module)`` names it.
+
+    Local modules travel with every dispatch by value anyway (see
+    :mod:`covalent_nb.dispatch.freeze`); naming one keeps it in the electron's
+    metadata.  Takes a module or its importable name.
+
+    >>> DepsModule("json").module_name
+    'json'
+    """
+
+    def __init__(self, module: Any) -> None:
+        name = module if isinstance(module, str) else getattr(module, "__name__", None)
+        if not isinstance(name, str):
+            raise TypeError(f"DepsModule takes a module or a module name, not {type(module).__name__}")
+        self.module_name = name
+
+    def __repr__(self) -> str:
+        return f"DepsModule({self.module_name!r})"
 
 
 def deps_from_dict(data: dict) -> _Deps:

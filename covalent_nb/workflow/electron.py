@@ -7,7 +7,7 @@ import importlib
 import types
 from typing import Any, Callable, Optional, Sequence, Union
 
-from .deps import DepsBash, DepsCall, DepsPip
+from .deps import DepsBash, DepsCall, DepsModule, DepsPip
 from .source import remember
 from .tracing import current_build, record_call
 
@@ -43,6 +43,8 @@ def _as_deps_module(value: Any) -> list:
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     names = []
     for item in items:
+        if isinstance(item, DepsModule):
+            item = item.module_name
         if isinstance(item, str):
             try:
                 item = importlib.import_module(item)

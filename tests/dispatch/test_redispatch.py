@@ -239,3 +239,13 @@ def test_a_snapshot_that_cannot_be_restored_says_what_to_do():
     parent.snapshot = b"not a pickle"  # as if stored by a kernel whose modules are gone
     with pytest.raises(RuntimeError, match=r"cannot be restored from its snapshot .*dispatch the lattice again"):
         ct.redispatch(parent.dispatch_id)(1, 1)
+
+
+def test_a_redispatch_of_a_dispatch_registered_without_running_runs():
+    parent_id = ct.dispatch(workflow, disable_run=True)(2, 3)
+    parent = ct.get_result(parent_id)
+    assert parent.status == "NEW_OBJECT"
+    child = run(ct.redispatch(parent_id, reuse_previous_results=True)())
+    assert child.status == "COMPLETED" and child.result == run(ct.dispatch(workflow)(2, 3)).result
+    assert not any(child.get_node_result(i)["reused"] for i in range(len(child.graph)))
+    assert ct.get_result(parent_id).status == "NEW_OBJECT"  # the parent itself never runs

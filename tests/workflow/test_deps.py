@@ -235,3 +235,38 @@ def test_lattice_hooks_are_the_default_of_electrons_without_their_own():
     assert stdout["plain"] == "lattice hook\n"
     assert stdout["own"] == "own hook\n"
     assert stdout[":postprocess:reconstruct"] == ""
+
+
+def test_deps_module_and_status_as_covalent_names_them():
+    @ct.electron(deps_module=ct.DepsModule("json"))
+    def uses_json(x):
+        return x
+
+    assert uses_json.metadata["deps_module"] == ["json"]
+    assert repr(ct.DepsModule("json")) == "DepsModule('json')"
+    with pytest.raises(TypeError, match="DepsModule takes a module or a module name"):
+        ct.DepsModule(3)
+
+    @ct.lattice
+    def flow(x):
+        return uses_json(x)
+
+    assert ct.dispatch_sync(flow)(1).status == ct.status.COMPLETED == "COMPLETED"
+    assert ct.status.FAILED is ct.Status.FAILED
+
+
+def test_hooks_in_a_graphs_metadata_read_as_covalent_code_reads_them():
+    @ct.electron(deps_bash=["echo hi"], deps_pip=ct.DepsPip(packages=["numpy"]))
+    def task(x):
+        return x
+
+    @ct.lattice
+    def flow(x):
+        return task(x)
+
+    graph = flow.build_graph(1)
+    deps = graph.get_node_value(0, "metadata")["hooks"]["deps"]
+    bash = ct.DepsBash().from_dict(deps["bash"])  # as Covalent's docs write it
+    assert bash.commands == ["echo hi"] and bash == deps["bash"]
+    assert deps["bash"]["attributes"]["commands"] == ["echo hi"]
+    assert deps["pip"]["type"] == "DepsPip" and ct.DepsPip().from_dict(deps["pip"]).packages == ["numpy"]
