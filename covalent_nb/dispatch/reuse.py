@@ -15,6 +15,7 @@ everything downstream of it differ from any earlier run.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 from ..states import NodeKind, Status
@@ -95,7 +96,10 @@ def function_keys(graph: Any, unfrozen: Optional[str] = None) -> FunctionKeys:
 def _function_key(function: Any, meta: Optional[dict], kind: str, name: str, unfrozen: Optional[str],
                   hasher: Hasher, parts_by_name: dict, reasons: dict, marker: tuple) -> Optional[str]:
     if kind in _INTERNAL_KINDS:
-        return parts_digest({"internal": f"{kind}:{getattr(function, '__name__', '?')}"})
+        parts = {"internal": f"{kind}:{getattr(function, '__name__', '?')}"}
+        if isinstance(function, functools.partial):  # a structure's collector: what it rebuilds counts
+            parts["rebuilds"] = hasher.value(function)
+        return parts_digest(parts)
     if unfrozen is not None:
         reasons[marker] = f"the workflow could not be frozen at dispatch ({unfrozen})"
         return None

@@ -17,7 +17,9 @@ and operator nodes.
 
 from __future__ import annotations
 
+import dataclasses
 import dis
+import functools
 import inspect
 import operator
 import sys
@@ -169,6 +171,36 @@ def _as_dict(**items: Any) -> dict:
 
 def _reconstruct(retval: Any) -> Any:
     return retval
+
+
+def _as_namedtuple(kind: type, *items: Any) -> Any:
+    return kind(*items)
+
+
+def _as_dataclass(kind: type, names: tuple, *values: Any) -> Any:
+    return kind(**dict(zip(names, values)))
+
+
+def _as_keyed_dict(keys: tuple, *values: Any) -> dict:
+    return dict(zip(keys, values))
+
+
+def _holds_output(value: Any, depth: int = 0) -> bool:
+    """True when *value* holds an electron's output (a placeholder) somewhere inside."""
+    if type(value) is BoundElectron:
+        return True
+    if depth > 8 or isinstance(value, (str, bytes, int, float, complex, type(None))):
+        return False
+    if isinstance(value, dict):
+        return any(_holds_output(k, depth + 1) or _holds_output(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_holds_output(v, depth + 1) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_holds_output(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value))
+    inner = getattr(value, "__dict__", None)
+    if isinstance(inner, dict) and not isinstance(value, type):
+        return any(_holds_output(v, depth + 1) for v in inner.values())
+    return False
 
 
 _COLLECTORS = {list: _as_list, tuple: _as_tuple, set: _as_set, frozenset: _as_set}
@@ -325,9 +357,41 @@ def _connect(build: Build, value: Any, node: int, edge_name: str, param_type: st
     elif isinstance(value, dict) and all(type(k) is str for k in value):
         bound = _internal_call(build, ELECTRON_DICT_NAME, NodeKind.ELECTRON_DICT, _as_dict, (), value)
         graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
+    elif _holds_output(value):
+        # A structure holding electron outputs: gathered, then rebuilt when its inputs are known.
+        collector, items = _gatherer(value)
+        bound = _internal_call(build, ELECTRON_LIST_NAME, NodeKind.ELECTRON_LIST, collector, items)
+        graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
     else:
         parameter = graph.add_node(PARAMETER_PREFIX + _text_of(value), NodeKind.PARAMETER, None, value, None)
         graph.add_edge(parameter, node, edge_name, param_type, arg_index)
+
+
+def _gatherer(value: Any) -> tuple:
+    """``(collector, items)`` that rebuild *value*, a structure holding electron outputs.
+
+    Namedtuples, dataclasses and dicts with keys other than strings are rebuilt
+    from their parts; anything else is refused, never passed on with
+    placeholders inside.
+    """
+    kind = type(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return functools.partial(_as_namedtuple, kind), tuple(value)
+    if dataclasses.is_dataclass(value):
+        fields = [f for f in dataclasses.fields(value) if f.init]
+        if any(_holds_output(getattr(value, f.name, None)) for f in dataclasses.fields(value) if not f.init):
+            raise TypeError(f"the dataclass {kind.__name__} holds an electron's output in a field that "
+                            "its __init__ does not take; pass it in a field __init__ takes")
+        names = tuple(f.name for f in fields)
+        return functools.partial(_as_dataclass, kind, names), tuple(getattr(value, n) for n in names)
+    if isinstance(value, dict):
+        if any(_holds_output(k) for k in value):
+            raise TypeError("an electron's output cannot be a dict key; use it as a value")
+        return functools.partial(_as_keyed_dict, tuple(value)), tuple(value.values())
+    raise TypeError(
+        f"a {kind.__name__} holds an electron's output, which covalent_nb cannot pass inside it "
+        "(it would arrive as a placeholder); pass the output as an argument of its own, or inside "
+        "a list, tuple, set, dict, namedtuple or dataclass")
 
 
 def add_postprocess(build: Build, retval: Any, metadata: Optional[dict]) -> None:

@@ -339,3 +339,72 @@ def test_every_node_kind_has_covalents_ids_and_edges(flow, args, nodes, edges):
     graph = flow.build_graph(*args)
     assert graph.names == nodes
     assert graph.edges == edges
+
+
+# -- electron outputs inside structures ---------------------------------------------------
+import collections
+import dataclasses
+
+Pair = collections.namedtuple("Pair", "left right")
+
+
+@dataclasses.dataclass
+class Holder:
+    value: int
+    label: str = "x"
+
+
+@ct.electron
+def twice(x):
+    return 2 * x
+
+
+@ct.electron
+def echo(v):
+    return v
+
+
+def test_outputs_inside_namedtuples_dataclasses_and_dicts_with_other_keys_arrive_as_values():
+    @ct.lattice
+    def flow(n):
+        a = twice(n)
+        return (echo(Pair(a, 1)), echo(Holder(a)), echo({1: a, (2, 3): twice(a)}),
+                {5: a}, Pair(twice(1), a))
+
+    result = ct.dispatch_sync(flow)(3)
+    assert result.status == "COMPLETED", result.error
+    pair, holder, keyed, returned, built = result.result
+    assert tuple(pair) == (6, 1) and type(pair).__name__ == "Pair" and pair.left == 6
+    assert (holder.value, holder.label) == (6, "x") and type(holder).__name__ == "Holder"
+    assert keyed == {1: 6, (2, 3): 12} and returned == {5: 6} and tuple(built) == (2, 6)
+
+
+def test_an_output_inside_an_unsupported_object_is_refused_at_trace_time_not_passed_as_a_placeholder():
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    @ct.lattice
+    def flow(n):
+        return echo(Box(twice(n)))
+
+    with pytest.raises(TypeError, match=r"a Box holds an electron's output.*list, tuple, set, dict, namedtuple or "
+                                        r"dataclass"):
+        ct.dispatch(flow)(1)
+
+
+def test_structures_of_different_types_with_equal_parts_are_not_reused_for_each_other():
+    Other = collections.namedtuple("Other", "left right")
+
+    @ct.lattice
+    def as_pair(n):
+        return echo(Pair(twice(n), 1))
+
+    @ct.lattice
+    def as_other(n):
+        return echo(Other(twice(n), 1))
+
+    first = ct.dispatch_sync(as_pair)(2)
+    second = ct.dispatch_sync(as_other)(2)
+    gather = lambda r: next(i for i in range(len(r.graph)) if r.graph.kinds[i] == "electron_list")
+    assert first.get_node_result(gather(first))["key"] != second.get_node_result(gather(second))["key"]
