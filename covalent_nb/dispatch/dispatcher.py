@@ -288,6 +288,9 @@ class Dispatcher:
                 elif kind is Skipped:
                     if state[message.node_id] in (SUBMITTED, RUNNING):
                         self._mark_cancelled(message.node_id, events)
+                        # what was waiting on it will never start either
+                        for below in self._not_started_below([message.node_id])[0]:
+                            self._mark_cancelled(below, events)
                 elif kind is ChildEnded:
                     self._child_ended(message.node_id, message.child, events, ready)
                 elif kind is Cancel:
@@ -490,6 +493,32 @@ class Dispatcher:
                 reason[child] = f"not run: upstream node {node} ({name}) failed"
                 stack.extend(children[child])
 
+    def _not_started_below(self, roots: list) -> tuple:
+        """The nodes that will not start because *roots* are cancelled.
+
+        Returns ``(waiting, submitted)``: the roots and descendants still
+        WAITING (cancelled now) and those already handed to an executor but
+        not started (the executor skips them).  A root already running
+        finishes, as a running task cannot be interrupted, but nothing below
+        it starts.
+        """
+        state, children = self.state, self.plan.children
+        waiting, submitted, seen = [], [], set()
+        stack = list(roots)
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            if state[n] == WAITING:
+                waiting.append(n)
+            elif state[n] == SUBMITTED:
+                submitted.append(n)
+            elif n not in roots:
+                continue  # ended, or running: what is below it was already settled or waits on it
+            stack.extend(children[n])
+        return waiting, submitted
+
     def _mark_cancelled(self, node: int, events: list) -> None:
         table = self.result._table
         previous = self.state[node]
@@ -510,16 +539,9 @@ class Dispatcher:
         else:
             size = len(state)
             node_ids = [n for n in node_ids if isinstance(n, int) and 0 <= n < size]
-            flag.nodes = flag.nodes | frozenset(node_ids)
-            targets, stack = [], [n for n in node_ids if state[n] == WAITING]
-            seen: set = set()
-            while stack:
-                n = stack.pop()
-                if n in seen or state[n] != WAITING:
-                    continue
-                seen.add(n)
-                targets.append(n)
-                stack.extend(self.plan.children[n])
+            targets, unstarted = self._not_started_below(node_ids)
+            # handed to an executor but not started (a link of a fused chain, say): it skips them
+            flag.nodes = flag.nodes | frozenset(node_ids) | frozenset(unstarted)
         for node in targets:
             self._mark_cancelled(node, events)
         for node, child in list(self.result._table.sublattice.items()):

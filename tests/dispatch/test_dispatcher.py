@@ -433,3 +433,53 @@ def test_inputs_hold_the_tuple_of_positional_arguments_as_covalent_gives_it():
     result = ct.dispatch_sync(big_flow)(3)
     assert result.inputs["args"] == (3,) and type(result.inputs["args"]) is tuple
     assert result.inputs.get_deserialized() == {"args": [3], "kwargs": {}}
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_cancelling_a_node_whose_parent_runs_ends_the_dispatch_and_cancels_what_waits_on_it():
+    # node 2 is fused behind the running node 0 (handed to the executor, not started); node 5
+    # has another unfinished parent: the dispatch used to stay RUNNING forever
+    first, second = threading.Event(), threading.Event()
+
+    @ct.electron
+    def hold_first(x):
+        first.wait(10)
+        return x
+
+    @ct.electron
+    def hold_second(x):
+        second.wait(10)
+        return x
+
+    @ct.electron
+    def follow(a):
+        return a
+
+    @ct.electron
+    def join(a, b):
+        return a + b
+
+    @ct.lattice
+    def flow(x):
+        return join(follow(hold_first(x)), hold_second(x))
+
+    dispatch_id = ct.dispatch(flow)(1)
+    result = ct.get_result(dispatch_id)
+    assert wait_for(lambda: result.get_node_result(0)["status"] == "RUNNING")
+    ct.cancel(dispatch_id, task_ids=[2])
+    # what waits on the cancelled node shows CANCELLED at once, while its parent still runs
+    assert wait_for(lambda: result.get_node_result(5)["status"] == "CANCELLED")
+    first.set()
+    second.set()
+    assert result.wait(10), "the dispatch never ended"
+    statuses = [result.get_node_result(i)["status"] for i in range(len(result.graph))]
+    assert result.status == "CANCELLED", statuses
+    assert statuses[0] == statuses[3] == "COMPLETED" and statuses[2] == statuses[5] == "CANCELLED"
