@@ -166,8 +166,13 @@ def dispatch_sync(lattice: Lattice, dispatcher_addr: Optional[str] = None) -> Ca
 
 
 def find_result(dispatch_id: str) -> Result:
+    """The dispatch with this id, or with the one id that starts with it (as git takes
+    short ids: ``%dispatches`` shows eight characters); raises ``ValueError`` naming the
+    candidates when a prefix is ambiguous, or saying where it looked when nothing matches."""
     if not isinstance(dispatch_id, str):
         raise TypeError(f"a dispatch id is a string, not {type(dispatch_id).__name__}")
+    if RUNTIME.registry.lookup(dispatch_id) is None and len(dispatch_id) < 36:
+        dispatch_id = _full_id(dispatch_id)
     result = RUNTIME.registry.lookup(dispatch_id)
     if result is None:
         result = active_store().load(dispatch_id)
@@ -178,6 +183,19 @@ def find_result(dispatch_id: str) -> Result:
                          f"({getattr(active_store(), 'location', 'memory')}); "
                          "ct.list_dispatches() shows the known ones")
     return result
+
+
+def _full_id(prefix: str) -> str:
+    """The one known id starting with *prefix* (or *prefix* itself when none does)."""
+    if len(prefix) < 4:
+        return prefix  # too short to mean one dispatch
+    found = {d.dispatch_id for d in RUNTIME.registry.all_results() if d.dispatch_id.startswith(prefix)}
+    found.update(active_store().ids_starting_with(prefix))
+    if len(found) > 1:
+        listed = ", ".join(sorted(found)[:10])
+        raise ValueError(f"the dispatch id prefix {prefix!r} is ambiguous: it starts {listed}; "
+                         "give more characters")
+    return found.pop() if found else prefix
 
 
 def get_result(dispatch_id: str, wait: bool = False, dispatcher_addr: Optional[str] = None,

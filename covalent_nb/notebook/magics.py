@@ -37,7 +37,7 @@ import operator
 import re
 import shlex
 import threading
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
@@ -61,6 +61,7 @@ __all__ = ["CovalentMagics", "load_ipython_extension", "unload_ipython_extension
 EXECUTOR_NAMES = ("local", "dask")
 _REFRESH_WAIT_S = 2.0  # at most this long a dispatch's waiters wait for its final picture
 
+_ID_PREFIX = re.compile(r"^[0-9a-fA-F]{4,8}(-[0-9a-fA-F-]*)?$")  # a short id, as %dispatches shows it
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The compiler flags that __future__ imports set (IPython's compiler also
 # carries mode flags for its own incremental parsing, not ours to pass on).
@@ -187,8 +188,13 @@ def _take_word(text: str) -> tuple[str, str]:
     return word, text[len(word):]
 
 
-def _parse_redispatch(line: str) -> tuple[Optional[str], list, bool, str]:
-    """``(id or $name or None, [(old, new)], reuse, args text)``."""
+def _parse_redispatch(line: str, is_dispatch_id: Callable[[str], bool] = lambda word: False
+                      ) -> tuple[Optional[str], list, bool, str]:
+    """``(id or $name or None, [(old, new)], reuse, args text)``.
+
+    An id is a full dispatch id or, when *is_dispatch_id* says so, a short one (a
+    unique prefix, as ``%dispatches`` shows them).
+    """
     source, replaces, reuse = None, [], False
     rest = line.strip()
     while rest:
@@ -214,7 +220,8 @@ def _parse_redispatch(line: str) -> tuple[Optional[str], list, bool, str]:
             raise UsageError(f"%redispatch: unknown option {word!r}; the options are "
                              "--replace OLD=NEW and --reuse")
         elif source is None and not replaces and not reuse and (
-                _UUID.match(word) or re.match(r"^\$[A-Za-z_]\w*$", word)):
+                _UUID.match(word) or re.match(r"^\$[A-Za-z_]\w*$", word)
+                or _ID_PREFIX.match(word) and is_dispatch_id(word)):
             source, rest = word, tail
         else:
             break
@@ -371,7 +378,7 @@ class CovalentMagics(Magics):
     def redispatch(self, line: str) -> DispatchHandle:
         """%redispatch [ID] [--replace OLD=NEW]... [--reuse] [ARGS] -- redispatch, show, return a handle."""
         usage = "%redispatch"
-        source, replaces, reuse, args_text = _parse_redispatch(line)
+        source, replaces, reuse, args_text = _parse_redispatch(line, self._names_a_dispatch)
         parent_id = self._parent_id(source)
         electrons = electron_names(get_result(parent_id))
         replacements = {}
@@ -395,6 +402,18 @@ class CovalentMagics(Magics):
             lambda: start(parent_id, replace_electrons=replacements or None,
                           reuse_previous_results=reuse)(*args, **kwargs), usage)
         return self._show(dispatch_id)
+
+    def _names_a_dispatch(self, word: str) -> bool:
+        """True when *word* is a short dispatch id, not a name of the notebook's."""
+        if word in self._ns:
+            return False
+        try:
+            get_result(word)
+        except ValueError as exc:
+            if "ambiguous" in str(exc):
+                raise UsageError(f"%redispatch: {exc}") from None
+            return False
+        return True
 
     def _parent_id(self, source: Optional[str]) -> str:
         if source is None:

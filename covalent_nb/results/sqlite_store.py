@@ -230,6 +230,14 @@ class SQLiteStore:
             raise StoreError(f"the records of dispatch {record.dispatch_id} could not be written to "
                              f"{self.db_path}: {reason_of(exc)}") from exc
 
+    def ids_starting_with(self, prefix: str, limit: int = 10) -> list:
+        """Ids of stored dispatches that start with *prefix* (at most *limit*)."""
+        low, high = prefix, prefix + "\U0010ffff"
+        with self._lock:
+            rows = self._conn.execute("SELECT dispatch_id FROM dispatches WHERE dispatch_id >= ? AND "
+                                      "dispatch_id < ? ORDER BY dispatch_id LIMIT ?", (low, high, limit))
+            return [row[0] for row in rows.fetchall()]
+
     def load(self, dispatch_id: str) -> Optional[StoredResult]:
         """Rebuild a dispatch's :class:`Result` from the store, or return None."""
         row = self._row(dispatch_id)

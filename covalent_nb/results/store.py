@@ -67,6 +67,9 @@ class MemoryStore:
     def load(self, dispatch_id: str) -> Optional[Any]:
         return None
 
+    def ids_starting_with(self, prefix: str, limit: int = 10) -> list:
+        return []
+
     def list_dispatches(self, limit: Optional[int] = None, include_sublattices: bool = False) -> DispatchList:
         results = [r for r in reversed(RUNTIME.registry.all_results())
                    if include_sublattices or not getattr(r, "is_sublattice_dispatch", False)]

@@ -249,3 +249,26 @@ def test_a_redispatch_of_a_dispatch_registered_without_running_runs():
     assert child.status == "COMPLETED" and child.result == run(ct.dispatch(workflow)(2, 3)).result
     assert not any(child.get_node_result(i)["reused"] for i in range(len(child.graph)))
     assert ct.get_result(parent_id).status == "NEW_OBJECT"  # the parent itself never runs
+
+
+def test_a_unique_prefix_of_a_dispatch_id_is_accepted_everywhere_and_an_ambiguous_one_is_refused():
+    from types import SimpleNamespace
+
+    from covalent_nb.dispatch.runtime import RUNTIME
+
+    parent = run(ct.dispatch(workflow)(2, 3))
+    short = parent.dispatch_id[:8]  # what %dispatches shows
+    assert ct.get_result(short) is parent
+    child = run(ct.redispatch(short, reuse_previous_results=True)())
+    assert child.parent_dispatch_id == parent.dispatch_id
+    twins = [SimpleNamespace(dispatch_id=f"feedbee{i}-0000-4000-8000-000000000000") for i in (1, 2)]
+    for twin in twins:
+        RUNTIME.registry.register(twin, None)
+    try:
+        with pytest.raises(ValueError, match=r"prefix 'feedbee' is ambiguous: it starts feedbee1-.*, feedbee2-"):
+            ct.get_result("feedbee")
+        with pytest.raises(ValueError, match="no dispatch with id 'nothing-like-it'"):
+            ct.get_result("nothing-like-it")
+    finally:
+        for twin in twins:
+            RUNTIME.registry.forget(twin.dispatch_id)

@@ -362,6 +362,16 @@ def test_redispatch_names_its_parent_by_id_variable_or_handle(ip, dispatched):
     assert by_handle.parent_dispatch_id == dispatched.dispatch_id
 
 
+def test_redispatch_takes_the_short_id_dispatches_shows_with_replacements_and_several_arguments(ip, dispatched):
+    run(ip, "%dispatch workflow(3, 3)")  # now the last dispatch is another one
+    short = dispatched.dispatch_id[:8]
+    assert short in run(ip, "%dispatches").stdout + repr(run(ip, "%dispatches").value)
+    done = run(ip, f"%redispatch {short} --replace task_2=task_2_redefined --reuse 1, 4")
+    assert done.error is None, done.error
+    result = done.value.result()
+    assert result.parent_dispatch_id == dispatched.dispatch_id and result.result == 20
+
+
 def test_redispatch_errors(ip, dispatched):
     parent = dispatched.dispatch_id
     assert usage_error(ip, "%redispatch 00000000-0000-4000-8000-000000000000") == (
