@@ -17,6 +17,8 @@
 from .config import get_config, set_config
 from . import executor
 from .api import cancel, dispatch, dispatch_sync, get_result
+from .compat import covalent_start, covalent_stop, is_covalent_running, reload_config, sync
+from .compat import UNSUPPORTED as _UNSUPPORTED
 from .redispatch import redispatch
 from .dispatch.hashing import file_digest
 from .dispatch.runtime import RUNTIME as _RUNTIME
@@ -49,7 +51,8 @@ __all__ = [
     "electron", "lattice", "Electron", "Lattice", "Lepton", "DepsBash", "DepsCall", "DepsPip", "DepsModule",
     "status",
     "dispatch", "dispatch_sync", "get_result", "redispatch", "cancel", "wait", "Result", "Status",
-    "get_config", "set_config", "executor", "shutdown",
+    "get_config", "set_config", "executor", "shutdown", "sync", "reload_config",
+    "covalent_start", "covalent_stop", "is_covalent_running",
     # reuse: what the key cannot see by itself
     "file_digest",
     # the store
@@ -60,3 +63,11 @@ __all__ = [
 
 # Note: ``covalent_nb.dispatch`` is the function above (Covalent's name); the subpackage of
 # the same name is reached with ``from covalent_nb.dispatch import ...`` or ``sys.modules``.
+
+
+def __getattr__(name: str):
+    why = _UNSUPPORTED.get(name)
+    if why is not None:
+        raise NotImplementedError(f"ct.{name} is not supported by covalent_nb: {why}")
+    raise AttributeError(f"module 'covalent_nb' has no attribute {name!r}")
+
