@@ -66,8 +66,8 @@ def reload_config() -> None:
 
 def sync(dispatch_id: Optional[Union[str, list]] = None) -> None:
     """Wait until the given dispatch(es), or every running one, have ended (as Covalent's ``sync``)."""
-    if dispatch_id is None:
-        ids = [d.dispatch_id for d in RUNTIME.registry.all_results() if not d.ended]
+    if dispatch_id is None:  # the running ones (one registered with disable_run=True never ends)
+        ids = [d.result.dispatch_id for d in RUNTIME.registry.running_dispatchers() if d.thread.is_alive()]
     elif isinstance(dispatch_id, str):
         ids = [dispatch_id]
     else:

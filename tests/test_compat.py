@@ -33,8 +33,39 @@ def test_sync_waits_for_the_dispatches():
     ids = [ct.dispatch(flow)(i) for i in range(3)]
     ct.sync(ids[0])
     assert ct.get_result(ids[0]).status == "COMPLETED"
-    ct.sync()
+    ct.sync(ids[1:])
     assert all(ct.get_result(i).status == "COMPLETED" for i in ids)
+
+
+def test_sync_without_ids_waits_for_every_running_dispatch(tmp_path):
+    # in a process of its own: here, other tests' dispatches may still be running
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import time
+        import covalent_nb as ct
+
+        @ct.electron
+        def nap(x):
+            time.sleep(0.2)
+            return x
+
+        @ct.lattice
+        def flow(x):
+            return nap(x)
+
+        ct.set_config(store="memory")
+        ids = [ct.dispatch(flow)(i) for i in range(3)]
+        ct.dispatch(flow, disable_run=True)(9)  # never runs: sync must not wait for it
+        ct.sync()
+        print(" ".join(str(ct.get_result(i).status) for i in ids))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["COMPLETED"] * 3
 
 
 @pytest.mark.parametrize("name", sorted(UNSUPPORTED))
