@@ -88,8 +88,6 @@ class LazyOutputs:
         for i in range(len(self.raw)):
             yield self[i]
 
-    def is_loaded(self, index: int) -> bool:
-        return self.raw[index] is not _UNLOADED
 
     def __repr__(self) -> str:
         loaded = sum(1 for v in self.raw if v is not _UNLOADED)

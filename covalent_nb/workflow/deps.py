@@ -9,6 +9,7 @@ the task, then ``call_after`` hooks.  Every hook round-trips through
 from __future__ import annotations
 
 import base64
+import importlib
 import shlex
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import cloudpickle
 
+from .. import provenance
 from ..config import get_config
 
 __all__ = ["DepsBash", "DepsPip", "DepsCall", "DepsModule", "DependencyError", "deps_from_dict"]
@@ -161,9 +163,8 @@ class DepsPip(_Deps):
         sys.stderr.write(completed.stderr)
         if completed.returncode != 0:
             raise DependencyError(f"{shlex.join(command)} failed with status {completed.returncode}")
-        import importlib
-
         importlib.invalidate_caches()
+        provenance.forget_distributions()  # what is installed changed: library or user code, anew
 
 
 def _requirement_satisfied(requirement: str) -> bool:
