@@ -26,7 +26,9 @@ from .notebook.entry import load_ipython_extension, redispatch_panel, show, unlo
 from .results.result import Result
 from .results.store import delete_dispatch, list_dispatches, prune_dispatches
 from .states import Status
-from . import status
+
+#: ``ct.status.COMPLETED`` and the rest, as Covalent's ``ct.status`` offers them: the Status enum itself.
+status = Status
 from .workflow.deps import DepsBash, DepsCall, DepsModule, DepsPip
 from .workflow.electron import Electron, electron
 from .workflow.lattice import Lattice, lattice
