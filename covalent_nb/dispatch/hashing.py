@@ -161,6 +161,8 @@ class Hasher:
         try:
             digester = value_digesters.lookup(kind) or _reduced
             result = digester(value, self)
+        except RecursionError:
+            raise Unhashable(f"a {kind.__name__} nested too deeply to key") from None
         finally:
             self._active.discard(oid)
         self._memo[oid] = (result, value)

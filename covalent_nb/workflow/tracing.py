@@ -40,7 +40,8 @@ _local = threading.local()
 class Build:
     """The state of one trace in progress: the graph and the replacements."""
 
-    __slots__ = ("graph", "replacements", "replaced", "electron_names", "signatures", "_outer")
+    __slots__ = ("graph", "replacements", "replaced", "electron_names", "signatures", "open_containers",
+                 "_outer")
 
     def __init__(self, replacements: Optional[dict] = None) -> None:
         self.graph = TransportGraph()
@@ -48,6 +49,7 @@ class Build:
         self.replaced: set = set()
         self.electron_names: set = set()
         self.signatures: dict = {}  # id(function) -> signature, for this trace (functions live as long)
+        self.open_containers: list = []  # ids of the containers being wired, outermost first
 
     def __enter__(self) -> "Build":
         self._outer = getattr(_local, "build", None)
@@ -343,28 +345,82 @@ def _internal_call(build: Build, name: str, kind: str, function: Callable, args:
     return BoundElectron(node, name, build)
 
 
+#: Containers nested deeper than this inside an argument are not unfolded into
+#: collector nodes (Covalent unfolds every level, and recursion fails near 500).
+MAX_NESTING = 100
+
+
 def _connect(build: Build, value: Any, node: int, edge_name: str, param_type: str,
              arg_index: Optional[int]) -> None:
     kind = type(value)
     graph = build.graph
     if kind is BoundElectron:
         graph.add_edge(value.node_id, node, edge_name, param_type, arg_index)
-    elif kind in _COLLECTORS or isinstance(value, (list, tuple, set, frozenset)) and not hasattr(value, "_fields"):
-        collector = _COLLECTORS.get(kind) or _COLLECTORS[next(t for t in _COLLECTORS if isinstance(value, t))]
-        items = tuple(value)
-        bound = _internal_call(build, ELECTRON_LIST_NAME, NodeKind.ELECTRON_LIST, collector, items)
-        graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
-    elif isinstance(value, dict) and all(type(k) is str for k in value):
-        bound = _internal_call(build, ELECTRON_DICT_NAME, NodeKind.ELECTRON_DICT, _as_dict, (), value)
-        graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
-    elif _holds_output(value):
-        # A structure holding electron outputs: gathered, then rebuilt when its inputs are known.
-        collector, items = _gatherer(value)
-        bound = _internal_call(build, ELECTRON_LIST_NAME, NodeKind.ELECTRON_LIST, collector, items)
+        return
+    is_sequence = kind in _COLLECTORS or (isinstance(value, (list, tuple, set, frozenset))
+                                          and not hasattr(value, "_fields"))
+    is_str_dict = not is_sequence and isinstance(value, dict) and all(type(k) is str for k in value)
+    holds_output = not (is_sequence or is_str_dict) and _holds_output(value)
+    if is_sequence or is_str_dict or holds_output:
+        opened = build.open_containers
+        if len(opened) >= MAX_NESTING or id(value) in opened:
+            _connect_as_value(build, value, node, edge_name, param_type, arg_index,
+                              "contains itself" if id(value) in opened else
+                              f"is nested more than {MAX_NESTING} levels deep")
+            return
+        opened.append(id(value))
+        try:
+            if is_sequence:
+                collector = _COLLECTORS.get(kind) or _COLLECTORS[next(t for t in _COLLECTORS if isinstance(value, t))]
+                bound = _internal_call(build, ELECTRON_LIST_NAME, NodeKind.ELECTRON_LIST, collector, tuple(value))
+            elif is_str_dict:
+                bound = _internal_call(build, ELECTRON_DICT_NAME, NodeKind.ELECTRON_DICT, _as_dict, (), value)
+            else:  # a structure holding electron outputs: gathered, then rebuilt when its inputs are known
+                collector, items = _gatherer(value)
+                bound = _internal_call(build, ELECTRON_LIST_NAME, NodeKind.ELECTRON_LIST, collector, items)
+        finally:
+            opened.pop()
         graph.add_edge(bound.node_id, node, edge_name, param_type, arg_index)
     else:
         parameter = graph.add_node(PARAMETER_PREFIX + _text_of(value), NodeKind.PARAMETER, None, value, None)
         graph.add_edge(parameter, node, edge_name, param_type, arg_index)
+
+
+def _connect_as_value(build: Build, value: Any, node: int, edge_name: str, param_type: str,
+                      arg_index: Optional[int], why: str) -> None:
+    """Wire a container that *why* keeps from being unfolded as one parameter (its value as is).
+
+    Refused when an electron's output sits anywhere inside: it would arrive as a placeholder.
+    """
+    if _finds_output(value):
+        raise TypeError(f"an argument of node {node} {why} and holds an electron's output, which "
+                        "covalent_nb cannot trace; pass that output as an argument of its own (or "
+                        "flatten the structure)")
+    parameter = build.graph.add_node(PARAMETER_PREFIX + _text_of(value), NodeKind.PARAMETER, None, value, None)
+    build.graph.add_edge(parameter, node, edge_name, param_type, arg_index)
+
+
+def _finds_output(value: Any) -> bool:
+    """Like :func:`_holds_output`, at any depth and through cycles (iterative)."""
+    seen: set = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is BoundElectron:
+            return True
+        if id(item) in seen or isinstance(item, (str, bytes, int, float, complex, type(None), type)):
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif dataclasses.is_dataclass(item):
+            stack.extend(getattr(item, f.name, None) for f in dataclasses.fields(item))
+        elif isinstance(getattr(item, "__dict__", None), dict):
+            stack.extend(item.__dict__.values())
+    return False
 
 
 def _gatherer(value: Any) -> tuple:

@@ -483,3 +483,35 @@ def test_cancelling_a_node_whose_parent_runs_ends_the_dispatch_and_cancels_what_
     statuses = [result.get_node_result(i)["status"] for i in range(len(result.graph))]
     assert result.status == "CANCELLED", statuses
     assert statuses[0] == statuses[3] == "COMPLETED" and statuses[2] == statuses[5] == "CANCELLED"
+
+
+
+def _rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+@ct.electron
+def length_of(data):
+    return len(data)
+
+
+def test_idle_local_worker_threads_keep_no_task_or_argument_alive():
+    import gc
+
+    @ct.lattice
+    def flow(data):
+        return length_of(data)
+
+    ct.set_config(store="memory")  # the store's copies are not what this is about
+    try:
+        gc.collect()
+        before = _rss_mb()
+        dispatch_id = ct.dispatch(flow)(b"x" * 200_000_000)
+        assert ct.get_result(dispatch_id, wait=True).result == 200_000_000
+        ct.delete_dispatch(dispatch_id)
+        gc.collect()
+        grown = _rss_mb() - before
+    finally:
+        ct.set_config(store="sqlite")
+    assert grown < 100, f"{grown:.0f} MB of a deleted dispatch's 200 MB argument is still held"

@@ -408,3 +408,66 @@ def test_structures_of_different_types_with_equal_parts_are_not_reused_for_each_
     second = ct.dispatch_sync(as_other)(2)
     gather = lambda r: next(i for i in range(len(r.graph)) if r.graph.kinds[i] == "electron_list")
     assert first.get_node_result(gather(first))["key"] != second.get_node_result(gather(second))["key"]
+
+
+def _nested(levels, innermost):
+    outer = current = []
+    for _ in range(levels - 1):
+        inner = []
+        current.append(inner)
+        current = inner
+    current.append(innermost)
+    return outer
+
+
+def _depth(value):
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth, value
+
+
+@ct.electron
+def depth_of(x):
+    return _depth(x)
+
+
+@pytest.mark.parametrize("levels", [600, 3000])
+def test_an_argument_nested_hundreds_of_levels_deep_traces_and_arrives_whole(levels):
+    @ct.lattice
+    def flow(x):
+        return depth_of(x)
+
+    result = ct.dispatch_sync(flow)(_nested(levels, "core"))
+    assert result.status == ct.status.COMPLETED, result.error
+    assert result.result == (levels, "core")
+    # the first ct.tracing.MAX_NESTING levels unfold into collector nodes as Covalent's do
+    lists = [n for n in result.graph.names if n == ":electron_list:"]
+    assert len(lists) == 100
+
+
+def test_a_list_that_contains_itself_traces_and_keeps_its_cycle():
+    # The outer list unfolds into a collector node as any list does; where the list comes
+    # back to itself, the rest is passed as one value, so the cycle arrives intact one level in.
+    @ct.electron
+    def shape(x):
+        return len(x), x[0], x[1][1] is x[1], x[1][0]
+
+    @ct.lattice
+    def flow(x):
+        return shape(x)
+
+    loop = [1]
+    loop.append(loop)
+    result = ct.dispatch_sync(flow)(loop)
+    assert result.status == ct.status.COMPLETED, result.error
+    assert result.result == (2, 1, True, 1)
+
+
+def test_an_output_buried_deeper_than_the_unfolding_limit_is_refused_with_a_clear_error():
+    @ct.lattice
+    def flow():
+        return depth_of(_nested(150, task(1)))
+
+    with pytest.raises(TypeError, match="nested more than 100 levels deep and holds an electron's output"):
+        ct.dispatch(flow)()
