@@ -639,8 +639,8 @@ class Dispatcher:
                 result.status = Status.COMPLETED
         try:
             self.services.make_durable(self._dispatch_record())  # durable before reported ended
-        except Exception:
-            result.store_error = traceback.format_exc()
+        except Exception as exc:  # the store says what failed; the dispatch itself has ended
+            result.store_error = str(exc) or repr(exc)
         self.services.publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
         self.services.ended(result.dispatch_id)
         result._finish()  # runs the done callbacks, then wakes the waiters

@@ -52,8 +52,8 @@ from .reading import build_result, fill_records
 from .records import decode_batch
 from ..states import NodeKind, Status, now_us
 from .upkeep import delete, mark_interrupted, recover
-from .values import BLOB, INLINE, NotStored, StoreError, dumps, reason_of
-from .writer import Submission, Writer
+from .values import BLOB, INLINE, NotStored, StoreError, StoreUnavailable, dumps, reason_of
+from .writer import DELAYED, Submission, Writer
 
 __all__ = ["SQLiteStore"]
 
@@ -207,6 +207,8 @@ class SQLiteStore:
         try:
             submission = self._submission(result)
             self.writer.request("submit", submission)
+        except StoreUnavailable as exc:  # kept by the writer, written once the store can be
+            result.store_error = DELAYED + str(exc)
         except Exception as exc:  # noqa: BLE001
             result.store_error = f"the dispatch could not be stored in {self.home}: {reason_of(exc)}"
             log.warning("covalent_nb: %s", result.store_error)
@@ -226,6 +228,9 @@ class SQLiteStore:
             return  # never stored (see dispatch_submitted)
         try:
             self.writer.request("end", record)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"{DELAYED}the end of dispatch {record.dispatch_id} is known in this "
+                                   f"kernel only for now: {exc}") from None
         except Exception as exc:
             raise StoreError(f"the records of dispatch {record.dispatch_id} could not be written to "
                              f"{self.db_path}: {reason_of(exc)}") from exc
@@ -345,8 +350,8 @@ class SQLiteStore:
     def list_dispatches(self, limit: Optional[int] = None, include_sublattices: bool = False) -> DispatchList:
         """Summaries of the stored dispatches, newest first (see :mod:`.history`)."""
         self.recover()
-        query = ("SELECT dispatch_id, lattice_name, status, start_us, end_us, parent_id, reused, recomputed "
-                 "FROM dispatches" + ("" if include_sublattices else " WHERE sublattice = 0") +
+        query = ("SELECT dispatch_id, lattice_name, status, start_us, end_us, parent_id, reused, recomputed, "
+                 "error FROM dispatches" + ("" if include_sublattices else " WHERE sublattice = 0") +
                  " ORDER BY submitted_us DESC, seq DESC")
         parameters: tuple = ()
         if limit is not None:

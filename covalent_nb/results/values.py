@@ -15,7 +15,7 @@ from typing import Any
 
 from ..serialization import Thawer, dumps, loads, reason_of
 
-__all__ = ["StoreError", "NotStored", "UnstoredFunction", "dumps", "loads", "Thawer", "INLINE", "BLOB",
+__all__ = ["StoreError", "StoreUnavailable", "sql_text", "NotStored", "UnstoredFunction", "dumps", "loads", "Thawer", "INLINE", "BLOB",
            "reason_of"]
 
 INLINE = b"="
@@ -25,6 +25,29 @@ BLOB = b"@"
 
 class StoreError(RuntimeError):
     """A stored record or value cannot be read (missing, corrupted or unloadable)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be written now (disk full, read-only, damaged); the records wait in memory.
+
+    The store's writer keeps what it could not write and tries again, with growing
+    pauses, until the cause goes away; nothing of the dispatch in the kernel is lost.
+    """
+
+
+def sql_text(value: Any) -> Any:
+    """*value* as SQLite can store it: a ``str`` that is not valid UTF-8 gets its bad characters escaped.
+
+    ``os.fsdecode`` turns a Latin-1 file name into lone surrogates (``'caf\\udce9'``),
+    which SQLite's UTF-8 text refuses; they are kept as ``\\udce9`` escapes.
+    Anything else is returned as it is.
+    """
+    if type(value) is str and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 class NotStored:

@@ -35,9 +35,10 @@ from typing import Any, NamedTuple, Optional
 
 from .blobs import blob_digest
 from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
+from ..dispatch.runtime import RUNTIME
 from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
-from .values import BLOB, INLINE, dumps, reason_of
+from .values import BLOB, INLINE, StoreUnavailable, dumps, reason_of, sql_text
 
 __all__ = ["Writer", "Waiter", "Submission"]
 
@@ -45,6 +46,48 @@ log = logging.getLogger(__name__)
 
 _NODE_KINDS = frozenset({"node_completed", "node_failed", "node_cancelled", "node_reused"})
 _RETRIES = 3
+#: Seconds before the first new attempt to write to a store that could not be written;
+#: the pause doubles after each failed attempt, up to RETRY_MAX_S.
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 5.0
+
+
+def is_outage(error: BaseException) -> bool:
+    """True when *error* comes from the store's surroundings, not from the records written.
+
+    Disk full, a read-only file or directory, a lock held too long, a damaged
+    database file: trying again later can succeed.  A record that cannot be
+    encoded fails every time; it is set apart instead (see ``Writer._skip``).
+    """
+    return isinstance(error, (OSError, sqlite3.OperationalError)) or type(error) is sqlite3.DatabaseError
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
+def _dispatch_ids(items: list) -> list:
+    ids = []
+    for kind, payload, _ in items:
+        if kind == "submit":
+            ids.append(payload.row["dispatch_id"])
+        elif kind == "events":
+            ids.append(payload[0].dispatch_id)
+        elif kind == "end":
+            ids.append(payload.dispatch_id)
+    return list(dict.fromkeys(ids))
+
+
+def _clear_store_error(dispatch_id: str) -> None:
+    """The delayed records of a dispatch are written: its result in this kernel stops saying otherwise."""
+    result = RUNTIME.registry.lookup(dispatch_id)
+    if result is not None and (getattr(result, "store_error", None) or "").startswith(DELAYED):
+        result.store_error = None
+
+
+#: How ``Result.store_error`` starts while a dispatch's records wait for the store.
+DELAYED = "not yet durable: "
 
 
 
@@ -117,6 +160,10 @@ class Writer:
         self._urgent = threading.Event()
         self._state_lock = threading.Lock()
         self._stopped = False
+        #: Why the store cannot be written, while it cannot (None when it can).
+        self.outage: Optional[str] = None
+        #: Dispatches with records waiting for the store to be writable again.
+        self.deferred: set = set()
         self.thread = threading.Thread(target=self._main, name="covalent_nb-store-writer", daemon=True)
         self.thread.start()
 
@@ -143,52 +190,153 @@ class Writer:
         get = self.queue.get
         empty = self.queue.empty
         stopping = False
+        pending: list = []  # items the store could not take (an outage), retried first, in order
+        pause = RETRY_FIRST_S
         while not stopping:
-            items = [get()]
-            if items[0][2] is None:
-                self._gather()
+            if pending:
+                try:
+                    items = pending + [get(timeout=pause)]
+                except queue.Empty:
+                    items = list(pending)
+            else:
+                items = [get()]
+                if items[0][2] is None:
+                    self._gather()
             while not empty():
                 items.append(get())
             stopping = any(item[0] == "stop" for item in items)
-            error: Optional[BaseException] = None
-            for attempt in range(_RETRIES):
-                try:
-                    self._write(items)
-                    error = None
-                    break
-                except sqlite3.OperationalError as exc:  # locked for longer than the timeout
-                    error = exc
-                    self._rollback()
-                    time.sleep(0.05 * (attempt + 1))
-                except BaseException as exc:  # noqa: BLE001 - reported to the waiters
-                    error = exc
-                    self._rollback()
-                    break
-            if error is not None:
-                log.error("covalent_nb store: writing to %s failed: %s", self.store.location, reason_of(error))
-                for kind, payload, _ in items:  # these dispatches will not come back to the writer
-                    if kind == "submit":
-                        self.progress.pop(payload.result.dispatch_id, None)
-                    elif kind == "end":
-                        self.progress.pop(payload.dispatch_id, None)
+            pending = self._write_all(items)
+            pause = min(pause * 2, RETRY_MAX_S) if pending else RETRY_FIRST_S
             late: list = []
             if stopping:
+                if pending:
+                    log.error("covalent_nb store: %s could not be written before this process ended (%s); "
+                              "the records of dispatch(es) %s are not in it", self.store.location,
+                              self.outage, ", ".join(_dispatch_ids(pending)) or "-")
                 self._checkpoint()
                 with self._state_lock:
                     self._stopped = True
                     while not empty():
                         late.append(get())
-            for item in items:
-                if item[2] is not None:
-                    item[2].set(error)
             for item in late:  # queued while stopping: never written
                 if item[2] is not None:
                     item[2].set(RuntimeError("the store's writer thread has stopped"))
             items = late = []  # hold no dispatch while idle: its frozen data may be large
-            item = payload = None
-            if not stopping and empty():
+            if not stopping and not pending and empty():
                 self._idle()
         conn.close()
+
+    def _write_all(self, items: list) -> list:
+        """Write *items*; return those to try again later because the store cannot be written.
+
+        One item that cannot be written for a reason of its own (a record that
+        does not encode) is set apart and never takes the others with it: the
+        items are then written one by one.  A cause outside the items (disk
+        full, a read-only home, a damaged file) keeps them, and those after
+        them, for later (:attr:`outage` says why).
+        """
+        error = self._attempt(items)
+        if error is None:
+            self._written(items)
+            return []
+        rest = items
+        if not is_outage(error):
+            rest = []
+            for index, item in enumerate(items):
+                error = self._attempt([item]) if len(items) > 1 else error
+                if error is None:
+                    self._written([item])
+                elif is_outage(error):
+                    rest = items[index:]
+                    break
+                else:
+                    self._skip(item, error)
+            if not rest:
+                self._written([])
+                return []
+        return self._defer(rest, error)
+
+    def _attempt(self, items: list) -> Optional[BaseException]:
+        """Prepare and commit *items* in one transaction; the exception if that failed."""
+        for attempt in range(_RETRIES):
+            try:
+                self._write(items)
+                return None
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                if not _is_busy(exc) or attempt == _RETRIES - 1:
+                    return exc
+                time.sleep(0.05 * (attempt + 1))  # locked by another process for longer than the timeout
+            except BaseException as exc:  # noqa: BLE001 - reported to the waiters
+                self._rollback()
+                return exc
+        return None  # not reached
+
+    def _written(self, items: list) -> None:
+        """*items* are committed: wake their waiters; end an outage if one was on."""
+        for item in items:
+            if item[2] is not None:
+                item[2].set(None)
+        if self.outage is not None:
+            log.warning("covalent_nb: the store in %s can be written again; the records kept while it "
+                        "could not be are written", self.store.location)
+            self.outage = None
+            for did in self.deferred:
+                _clear_store_error(did)
+            self.deferred.clear()
+
+    def _defer(self, items: list, error: BaseException) -> list:
+        """The store cannot be written: keep *items* (waiters answered now) for the next attempt."""
+        cause = reason_of(error)
+        if self.outage is None:
+            log.warning("covalent_nb: the store in %s cannot be written (%s). The records of the dispatches "
+                        "ending meanwhile are kept in this process and written as soon as it can be; their "
+                        "results stay readable in this kernel.", self.store.location, cause)
+        self.outage = cause
+        kept = []
+        for kind, payload, waiter in items:
+            if waiter is not None:
+                waiter.set(StoreUnavailable(f"{self.store.location} cannot be written now ({cause}); the "
+                                            "records are kept in memory and written when it can be"))
+            if kind == "submit":
+                self.deferred.add(payload.row["dispatch_id"])
+            elif kind == "end":
+                self.deferred.add(payload.dispatch_id)
+            if kind in ("submit", "events", "end"):
+                kept.append((kind, payload, None))
+        return kept
+
+    def _skip(self, item: tuple, error: BaseException) -> None:
+        """*item* cannot be written for a reason of its own: write what can be of it, say so."""
+        kind, payload, waiter = item
+        did = _dispatch_ids([item])[0] if kind in ("submit", "events", "end") else "-"
+        log.error("covalent_nb store: a record of dispatch %s could not be written to %s and was left out: %s",
+                  did, self.store.location, reason_of(error))
+        if kind == "submit":
+            self.progress.pop(did, None)  # its later records have nowhere to go
+        elif kind == "end":
+            error = self._end_bare(payload, error) or error
+            if error is None:
+                self.progress.pop(did, None)
+        if waiter is not None:
+            waiter.set(error)
+
+    def _end_bare(self, record: Any, error: BaseException) -> Optional[BaseException]:
+        """Record just a dispatch's final status, so that it never stays RUNNING; None once done."""
+        status = record.status if record.status in ENDED else Status.FAILED
+        note = f"{record.error or ''}\n(covalent_nb: part of this dispatch's records could not be stored: " \
+               f"{reason_of(error)})".strip()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, "
+                               "updated_us = ? WHERE dispatch_id = ?",
+                               (str(status), sql_text(note), record.start_us, record.end_us, now_us(),
+                                record.dispatch_id))
+            self._conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001
+            self._rollback()
+            return exc
+        return None
 
     def _gather(self) -> None:
         """Let events accumulate for a moment: fewer, larger transactions.
@@ -281,56 +429,68 @@ class Writer:
             if data is not None:
                 store.blobs.put(data, digest)
         conn = self._conn
-        now = tx.now
         durable = bool(tx.submissions or tx.ends)
         if durable:
             conn.execute("PRAGMA synchronous = FULL")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            # A concurrent delete in another process may have removed a blob
-            # between our write and our lock; deletes hold the lock while they
-            # unlink, so checking now is enough.
-            for digest, data, did, value in tx.blobs:
-                if not store.blobs.exists(digest):
-                    store.blobs.put(data if data is not None else dumps(value), digest)
-            parts: list = []  # (dispatch id, part, value)
-            for submission in tx.submissions:
-                row = submission.row
-                row["updated_us"] = now
-                conn.execute(f"INSERT INTO dispatches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                             tuple(row.values()))
-                did = row["dispatch_id"]
-                parts.extend((did, name, value) for name, value in submission.parts.items())
-            if tx.plans:
-                conn.executemany("UPDATE dispatches SET status = ?, start_us = ?, updated_us = ? "
-                                 "WHERE dispatch_id = ? AND status = 'NEW_OBJECT'",
-                                 [(status, start, now, did) for status, start, _, _, did in tx.plans])
-                parts.extend((did, "plan", plan) for _, _, plan, _, did in tx.plans)
-            if tx.batches:
-                conn.executemany("INSERT INTO node_batches (dispatch_id, payload) VALUES (?, ?)", tx.batches)
-                conn.executemany("UPDATE dispatches SET updated_us = ? WHERE dispatch_id = ?",
-                                 [(now, did) for did in dict.fromkeys(did for did, _ in tx.batches)])
-            if tx.blob_refs:
-                conn.executemany("INSERT OR IGNORE INTO blob_refs (digest, dispatch_id, size) VALUES (?, ?, ?)",
-                                 tx.blob_refs)
-            if tx.finals:
-                conn.executemany(
-                    "UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, updated_us = ?, "
-                    "reused = ?, recomputed = ? WHERE dispatch_id = ?",
-                    [f.row for f in tx.finals])
-                for final in tx.finals:
-                    parts.append((final.dispatch_id, "outcome", final.outcome))
-                    if final.plan is not None:
-                        parts.append((final.dispatch_id, "plan", final.plan))
-            if parts:
-                conn.executemany("INSERT OR REPLACE INTO dispatch_parts (dispatch_id, part, value) VALUES (?, ?, ?)",
-                                 parts)
-            if tx.containers:
-                conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", tx.containers)
-            conn.execute("COMMIT")
+            self._transaction(tx)
+        except BaseException:
+            self._rollback()  # before the PRAGMA below, which a transaction left open would refuse
+            raise
         finally:
             if durable:
-                conn.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                except sqlite3.Error as exc:  # never hide the write's own outcome
+                    log.debug("covalent_nb store: synchronous left FULL: %s", exc)
+
+    def _transaction(self, tx: "_Transaction") -> None:
+        """The SQLite transaction of :meth:`_commit` (the caller rolls back on failure)."""
+        store = self.store
+        conn = self._conn
+        now = tx.now
+        conn.execute("BEGIN IMMEDIATE")
+        # A concurrent delete in another process may have removed a blob
+        # between our write and our lock; deletes hold the lock while they
+        # unlink, so checking now is enough.
+        for digest, data, did, value in tx.blobs:
+            if not store.blobs.exists(digest):
+                store.blobs.put(data if data is not None else dumps(value), digest)
+        parts: list = []  # (dispatch id, part, value)
+        for submission in tx.submissions:
+            row = submission.row
+            row["updated_us"] = now
+            conn.execute(f"INSERT INTO dispatches ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(sql_text(v) for v in row.values()))
+            did = row["dispatch_id"]
+            parts.extend((did, name, value) for name, value in submission.parts.items())
+        if tx.plans:
+            conn.executemany("UPDATE dispatches SET status = ?, start_us = ?, updated_us = ? "
+                             "WHERE dispatch_id = ? AND status = 'NEW_OBJECT'",
+                             [(status, start, now, did) for status, start, _, _, did in tx.plans])
+            parts.extend((did, "plan", plan) for _, _, plan, _, did in tx.plans)
+        if tx.batches:
+            conn.executemany("INSERT INTO node_batches (dispatch_id, payload) VALUES (?, ?)", tx.batches)
+            conn.executemany("UPDATE dispatches SET updated_us = ? WHERE dispatch_id = ?",
+                             [(now, did) for did in dict.fromkeys(did for did, _ in tx.batches)])
+        if tx.blob_refs:
+            conn.executemany("INSERT OR IGNORE INTO blob_refs (digest, dispatch_id, size) VALUES (?, ?, ?)",
+                             tx.blob_refs)
+        if tx.finals:
+            conn.executemany(
+                "UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, updated_us = ?, "
+                "reused = ?, recomputed = ? WHERE dispatch_id = ?",
+                [f.row for f in tx.finals])
+            for final in tx.finals:
+                parts.append((final.dispatch_id, "outcome", final.outcome))
+                if final.plan is not None:
+                    parts.append((final.dispatch_id, "plan", final.plan))
+        if parts:
+            conn.executemany("INSERT OR REPLACE INTO dispatch_parts (dispatch_id, part, value) VALUES (?, ?, ?)",
+                             parts)
+        if tx.containers:
+            conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", tx.containers)
+        conn.execute("COMMIT")
 
     # -- building records ----------------------------------------------------------
     def _encode(self, did: str, records: list, by_value: bool, tx: "_Transaction") -> bytes:
@@ -412,7 +572,7 @@ class Writer:
             plan = _encode_plan(record.plan)  # blocked nodes got their reasons after the start
         outcome = pickle.dumps({"executor_names": sorted(record.executor_names),
                                 "result_node": record.result_node}, protocol=5)
-        row = (str(status), record.error, record.start_us, record.end_us, now_us(), record.reused,
+        row = (str(status), sql_text(record.error), record.start_us, record.end_us, now_us(), record.reused,
                record.ran, did)
         return _Final(did, row, outcome, plan)
 
