@@ -1,6 +1,6 @@
 """What ``executor="dask"`` costs per task, and when Dask pays off.
 
-One LocalCluster (worker processes, 1 thread each, on 127.0.0.1) serves every
+The kernel's own cluster (worker processes, 1 thread each, on 127.0.0.1, TLS) serves every
 measurement, so covalent_nb and plain ``client.submit`` meet the same
 scheduler and workers.  Every number is the median of ``--repeats`` runs,
 after a warm-up run of each kind.
@@ -199,7 +199,7 @@ def scaling_rows(task_ms: list, copies: int, repeats: int) -> list:
 
 # -- the report ----------------------------------------------------------------------------------
 def markdown(overhead: list, scaling: list, workers: int, copies: int) -> str:
-    lines = [f"Overhead on one LocalCluster ({workers} worker processes x 1 thread), trivial tasks:", "",
+    lines = [f"Overhead on the kernel's cluster ({workers} worker processes x 1 thread, TLS), trivial tasks:", "",
              "| workload | tasks | how | wall (median) | per task | vs plain |",
              "| --- | ---: | --- | ---: | ---: | ---: |"]
     for row in overhead:
@@ -254,14 +254,15 @@ def main() -> None:
     options = parser.parse_args()
 
     import distributed
-    from distributed import Client, LocalCluster
+    from distributed import Client, SpecCluster
 
     from covalent_nb.dispatch.executors.dask import close_local_cluster, local_cluster
 
     ct.set_config(store="memory", dask_address=None, dask_workers=options.workers,
                   dask_threads_per_worker=1, dask_dashboard=False)
-    cluster: LocalCluster = local_cluster()  # the cluster executor="dask" uses
-    client = Client(cluster, set_as_default=False)  # a second client on it, for the plain side
+    cluster: SpecCluster = local_cluster()  # the cluster executor="dask" uses
+    # a second client on it, for the plain side (with the cluster's TLS credentials)
+    client = Client(cluster, security=cluster.security, set_as_default=False)
     try:
         client.wait_for_workers(options.workers)
         overhead = overhead_rows(client, options.fanout, options.chain, options.repeats)

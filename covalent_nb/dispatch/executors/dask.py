@@ -37,7 +37,8 @@ from functools import partial
 from typing import Any, Callable, Iterable, Optional
 
 import distributed
-from distributed import Client, LocalCluster
+from distributed import Client, SpecCluster
+from distributed.security import Security
 
 from ...config import get_config
 from ...serialization import loads
@@ -162,9 +163,20 @@ def _give_up(run: list, position: int, deliver: Callable[[tuple], None],
 
 
 # -- the executor -------------------------------------------------------------------
-def local_cluster() -> LocalCluster:
-    """The kernel's shared ``LocalCluster`` (what ``executor="dask"`` uses), started if needed."""
+def local_cluster() -> SpecCluster:
+    """The kernel's own cluster (what ``executor="dask"`` uses), started if needed.
+
+    A ``distributed.SpecCluster`` like ``LocalCluster``: the scheduler in this
+    process, worker processes on 127.0.0.1, TLS with credentials of its own
+    (see :mod:`covalent_nb.dispatch.executors.dask_cluster`).
+    """
     return dask_connection.local_connection().cluster
+
+
+def _in_memory(security: Security) -> bool:
+    """True when *security* holds key material itself (``Security.temporary()``), not file paths."""
+    return any(isinstance(getattr(security, field, None), str) and "\n" in getattr(security, field)
+               for field in Security.__slots__)
 
 
 class DaskExecutor(Executor):
@@ -173,11 +185,19 @@ class DaskExecutor(Executor):
     Args:
         address: the scheduler's address, e.g. ``"tcp://127.0.0.1:8786"``.
             Without it (and without *client*), the ``dask_address`` setting is
-            used, and when that is None too, the kernel's shared
-            ``LocalCluster``, started on first use and closed at exit.
+            used, and when that is None too, the kernel's own cluster
+            (worker processes on this machine, TLS with credentials made for
+            it), started on first use and closed at exit.
         client: an existing ``distributed.Client`` to submit through; it
             stays the caller's and is never closed here.
         scheduler_address: Covalent's name for *address*.
+        security: a ``distributed.security.Security`` the client presents to
+            the scheduler at *address* (TLS certificates and keys).  Without
+            it, Dask's own settings apply (``distributed.comm.tls.*`` in the
+            Dask configuration; plain TCP unless they say otherwise).  It
+            travels with the lattice (redispatch snapshots, the store) only
+            when it names files: in-memory keys are never written anywhere,
+            so a redispatch in another process uses Dask's settings.
 
     Example::
 
@@ -191,7 +211,7 @@ class DaskExecutor(Executor):
     fuses_chains = True
 
     def __init__(self, address: Optional[str] = None, *, client: Optional[Client] = None,
-                 scheduler_address: Optional[str] = None) -> None:
+                 scheduler_address: Optional[str] = None, security: Optional[Security] = None) -> None:
         if address and scheduler_address and address != scheduler_address:
             raise ValueError("give address or scheduler_address (Covalent's name), not both")
         address = address or scheduler_address or None
@@ -199,15 +219,22 @@ class DaskExecutor(Executor):
             raise ValueError("give address or client, not both")
         if client is not None and not isinstance(client, Client):
             raise TypeError(f"client must be a distributed.Client, not {type(client).__name__}")
+        if security is not None and not isinstance(security, Security):
+            raise TypeError(f"security must be a distributed.security.Security, not {type(security).__name__}")
+        if security is not None and client is not None:
+            raise ValueError("give security with an address; a client brings its own")
         self.address = address
         self.client_given = client
+        self.security = security
+
         # Kept now: a pickled executor points where its client pointed, even once it is closed.
         self._client_address = getattr(client.scheduler, "address", None) if client is not None else None
 
     # The executor travels inside pickled lattices (redispatch snapshots): keep
     # only where it points, never the live client.
     def __reduce__(self):
-        return (DaskExecutor, (self.address or self._client_address,))
+        security = self.security if self.security is not None and not _in_memory(self.security) else None
+        return (partial(DaskExecutor, security=security), (self.address or self._client_address,))
 
     def __repr__(self) -> str:
         if self.client_given is not None:
@@ -231,7 +258,7 @@ class DaskExecutor(Executor):
                                    "closed; give it an open client, or an address")
             return dask_connection.connect(kind, lambda: Connection(client, owns_client=False))
         if kind[0] == "address":
-            return dask_connection.by_address(kind[1])
+            return dask_connection.by_address(kind[1], self.security)
         return dask_connection.local_connection()
 
     @property
@@ -253,6 +280,11 @@ class DaskExecutor(Executor):
 
     def submit_many(self, runs: list, deliver: Callable[[tuple], None], cancel: CancelFlag) -> None:
         """Submit every node of *runs* as its own Dask task, links of a run chained by futures."""
+        closed = dask_connection.closed_dispatches()
+        if closed:
+            runs = self._refuse_closed(runs, closed, deliver)
+            if not runs:
+                return
         try:
             connection = self.connection()
         except Exception as exc:
@@ -335,9 +367,28 @@ class DaskExecutor(Executor):
 
     def dispatch_ended(self, dispatch_id: str) -> None:
         """Forget the dispatch's futures so Dask can release their data."""
-        for connection in dask_connection.connections():
-            connection.forget(dispatch_id)
+        dask_connection.forget_everywhere(dispatch_id)
+
+    @staticmethod
+    def _refuse_closed(runs: list, closed: dict, deliver: Callable[[tuple], None]) -> list:
+        """Fail at once the runs of dispatches whose connection was closed under them; the other runs."""
+        kept = []
+        for run in runs:
+            why = closed.get(run[0].dispatch_id)
+            if why is None:
+                kept.append(run)
+                continue
+            for spec in run:
+                deliver(Failed(spec.node_id, f"covalent_nb: {why} while this dispatch ran; "
+                                             "its remaining Dask nodes do not run"))
+        return kept
 
     def shutdown(self) -> None:
-        """Close the connection this executor uses; a client passed in stays open."""
-        dask_connection.close(self._kind())
+        """Close the connection this executor uses; a client passed in stays open.
+
+        Dispatches running through it end within seconds: every node whose
+        outcome has not arrived fails, saying the executor was shut down, and
+        the nodes of those dispatches not yet submitted fail when they would
+        be.  A later dispatch connects again.
+        """
+        dask_connection.close(self._kind(), f"{self!r} was shut down")

@@ -17,30 +17,35 @@ a collector thread
     / ``Skipped``.
 
 Connections are shared: one per scheduler address, one per client a user
-passed in, and one kernel-wide ``LocalCluster`` (started on first use from the
-``dask_*`` settings, closed at exit).
+passed in, and one kernel-wide cluster (:mod:`.dask_cluster`, started on first
+use from the ``dask_*`` settings, closed at exit).
+
+Closing a connection (``DaskExecutor.shutdown()``, ``ct.shutdown()``, exit)
+ends what still runs through it: every node whose outcome has not arrived is
+delivered ``Failed`` with the reason, so its dispatch ends FAILED at once
+instead of waiting for outcomes that the closed client can no longer receive.
 """
 
 from __future__ import annotations
 
 import atexit
-import logging
 import queue
 import threading
 import traceback
 import uuid
 from typing import Any, Callable, Optional
 
-import dask
-from distributed import Client, LocalCluster
+from distributed import Client, SpecCluster
 from distributed.scheduler import KilledWorker
+from distributed.security import Security
 
 from ...config import get_config
 from ..messages import Done, Failed, Skipped, Started
 from ..runtime import RUNTIME
+from .dask_cluster import start_cluster
 
 __all__ = ["Connection", "DispatchState", "connect", "by_address", "local_connection",
-           "close_local_cluster", "close", "connections"]
+           "close_local_cluster", "close", "connections", "closed_dispatches", "forget_everywhere"]
 
 
 class DispatchState:
@@ -90,13 +95,19 @@ class Connection:
     ``_dispatches_lock``.
     Other threads: Dask's callback thread only queues finished futures
     (:meth:`finished`); outcomes reach dispatchers as messages through each
-    :class:`DispatchState`'s ``deliver``.
+    :class:`DispatchState`'s ``deliver``.  :meth:`close` (any thread) settles
+    the outcomes that will never arrive, holding ``_settle_lock`` as the
+    collector does for each batch, so a node gets exactly one outcome.
     """
 
-    def __init__(self, client: Client, owns_client: bool, cluster: Optional[LocalCluster] = None) -> None:
+    def __init__(self, client: Client, owns_client: bool, cluster: Optional[SpecCluster] = None,
+                 security: Optional[Security] = None) -> None:
         self.client = client
         self.owns_client = owns_client
         self.cluster = cluster
+        #: The credentials of the kernel's own cluster (None for a cluster reached by address).
+        self.security = security
+        self._settle_lock = threading.Lock()
         self.address: str = client.scheduler.address
         self.topic = f"covalent_nb-started-{uuid.uuid4().hex}"
         self.dispatches: dict = {}  # dispatch id -> DispatchState, under _dispatches_lock
@@ -126,6 +137,11 @@ class Connection:
         with self._dispatches_lock:
             return self.dispatches.get(dispatch_id)
 
+    def dispatch_ids(self) -> list:
+        """The dispatches with Dask tasks here now."""
+        with self._dispatches_lock:
+            return list(self.dispatches)
+
     def forget(self, dispatch_id: str) -> None:
         """Drop the dispatch's state (its futures, so Dask can release their data)."""
         with self._dispatches_lock:
@@ -153,13 +169,15 @@ class Connection:
                 batch.append(get())
             stop = any(item is None for item in batch)
             batch = [item for item in batch if item is not None]
-            try:
-                self._settle(batch)
-            except BaseException:  # never leave a node without an outcome
-                text = "covalent_nb dask executor error:\n" + traceback.format_exc()
-                for state, node_id, _ in batch:
-                    if node_id not in state.ended:
-                        state.deliver(Failed(node_id, text))
+            with self._settle_lock:
+                try:
+                    self._settle(batch)
+                except BaseException:  # never leave a node without an outcome
+                    text = "covalent_nb dask executor error:\n" + traceback.format_exc()
+                    for state, node_id, _ in batch:
+                        if node_id not in state.ended:
+                            state.ended[node_id] = Failed
+                            state.deliver(Failed(node_id, text))
             if stop:
                 return
             del batch  # hold no future while waiting: Dask frees data only when none is left
@@ -173,7 +191,9 @@ class Connection:
             except Exception:  # one bad apple: gather one by one to find it
                 values = [self._gather_one(future) for future in finished]
             outcomes = {future.key: value for future, value in zip(finished, values)}
-        work = [(state, node_id, future, outcomes.get(future.key)) for state, node_id, future in batch]
+        # a node settled by close() already has its outcome
+        work = [(state, node_id, future, outcomes.get(future.key)) for state, node_id, future in batch
+                if node_id not in state.ended]
         while work:
             released: list = []
             for state, node_id, future, outcome in work:
@@ -230,9 +250,23 @@ class Connection:
                     f"(scheduler {self.address}){f': {why}' if why else ''}")
         return Failed(node_id, text)
 
-    def close(self) -> None:
-        """Stop the collector; close the client and cluster if this connection made them."""
+    def close(self, why: str = "the Dask connection was closed") -> None:
+        """End what runs here, stop the collector; close the client and cluster if this connection made them.
+
+        Every node submitted through this connection whose outcome has not
+        been delivered is delivered ``Failed`` now, saying *why* (or
+        ``Skipped`` if covalent_nb had cancelled it), so no dispatch waits for
+        an outcome that will never come.
+        """
         self._done.put(None)
+        # The collector settles its current batch first (real outcomes win);
+        # a collector stuck in a gather does not hold the close up for long.
+        locked = self._settle_lock.acquire(timeout=5)
+        try:
+            self._settle_outstanding(why)
+        finally:
+            if locked:
+                self._settle_lock.release()
         if self.owns_client:
             try:
                 self.client.close(timeout=5)
@@ -245,11 +279,28 @@ class Connection:
                 pass
 
 
+    def _settle_outstanding(self, why: str) -> None:
+        with self._dispatches_lock:
+            states = list(self.dispatches.values())
+        for state in states:
+            for node_id in list(state.futures):
+                if node_id in state.ended:
+                    continue
+                if node_id in state.cancelled:
+                    message: tuple = Skipped(node_id)
+                else:
+                    where = "running" if node_id in state.started else "waiting to run"
+                    message = Failed(node_id, f"covalent_nb: {why} while the node was {where} "
+                                              f"(scheduler {self.address}); its outcome will never arrive")
+                state.ended[node_id] = type(message)
+                state.deliver(message)
+
+
 # -- the registry of connections (kept in the runtime) -------------------------------------
 class Connections:
     """The open Dask connections of this kernel, by kind (in ``RUNTIME``, closed by its shutdown).
 
-    Keys: ``("local",)`` for the shared LocalCluster, ``("address", address)``,
+    Keys: ``("local",)`` for the kernel's own cluster, ``("address", address)``,
     ``("client", client id)``.  Any thread may ask; one lock makes sure two
     dispatches starting at once start one cluster.
     """
@@ -257,6 +308,9 @@ class Connections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_kind: dict = {}
+        #: dispatch id -> why: dispatches that had tasks on a connection when it was closed;
+        #: their nodes not yet submitted fail instead of connecting again (until the dispatch ends)
+        self.closed_under: dict = {}
         atexit.register(self.close)  # exiting: close what is still open
 
     def all(self) -> list:
@@ -269,17 +323,19 @@ class Connections:
         with self._lock:
             connection = self._by_kind.get(kind)
             if connection is not None and not connection.usable():
-                connection.close()
+                connection.close("the Dask client was closed")
                 connection = None
             if connection is None:
                 connection = self._by_kind[kind] = make()
         return connection
 
-    def close_one(self, kind: tuple) -> None:
+    def close_one(self, kind: tuple, why: str) -> None:
         with self._lock:
             connection = self._by_kind.pop(kind, None)
+            if connection is not None:
+                self.closed_under.update(dict.fromkeys(connection.dispatch_ids(), why))
         if connection is not None:
-            connection.close()
+            connection.close(why)
 
     def close(self) -> None:
         """Close every connection (and the clusters this kernel started)."""
@@ -287,7 +343,7 @@ class Connections:
             every = list(self._by_kind.values())
             self._by_kind.clear()
         for connection in every:
-            connection.close()
+            connection.close("covalent_nb shut down (ct.shutdown() or the end of the process)")
 
 
 def _registry() -> Connections:
@@ -304,13 +360,19 @@ def connect(kind: tuple, make: Callable[[], Connection]) -> Connection:
     return _registry().connect(kind, make)
 
 
-def by_address(address: str) -> Connection:
-    """A connection to the scheduler at *address* (reusing any that already reaches it)."""
+def by_address(address: str, security: Optional[Security] = None) -> Connection:
+    """A connection to the scheduler at *address* (reusing any that already reaches it).
+
+    *security* (a ``distributed.security.Security``) is what the client
+    presents; None means Dask's own settings (``distributed.comm.tls.*`` in
+    the Dask configuration), which is plain TCP unless they say otherwise.
+    """
     for connection in connections():
         if connection.address == address and connection.usable():
             return connection
     return connect(("address", address),
-                   lambda: Connection(Client(address, set_as_default=False), owns_client=True))
+                   lambda: Connection(Client(address, security=security, set_as_default=False),
+                                      owns_client=True))
 
 
 def _dashboard_address() -> Optional[str]:
@@ -321,38 +383,44 @@ def _dashboard_address() -> Optional[str]:
 
 
 def _start_local_cluster() -> Connection:
-    dashboard = _dashboard_address()
-    # A task whose worker dies fails at once (KilledWorker) instead of moving
-    # to the next worker, which a task that kills its worker would take down too.
-    with dask.config.set({"distributed.scheduler.allowed-failures": get_config("dask_allowed_failures")}):
-        cluster = LocalCluster(n_workers=get_config("dask_workers"),
-                               threads_per_worker=get_config("dask_threads_per_worker"),
-                               processes=True, host="127.0.0.1", dashboard_address=dashboard,
-                               # Without a dashboard the scheduler still serves health
-                               # checks over HTTP: on a free loopback port, not 8787.
-                               scheduler_kwargs=None if dashboard else {"dashboard_address": "127.0.0.1:0"},
-                               silence_logs=logging.ERROR)
+    cluster, security = start_cluster(get_config("dask_workers"), get_config("dask_threads_per_worker"),
+                                      _dashboard_address(), get_config("dask_allowed_failures"))
     try:
-        client = Client(cluster, set_as_default=False)
+        client = Client(cluster, security=security, set_as_default=False)
     except BaseException:
         cluster.close()
         raise
-    return Connection(client, owns_client=True, cluster=cluster)
+    return Connection(client, owns_client=True, cluster=cluster, security=security)
 
 
 def local_connection() -> Connection:
-    """The connection to the kernel's shared LocalCluster, started on first use."""
+    """The connection to the kernel's own cluster (:mod:`.dask_cluster`), started on first use."""
     return connect(("local",), _start_local_cluster)
 
 
-def close(kind: tuple) -> None:
-    """Close the connection registered as *kind*, if any."""
-    _registry().close_one(kind)
+def closed_dispatches() -> dict:
+    """Dispatch id -> why, for running dispatches whose connection was closed under them."""
+    registry = RUNTIME.peek("dask_connections")
+    return registry.closed_under if registry is not None else {}
+
+
+def forget_everywhere(dispatch_id: str) -> None:
+    """The dispatch has ended: drop what every connection (and the registry) keeps for it."""
+    registry = RUNTIME.peek("dask_connections")
+    if registry is not None:
+        registry.closed_under.pop(dispatch_id, None)
+        for connection in registry.all():
+            connection.forget(dispatch_id)
+
+
+def close(kind: tuple, why: str = "the Dask connection was closed") -> None:
+    """Close the connection registered as *kind*, if any (its unfinished nodes fail, saying *why*)."""
+    _registry().close_one(kind, why)
 
 
 def close_local_cluster() -> None:
-    """Close the kernel's shared LocalCluster (the next Dask task starts a new one)."""
-    close(("local",))
+    """Close the kernel's shared cluster (the next Dask task starts a new one)."""
+    close(("local",), "the kernel's Dask cluster was closed (close_local_cluster())")
 
 
 def close_all() -> None:

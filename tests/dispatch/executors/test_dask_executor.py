@@ -1,8 +1,8 @@
 """``executor="dask"`` on real Dask distributed clusters (no mocks).
 
-One kernel-shared LocalCluster (2 worker processes, 1 thread each) serves the
-module; one test starts a scheduler and a worker as separate processes and
-reaches them by address.  Electrons are defined the way a notebook defines
+The kernel's own cluster (2 worker processes, 1 thread each, TLS) serves the
+module; some tests start a scheduler and a worker as separate processes and
+reach them by address (plain TCP, and TLS with the user's credentials).  Electrons are defined the way a notebook defines
 them: in a namespace whose ``__name__`` is ``__main__``, so they reach the
 workers by value (cloudpickle), never by importing this file.
 """
@@ -24,6 +24,7 @@ import cloudpickle
 import distributed
 import psutil
 import pytest
+from distributed.security import Security
 
 import covalent_nb as ct
 from covalent_nb.dispatch.runtime import RUNTIME
@@ -193,11 +194,68 @@ def test_lattice_runs_on_worker_processes_and_passes_futures_between_them(cluste
 
 def test_the_local_cluster_listens_on_loopback_only(cluster):
     sockets = set(cluster.opened)
-    for pid in worker_pids(cluster.client):
+    nannies = {p.pid for p in psutil.Process().children() if p.pid not in worker_pids(cluster.client)}
+    for pid in worker_pids(cluster.client) | nannies:
         sockets |= listening(pid)
     assert len(sockets) >= 5  # scheduler, its HTTP server, two nannies, two workers
     assert {ip for ip, _ in sockets} == {"127.0.0.1"}
     assert 8787 not in {port for _, port in cluster.opened}  # no dashboard: nothing on Dask's usual port
+
+
+# What a process of another local user can do: it knows the ports (they are in
+# /proc/net/tcp) but not the kernel's credentials.  Each attempt must be refused
+# before it can run anything; a task that ran would create the marker file.
+INTRUDER = textwrap.dedent('''
+    import json, pathlib, sys
+    import distributed
+    from distributed.security import Security
+
+    addresses, marker = json.loads(sys.argv[1]), sys.argv[2]
+
+    def plant(path=marker):
+        pathlib.Path(path).write_text("ran")
+        return "ran"
+
+    attempts = []
+    for address in addresses:
+        host_port = address.split("://", 1)[1]
+        for label, target, security in [
+            ("as given, no credentials", address, None),
+            ("plain tcp", "tcp://" + host_port, None),
+            ("tls with credentials of its own", "tls://" + host_port, Security.temporary()),
+        ]:
+            try:
+                with distributed.Client(target, security=security, timeout="5s",
+                                        set_as_default=False) as client:
+                    outcome = "CONNECTED " + str(client.submit(plant, pure=False).result(timeout=10))
+            except BaseException as exc:
+                outcome = "refused: " + type(exc).__name__
+            attempts.append([address, label, outcome])
+    print(json.dumps(attempts))
+''')
+
+
+def test_a_process_that_knows_only_the_port_cannot_use_the_cluster(cluster, nb, tmp_path):
+    client = cluster.client
+    scheduler = client.scheduler.address
+    workers = sorted(client.scheduler_info()["workers"])
+    assert scheduler.startswith("tls://127.0.0.1:") and all(w.startswith("tls://") for w in workers)
+    marker = tmp_path / "intruder-ran"
+    out = subprocess.run([sys.executable, "-c", INTRUDER, json.dumps([scheduler, workers[0]]), str(marker)],
+                         capture_output=True, text=True, timeout=90, cwd=str(tmp_path),
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.returncode == 0, out.stderr
+    attempts = json.loads(out.stdout)
+    assert len(attempts) == 6
+    for address, label, outcome in attempts:
+        assert outcome.startswith("refused"), (address, label, outcome)
+    assert not marker.exists()
+    # ... while the kernel's own dispatches still run there
+    @ct.lattice(executor="dask")
+    def workflow(x):
+        return nb.square(x)
+
+    assert run(workflow, 6).result == 36
 
 
 def test_running_means_running_on_a_worker(cluster, nb, recorded, tmp_path):
@@ -468,7 +526,7 @@ def scheduler_and_worker(tmp_path):
 
 def test_scheduler_and_worker_processes_reached_by_address(scheduler_and_worker, nb):
     address = scheduler_and_worker.address
-    assert address.startswith("tcp://127.0.0.1:")
+    assert address.startswith("tcp://127.0.0.1:")  # the user's own cluster: plain TCP, as Dask starts it
     remote = ct.executor.DaskExecutor(address=address)
     on_remote = ct.electron(nb.where.function, executor=remote)
 
@@ -510,11 +568,128 @@ def test_scheduler_and_worker_processes_reached_by_address(scheduler_and_worker,
         remote.shutdown()
 
 
+@pytest.fixture
+def tls_scheduler_and_worker(tmp_path):
+    """A scheduler and a worker that accept only TLS clients with the credentials in files."""
+    made = Security.temporary()
+    files = {}
+    for name, text in (("ca", made.tls_ca_file), ("cert", made.tls_client_cert), ("key", made.tls_client_key)):
+        path = tmp_path / f"{name}.pem"
+        path.write_text(text)
+        path.chmod(0o600)
+        files[name] = str(path)
+    tls = ["--tls-ca-file", files["ca"], "--tls-cert", files["cert"], "--tls-key", files["key"]]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION="True")
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol",
+                         "tls", "--no-dashboard", "--scheduler-file", str(scheduler_file), *tls], env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert processes[0].poll() is None, processes[0].stderr.read().decode()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.05)
+        processes.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
+                                 "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                                 "--no-dashboard", *tls], env))
+        address = json.loads(scheduler_file.read_text())["address"]
+        security = Security(tls_ca_file=files["ca"], tls_client_cert=files["cert"],
+                            tls_client_key=files["key"], require_encryption=True)
+        yield SimpleNamespace(address=address, security=security)
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def test_a_tls_cluster_reached_by_address_with_the_users_security(tls_scheduler_and_worker, nb):
+    address, security = tls_scheduler_and_worker.address, tls_scheduler_and_worker.security
+    assert address.startswith("tls://127.0.0.1:")
+    remote = ct.executor.DaskExecutor(address=address, security=security)
+    on_remote = ct.electron(nb.square.function, executor=remote)
+
+    @ct.lattice
+    def workflow(x):
+        return on_remote(x)
+
+    try:
+        remote.client.wait_for_workers(1, timeout=60)
+        result = run(workflow, 9)
+        assert result.status == ct.Status.COMPLETED, result.error
+        assert result.result == 81
+        # the executor travels with the lattice as the paths of its credentials
+        copy = cloudpickle.loads(cloudpickle.dumps(remote))
+        assert copy.address == address and copy.security.tls_client_key == security.tls_client_key
+        in_memory = ct.executor.DaskExecutor(address=address, security=Security.temporary())
+        assert cloudpickle.loads(cloudpickle.dumps(in_memory)).security is None  # keys never stored
+    finally:
+        remote.shutdown()
+    # without the credentials the executor cannot reach it, and its nodes fail saying so
+    bare = ct.executor.DaskExecutor(address=address)
+    on_bare = ct.electron(nb.square.function, executor=bare)
+
+    @ct.lattice
+    def refused(x):
+        return on_bare(x)
+
+    result = run(refused, 2, timeout=90)
+    assert result.status == ct.Status.FAILED
+    (node,) = nodes_named(result, "square")
+    assert "could not reach Dask" in result.get_node_result(node)["error"]
+
+
 # -- a script of its own: first use starts the cluster, exit closes it ------------------------
-def test_a_script_starts_the_cluster_on_first_use_and_closes_it_at_exit(tmp_path):
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_script_without_a_main_guard_starts_the_cluster_and_closes_it_at_exit(tmp_path):
+    # As Covalent's documentation writes scripts: no `if __name__ == "__main__":`.
+    # Workers started with multiprocessing's spawn would re-run this file.
     script = tmp_path / "workflow.py"
     script.write_text(textwrap.dedent('''
         import os
+        import covalent_nb as ct
+
+        with open("imports.log", "a") as log:  # one line per process that runs this file
+            log.write(f"{os.getpid()}\\n")
+
+        @ct.electron(executor="dask")
+        def where():
+            return os.getpid()
+
+        @ct.lattice
+        def workflow():
+            return where()
+
+        ct.set_config(store="memory")
+        result = ct.dispatch_sync(workflow)()
+        workers = ct.executor.DaskExecutor().client.scheduler_info()["workers"]
+        print(result.status, result.result, os.getpid(), *sorted(workers), flush=True)
+    '''))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               COVALENT_NB_HOME=str(tmp_path / "home"))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
+                         cwd=str(tmp_path), timeout=90)
+    assert out.returncode == 0, out.stderr
+    status, worker_pid, script_pid, *workers = out.stdout.split()
+    assert status == "COMPLETED" and worker_pid != script_pid, out.stdout + out.stderr
+    assert len(workers) == 2 and all(w.startswith("tls://127.0.0.1:") for w in workers)
+    assert (tmp_path / "imports.log").read_text().split() == [script_pid]  # no worker ran the script
+    assert "Nanny failed" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+    # the script has exited: its cluster's workers are gone
+    assert _gone(int(worker_pid), 15), f"worker {worker_pid} outlived the script"
+
+
+def test_workers_end_when_the_kernel_is_killed(tmp_path):
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent('''
+        import os, time
         import covalent_nb as ct
 
         @ct.electron(executor="dask")
@@ -525,28 +700,24 @@ def test_a_script_starts_the_cluster_on_first_use_and_closes_it_at_exit(tmp_path
         def workflow():
             return where()
 
-        if __name__ == "__main__":  # worker processes import this file too (spawn)
-            ct.set_config(store="memory")
-            result = ct.dispatch_sync(workflow)()
-            workers = ct.executor.DaskExecutor().client.scheduler_info()["workers"]
-            print(result.status, result.result, os.getpid(), *sorted(workers), flush=True)
+        ct.set_config(store="memory")
+        result = ct.dispatch_sync(workflow)()
+        client = ct.executor.DaskExecutor().client
+        print(*client.run(os.getppid).values(), *client.run(os.getpid).values(), flush=True)
+        time.sleep(600)
     '''))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                COVALENT_NB_HOME=str(tmp_path / "home"))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
-                         cwd=str(tmp_path), timeout=90)
-    assert out.returncode == 0, out.stderr
-    status, worker_pid, script_pid, *workers = out.stdout.split()
-    assert status == "COMPLETED" and worker_pid != script_pid
-    assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
-    deadline = time.monotonic() + 10
-    while True:  # the script has exited: its LocalCluster's workers are gone
-        try:
-            os.kill(int(worker_pid), 0)
-        except ProcessLookupError:
-            break
-        assert time.monotonic() < deadline, f"worker {worker_pid} outlived the script"
-        time.sleep(0.05)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                               env=env, cwd=str(tmp_path))
+    try:
+        pids = [int(p) for p in process.stdout.readline().split()]
+        assert len(pids) == 4, pids  # two nannies (children of the script), two workers
+    finally:
+        process.kill()  # SIGKILL: no atexit, no close
+        process.wait(10)
+    for pid in pids:
+        assert _gone(pid, 20), f"process {pid} of the killed kernel's cluster is still running"
 
 
 # -- a real notebook kernel ----------------------------------------------------------------
