@@ -110,6 +110,25 @@ class BlobStore:
             return 0
         return size
 
+    def files(self) -> list:
+        """``(digest, mtime)`` of every blob file (files with other names are left out)."""
+        found = []
+        try:
+            shards = [e for e in os.scandir(self.root) if len(e.name) == 2 and e.is_dir()]
+        except OSError:
+            return found
+        for shard in shards:
+            try:
+                for entry in os.scandir(shard.path):
+                    if _DIGEST.fullmatch(entry.name) and entry.name.startswith(shard.name):
+                        try:
+                            found.append((entry.name, entry.stat().st_mtime))
+                        except OSError:
+                            pass
+            except OSError:
+                continue
+        return found
+
     def clean_tmp(self, older_than_s: float = 3600.0) -> None:
         """Remove temporary files left by killed processes."""
         limit = time.time() - older_than_s

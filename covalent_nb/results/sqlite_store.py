@@ -36,12 +36,15 @@ dispatches are still running or were interrupted.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import pickle
 import sqlite3
+import stat
 import threading
-from typing import Any, Iterable, Optional
+import warnings
+from typing import Any, Callable, Iterable, Optional
 
 from .blobs import BlobStore, blob_digest
 from .graph_codec import encode_graph
@@ -51,7 +54,7 @@ from .owners import OwnerLock
 from .reading import build_result, fill_records
 from .records import decode_batch
 from ..states import NodeKind, Status, now_us
-from .upkeep import delete, mark_interrupted, recover
+from .upkeep import delete, mark_interrupted, recover, sweep_orphan_blobs
 from .values import BLOB, INLINE, NotStored, StoreError, StoreUnavailable, dumps, reason_of
 from .writer import DELAYED, Submission, Writer
 
@@ -120,10 +123,64 @@ CREATE INDEX IF NOT EXISTS blob_refs_by_dispatch ON blob_refs (dispatch_id);
 
 
 def make_private_dir(path: str) -> None:
-    """Create *path* (and missing parents) readable by this user only."""
-    if not os.path.isdir(path):
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)  # makedirs' mode is filtered by the umask; be explicit
+    """Create *path*, and any missing parent, readable by this user only (mode 0700).
+
+    Modes are set explicitly, so a permissive umask (``umask 000``) never makes
+    a world-writable parent.  A home that already exists and lets others in is
+    tightened to 0700, with a warning that says so (or, when this user cannot
+    change it, a warning that it is exposed).
+    """
+    missing = []
+    parent = path
+    while not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue  # made by another process meanwhile
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask; be explicit
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        try:
+            os.chmod(path, 0o700)
+        except OSError as exc:
+            warnings.warn(f"covalent_nb's store home {path} can be used by other users (mode {mode:o}) and "
+                          f"could not be made private ({exc.strerror}); anyone who can write there can make "
+                          "this kernel run code when it loads a result. Choose a private home with "
+                          "ct.set_config(home=...)", RuntimeWarning, stacklevel=2)
+        else:
+            warnings.warn(f"covalent_nb's store home {path} could be used by other users (mode {mode:o}); "
+                          "it is now private to you (mode 700), because loading a stored result runs code",
+                          RuntimeWarning, stacklevel=2)
+
+
+def damaged(db_path: str, exc: BaseException, dispatch_id: Optional[str] = None) -> StoreError:
+    """The error for a damaged database file: what is damaged, and the ways out."""
+    where = f" while reading dispatch {dispatch_id}" if dispatch_id else ""
+    first = (f"if only that dispatch is affected, ct.delete_dispatch({dispatch_id!r}) removes it; otherwise "
+             if dispatch_id else "")
+    return StoreError(f"the store's database {db_path} is damaged ({exc}){where}. To go on, {first}move "
+                      f"{db_path} (with its -wal and -shm files) away (covalent_nb then starts an empty store in its place; "
+                      f"'sqlite3 <moved file> .recover' can salvage what is readable)")
+
+
+def _names_damage(method: Callable) -> Callable:
+    """Turn SQLite's bare 'database disk image is malformed' into an error naming the file and the way out."""
+
+    @functools.wraps(method)
+    def wrapper(self: "SQLiteStore", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # locked, full, ...: not damage
+                raise
+            did = args[0] if args and isinstance(args[0], str) else getattr(args[0], "dispatch_id", None) \
+                if args else None
+            raise damaged(self.db_path, exc, did) from exc
+
+    return wrapper
 
 
 
@@ -158,6 +215,7 @@ class SQLiteStore:
         self._closed = False
         self.recover()
         self.owner.sweep()
+        sweep_orphan_blobs(self)
         self.writer = Writer(self)
         atexit.register(self.close)
 
@@ -235,6 +293,7 @@ class SQLiteStore:
             raise StoreError(f"the records of dispatch {record.dispatch_id} could not be written to "
                              f"{self.db_path}: {reason_of(exc)}") from exc
 
+    @_names_damage
     def ids_starting_with(self, prefix: str, limit: int = 10) -> list:
         """Ids of stored dispatches that start with *prefix* (at most *limit*)."""
         low, high = prefix, prefix + "\U0010ffff"
@@ -243,6 +302,7 @@ class SQLiteStore:
                                       "dispatch_id < ? ORDER BY dispatch_id LIMIT ?", (low, high, limit))
             return [row[0] for row in rows.fetchall()]
 
+    @_names_damage
     def load(self, dispatch_id: str) -> Optional[StoredResult]:
         """Rebuild a dispatch's :class:`Result` from the store, or return None."""
         row = self._row(dispatch_id)
@@ -333,6 +393,7 @@ class SQLiteStore:
                             dispatch_id, self.db_path, reason_of(exc))
         return batches
 
+    @_names_damage
     def refresh(self, result: StoredResult) -> bool:
         """Bring a loaded result up to date; True once its dispatch has ended."""
         row = self._row(result.dispatch_id)
@@ -347,6 +408,7 @@ class SQLiteStore:
         return True
 
     # -- history -------------------------------------------------------------------------
+    @_names_damage
     def list_dispatches(self, limit: Optional[int] = None, include_sublattices: bool = False) -> DispatchList:
         """Summaries of the stored dispatches, newest first (see :mod:`.history`)."""
         self.recover()
@@ -361,6 +423,7 @@ class SQLiteStore:
             rows = self._conn.execute(query, parameters).fetchall()
         return DispatchList(summary(*row) for row in rows)
 
+    @_names_damage
     def delete_dispatch(self, dispatch_id: str) -> SpaceFreed:
         """Delete one ended dispatch (and its sublattice dispatches); report the space freed."""
         row = self._row(dispatch_id)
@@ -374,6 +437,7 @@ class SQLiteStore:
                                  f"{row['host']}); cancel it or wait for it to end before deleting it")
         return delete(self, [dispatch_id])
 
+    @_names_damage
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
         """Delete ended dispatches matching every criterion given; report the space freed."""
@@ -387,6 +451,7 @@ class SQLiteStore:
                   if criteria.selects(index, row_status, submitted)]
         return delete(self, doomed)
 
+    @_names_damage
     def recover(self) -> list:
         """Mark INTERRUPTED the unfinished dispatches whose process has ended; return their ids."""
         return recover(self)

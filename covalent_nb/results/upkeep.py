@@ -8,6 +8,7 @@ home, in this process or another.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from ..dispatch.runtime import RUNTIME
@@ -15,7 +16,8 @@ from . import graph_codec
 from .history import SpaceFreed
 from .records import summarize
 
-__all__ = ["delete", "forget_dispatch", "recover", "mark_interrupted", "interrupted_error"]
+__all__ = ["delete", "forget_dispatch", "recover", "mark_interrupted", "interrupted_error",
+           "remove_unreferenced", "sweep_orphan_blobs"]
 
 
 def interrupted_error(pid: int, host: str, completed: int, task_count: int) -> str:
@@ -54,13 +56,15 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
             orphans = [d for d in sorted(digests) if conn.execute(
                 "SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (d,)).fetchone() is None]
             free_after = conn.execute("PRAGMA freelist_count").fetchone()[0]
-            # Unlink while holding the write lock: a writer that names one of
-            # these blobs checks the file exists under the same lock.
-            blob_bytes = sum(store.blobs.remove(d) for d in orphans)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
+        # Only once the records are gone for good: a failure before the commit
+        # leaves every dispatch whole; a crash after it leaves files that no
+        # record names, which the next opening of the store sweeps away.
+        blob_bytes = remove_unreferenced(store, orphans)
         try:
             conn.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the file system
         except sqlite3.Error:
@@ -70,6 +74,42 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
         for key in [k for k in list(store.known_refs) if k[0] == did]:  # list(): the writer adds keys
             store.known_refs.pop(key, None)
     return SpaceFreed(ids, blob_bytes, max(0, free_after - free_before) * page_size)
+
+
+def remove_unreferenced(store: Any, digests: Any) -> int:
+    """Remove the blob files of *digests* that no record refers to; return the bytes freed.
+
+    Unlinks under the write lock (``BEGIN IMMEDIATE``): a writer that names one of
+    these blobs checks the file exists under the same lock, and writes it again.
+    """
+    digests = sorted(digests)
+    if not digests:
+        return 0
+    conn = store._conn
+    with store._lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            freed = sum(store.blobs.remove(d) for d in digests
+                        if conn.execute("SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (d,)).fetchone() is None)
+        finally:
+            conn.execute("COMMIT")  # nothing was written: this only lets go of the lock
+    return freed
+
+
+#: Blob files younger than this are spared by the sweep: another process may be about
+#: to commit the record that names one (it rechecks under the lock, but need not find it gone).
+SWEEP_MIN_AGE_S = 600
+
+
+def sweep_orphan_blobs(store: Any, min_age_s: float = SWEEP_MIN_AGE_S) -> int:
+    """Remove blob files that no record refers to (left by a crash during a delete); return bytes freed."""
+    cutoff = time.time() - min_age_s
+    old = [d for d, mtime in store.blobs.files() if mtime < cutoff]
+    if not old:
+        return 0
+    with store._lock:
+        named = {d for (d,) in store._conn.execute("SELECT DISTINCT digest FROM blob_refs")}
+    return remove_unreferenced(store, (d for d in old if d not in named))
 
 
 def forget_dispatch(dispatch_id: str) -> None:

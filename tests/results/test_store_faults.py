@@ -215,7 +215,7 @@ def test_a_home_that_cannot_be_used_leaves_dispatch_working_in_memory(home, tmp_
 def test_a_store_of_another_format_is_left_alone(home, version, says):
     import sqlite3
 
-    home.mkdir()
+    home.mkdir(mode=0o700)
     with sqlite3.connect(home / "dispatches.db") as conn:
         conn.execute("CREATE TABLE dispatches (anything)")
         conn.execute(f"PRAGMA user_version = {version}")

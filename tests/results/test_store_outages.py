@@ -153,3 +153,124 @@ def test_a_full_disk_delays_records_and_the_store_converges_once_space_is_back(h
          *report["ids"]], env=python_env(home), capture_output=True, text=True, timeout=120, cwd=str(REPO))
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert elsewhere.stdout.split() == ["300000", "20"]
+
+
+_DELETE_ON_A_FULL_DISK = r"""
+import json, resource, signal, sys, covalent_nb as ct
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # the delete's commit cannot be written
+try:
+    ct.delete_dispatch(sys.argv[1])
+    outcome = "deleted"
+except Exception as exc:
+    outcome = f"{type(exc).__name__}: {exc}"
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+print(json.dumps([outcome, len(ct.get_result(sys.argv[1]).result)]))
+"""
+
+
+@ct.electron
+def numbers(n):
+    return list(range(n))  # a blob file
+
+
+@ct.lattice
+def listing(n):
+    return numbers(n)
+
+
+def test_a_delete_that_cannot_commit_leaves_the_dispatch_whole(home, run_python):
+    dispatch_id = ct.dispatch(listing)(50_000)
+    assert len(ct.get_result(dispatch_id, wait=True).result) == 50_000
+    active_store().flush()
+    outcome, length = json.loads(run_python(_DELETE_ON_A_FULL_DISK, dispatch_id))
+    assert outcome != "deleted" and re.search("disk I/O error|File too large|full", outcome), outcome
+    assert length == 50_000  # still listed, and still whole: no blob went before the commit
+    assert "freed" in str(ct.delete_dispatch(dispatch_id))
+
+
+def test_blob_files_no_record_names_are_swept_when_the_store_opens(home, run_python):
+    from covalent_nb.results import store as store_module
+
+    kept = ct.dispatch(listing)(40_000)
+    assert len(ct.get_result(kept, wait=True).result) == 40_000
+    blobs = active_store().blobs
+    (kept_digest, _), = blobs.files()
+    stray_old = blobs.put(b"left by a delete that crashed after its commit" * 1000)
+    stray_new = blobs.put(b"being written by another process right now" * 1000)
+    long_ago = os.path.getmtime(blobs.path(stray_old)) - 3600
+    os.utime(blobs.path(stray_old), (long_ago, long_ago))
+    os.utime(blobs.path(kept_digest), (long_ago, long_ago))
+    store_module._close_durable_stores()
+
+    assert run_python("import covalent_nb as ct; print(len(ct.get_result(__import__('sys').argv[1]).result))",
+                      kept).strip() == "40000"  # opening the store sweeps
+    assert not blobs.exists(stray_old)
+    assert blobs.exists(stray_new)  # too young to tell from one about to be named
+    assert blobs.exists(kept_digest)
+
+
+def test_a_damaged_database_names_the_file_and_the_way_out(home, run_python):
+    ids = [ct.dispatch(listing)(n * 300) for n in range(40)]
+    for dispatch_id in ids:
+        ct.get_result(dispatch_id, wait=True)
+    from covalent_nb.results import store as store_module
+
+    store_module._close_durable_stores()
+    db = home / "dispatches.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = db.stat().st_size
+    with open(db, "r+b") as handle:  # every other page from the third on: garbage
+        for page in range(3, size // 4096, 2):
+            handle.seek(page * 4096 + 100)
+            handle.write(b"\xff" * 3000)
+    said = run_python("""
+        import sys, covalent_nb as ct
+        try:
+            ct.get_result(sys.argv[1])
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+    """, ids[20])
+    assert said.startswith("StoreError "), said
+    assert f"the store's database {db} is damaged (database disk image is malformed)" in said
+    assert f"ct.delete_dispatch({ids[20]!r})" in said and f"move {db} (with its -wal and -shm files) away" in said
+
+
+_UMASK_000 = r"""
+import os, stat, sys, warnings
+os.umask(0)
+import covalent_nb as ct
+root = sys.argv[1]
+exposed = os.path.join(root, "exposed")
+os.mkdir(exposed)
+os.chmod(exposed, 0o755)
+modes = {}
+for home in (os.path.join(root, "new", "parents", "home"), exposed):
+    ct.set_config(home=home)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ct.get_result(ct.dispatch(ct.lattice(lambda: 1))(), wait=True)
+    modes[home] = [str(w.message) for w in caught]
+for dirpath, dirnames, filenames in os.walk(root):
+    for name in dirnames + filenames:
+        path = os.path.join(dirpath, name)
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        if mode & 0o077:
+            print("OPEN", os.path.relpath(path, root), oct(mode))
+for home, said in modes.items():
+    print("WARN", os.path.relpath(home, root), said)
+"""
+
+
+def test_under_umask_000_every_directory_and_file_made_is_private_and_an_open_home_is_tightened(
+        home, run_python, tmp_path):
+    root = tmp_path / "umask"
+    root.mkdir()
+    out = run_python(_UMASK_000, str(root)).splitlines()
+    assert [line for line in out if line.startswith("OPEN")] == []
+    warned = dict(line[5:].split(" ", 1) for line in out if line.startswith("WARN"))
+    assert warned["new/parents/home"] == "[]"
+    assert "could be used by other users (mode 755); it is now private to you (mode 700)" in warned["exposed"]
