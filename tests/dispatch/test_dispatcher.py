@@ -515,3 +515,45 @@ def test_idle_local_worker_threads_keep_no_task_or_argument_alive():
     finally:
         ct.set_config(store="sqlite")
     assert grown < 100, f"{grown:.0f} MB of a deleted dispatch's 200 MB argument is still held"
+
+
+_NESTED = r"""
+import covalent_nb as ct
+ct.set_config(store="memory", local_workers=2)
+
+@ct.electron
+def leaf(x):
+    return x + 1
+
+@ct.lattice
+def innermost(x):
+    return leaf(x)
+
+@ct.electron
+def middle_task(x):
+    return ct.dispatch_sync(innermost)(x).result
+
+@ct.lattice
+def middle(x):
+    return [middle_task(x), middle_task(x + 100)]
+
+@ct.electron
+def outer_task(x):
+    return ct.dispatch_sync(middle)(x).result
+
+@ct.lattice
+def outer(n):
+    return [outer_task(i) for i in range(n)]
+
+result = ct.dispatch_sync(outer)(6)
+print(result.status, result.result)
+"""
+
+
+def test_tasks_that_dispatch_and_wait_never_deadlock_the_local_pool():
+    # 6 waiting tasks, each waiting on 2 more waiting tasks, on a pool of 2 threads
+    import subprocess
+
+    completed = subprocess.run([sys.executable, "-c", _NESTED], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "COMPLETED " + str([[i + 1, i + 101] for i in range(6)])
