@@ -13,6 +13,7 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
+from ..dispatch.executors.local import lending_worker
 from ..states import ENDED, NodeKind, Status, widget_state
 from ..serialization import IMMUTABLE
 from .values import StoreError, dumps, loads
@@ -304,8 +305,15 @@ class Result:
         return self._done.is_set()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        """Block until the dispatch ends; return False if *timeout* passed first."""
-        return self._done.wait(timeout)
+        """Block until the dispatch ends; return False if *timeout* passed first.
+
+        Called from a task (a nested dispatch), the task's worker thread is lent
+        while it waits, so the dispatch waited for can run on the same pool.
+        """
+        if self._done.is_set():
+            return True
+        with lending_worker():
+            return self._done.wait(timeout)
 
     def node_states(self) -> list:
         """One display state per node (``pending``, ``running``, ``completed``,
