@@ -8,13 +8,13 @@ executor: bash and pip dependencies, ``call_before`` hooks, the function,
 
 from __future__ import annotations
 
-import traceback
 from typing import Any, Optional
 
 from ..states import now_us
 from .capture import capturing
 from ..serialization import IMMUTABLE
 from .freeze import CopyOf, Output, produced
+from .tracebacks import format_failure
 
 __all__ = ["TaskSpec", "run_task", "argument", "FromRun"]
 
@@ -103,7 +103,8 @@ def run_task(spec: TaskSpec) -> tuple:
     A mutable value comes back as an :class:`~covalent_nb.dispatch.freeze.Output`
     holding its bytes as they were when the task returned.  Never raises for a
     failure of the task itself: the traceback comes back as text so it
-    survives any executor.
+    survives any executor (:func:`~covalent_nb.dispatch.tracebacks.format_failure`:
+    covalent_nb's frames left out, IPython's format in a notebook).
     """
     start = now_us()
     with capturing() as captured:
@@ -126,9 +127,8 @@ def run_task(spec: TaskSpec) -> tuple:
         except BaseException as exc:  # noqa: BLE001 - a task's failure is data
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            # Start the traceback at the task's own code, not at this wrapper.
-            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-            value = "".join(traceback.format_exception(type(exc), exc, tb))
+            # The user's frames only (not this wrapper's), as the notebook formats them
+            value = format_failure(exc)
             ok = False
     end = now_us()
     if end <= start:  # a node that ran has end_time strictly after start_time

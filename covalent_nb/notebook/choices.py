@@ -5,19 +5,25 @@ Widget-free, so it can be read and tested on its own:
 * :func:`electron_rows`: the electrons of a dispatched lattice, one
   :class:`ElectronRow` per name, with what actually ran for it;
 * :func:`candidates`: the notebook's electrons and functions whose signature
-  can take a row's arguments (the kernel's own redispatch check decides);
+  can take a row's arguments (the kernel's own redispatch check decides),
+  ranked by name similarity, then by recency of definition;
 * :func:`changed_since_dispatch`: whether, and how, the notebook's current
   definition differs from the one that ran;
 * :func:`literal_text` and :func:`lattice_signature`: how the inputs are prefilled;
-* :func:`reuse_report`: the summary of an ended dispatch, reused and
-  recomputed nodes and why.
+* :func:`reuse_groups`, :func:`reuse_report` and :func:`reuse_report_html`:
+  the summary of an ended dispatch, recomputed nodes first, grouped by
+  reason, and reused nodes collapsed with a count.
 """
 
 from __future__ import annotations
 
 import ast
+import difflib
+import html
 import inspect
+import re
 import reprlib
+import sys
 import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
@@ -32,12 +38,17 @@ from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
 
 __all__ = ["ElectronRow", "electron_rows", "candidates", "changed_since_dispatch",
-           "literal_text", "lattice_signature", "reuse_report", "resolve_dispatch", "short_repr"]
+           "literal_text", "lattice_signature", "similarity", "definition_order", "ReasonGroup", "reuse_groups", "reuse_report",
+           "reuse_report_html", "resolve_dispatch", "short_repr"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 80
 _LITERAL_MAX = 2000  # longer values stay as they were (placeholder), not as a wall of text
-_DETAIL_LINES = 8    # per-node reasons listed in the summary before "and N more"
+_GROUP_LINES = 50    # nodes of one reason listed in the text summary before "and N more"
+_GROUP_HTML = 500    # the same in the panel's HTML summary
+_OPEN_MAX = 12       # a recomputed group of at most this many nodes starts open
+_ERROR_COLOUR = "var(--jp-error-color1, #d32f2f)"
+_MUTED_COLOUR = "var(--jp-ui-font-color2, #757575)"
 
 
 def short_repr(value: Any) -> str:
@@ -96,13 +107,56 @@ def _defined_in_notebook(value: Any, namespace: Mapping[str, Any]) -> bool:
         value.__module__ == namespace.get("__name__", "__main__")
 
 
+def similarity(name: str, row: ElectronRow) -> float:
+    """How alike *name* is to the electron of *row* (its lattice name or what ran), 0 to 1.
+
+    :class:`difflib.SequenceMatcher`'s ratio, except that a name holding the
+    other whole (``task_2_redefined`` for ``task_2``, a variant) scores at
+    least 0.9: a variant outranks a sibling that differs by one character
+    (``task_1``).
+    """
+    best = 0.0
+    for target in {row.name, row.dispatched_name}:
+        ratio = difflib.SequenceMatcher(None, name, target).ratio()
+        shorter, longer = sorted((name, target), key=len)
+        if len(shorter) >= 3 and shorter in longer:
+            ratio = 0.9 + 0.1 * ratio
+        best = max(best, ratio)
+    return best
+
+
+def definition_order(value: Any) -> int:
+    """The notebook cell (execution count) that defined *value*'s code; -1 when unknown.
+
+    Read from IPython's compiler, which names each cell's code file; outside
+    IPython, and for code not defined in a cell, -1.
+    """
+    function = getattr(value, "workflow_function", None) or getattr(value, "function", None) or value
+    code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if code is None or shell is None:
+        return -1
+    try:
+        named = shell.compile.format_code_name(code.co_filename)
+    except Exception:  # noqa: BLE001 - an older or foreign compiler: order unknown
+        return -1
+    match = re.fullmatch(r"In\[(\d+)\]", named[1]) if named else None
+    return int(match.group(1)) if match else -1
+
+
 def candidates(result: Result, row: ElectronRow, namespace: Mapping[str, Any]) -> list[str]:
     """Names in *namespace* that could replace *row*: electrons and functions
-    defined in the notebook whose signature can take the row's arguments,
-    sorted.  The lattice itself is never a candidate."""
+    defined in the notebook whose signature can take the row's arguments.
+
+    Ranked as the dropdown shows them: the name most like the electron's
+    first (:func:`similarity`), then the most recently defined (the later
+    notebook cell, :func:`definition_order`, then the later name in the
+    namespace), then by name.  The lattice itself is never a candidate.
+    """
     own = getattr(result.lattice, "__name__", None)
-    names = []
-    for name, value in list(namespace.items()):
+    ranked = []
+    for position, (name, value) in enumerate(list(namespace.items())):
         if name.startswith("_") or not _defined_in_notebook(value, namespace):
             continue
         if isinstance(value, Lattice) and value.__name__ == own:
@@ -111,8 +165,8 @@ def candidates(result: Result, row: ElectronRow, namespace: Mapping[str, Any]) -
             check_replacement(result, row.name, _as_electron(value))
         except TypeError:  # the signature cannot take this electron's arguments
             continue
-        names.append(name)
-    return sorted(names)
+        ranked.append((-round(similarity(name, row), 6), -definition_order(value), -position, name))
+    return [name for *_, name in sorted(ranked)]
 
 
 def _comparable_parts(parts: Mapping[str, str]) -> dict:
@@ -166,30 +220,167 @@ def lattice_signature(result: Result) -> inspect.Signature:
                                   kind("kwargs", kind.VAR_KEYWORD)])
 
 
-def reuse_report(result: Result) -> list[str]:
-    """Lines that summarise an ended dispatch: status, result, reuse counts and why.
+@dataclass(frozen=True)
+class ReasonGroup:
+    """Nodes of an ended dispatch that were reused, or recomputed, for the same kind of reason.
 
-    The first line is the headline (``COMPLETED · result 6 · 2 reused · 2
-    recomputed``); the others give the reason per node, reused and
-    recomputed, parameters left out.
+    ``verdict`` is ``"recomputed"`` or ``"reused"``; ``reason`` the kind of
+    reason (``"input changed"``, ``"upstream recomputed"``, ``"same code
+    and inputs"``, ``"bookkeeping"`` for the nodes covalent_nb adds itself);
+    ``nodes`` one ``(node id, name, detail)`` per node, where ``detail`` is
+    what the reason says about that node (``"argument 'b'"``).
     """
+
+    verdict: str
+    reason: str
+    nodes: tuple
+
+    @property
+    def title(self) -> str:
+        """``"recomputed, input changed (1 node)"``."""
+        count = len(self.nodes)
+        return f"{self.verdict}, {self.reason} ({count} node{'s' if count != 1 else ''})"
+
+
+# Reasons that follow from another node's: listed after the causes.
+_CONSEQUENCES = ("upstream recomputed", "waits for a recomputed node", "reuse not requested")
+
+
+def _split_reason(reason: str) -> tuple:
+    """``"recomputed: input changed (argument 'b')"`` -> ``("recomputed", "input changed", "argument 'b'")``."""
+    verdict, _, rest = reason.partition(": ")
+    if not rest:
+        return "recomputed", reason or "no reason recorded", ""
+    if verdict == "reused" and rest.startswith("same code and inputs as "):
+        return verdict, "same code and inputs", rest.removeprefix("same code and inputs as ")
+    kind, paren, detail = rest.partition(" (")
+    return verdict, kind, detail[:-1] if paren and detail.endswith(")") else detail
+
+
+def reuse_groups(result: Result) -> list[ReasonGroup]:
+    """The nodes of an ended dispatch grouped by why they were recomputed or reused.
+
+    Recomputed groups come first, causes (replaced, code changed, input
+    changed, ...) before consequences (upstream recomputed, ...), then the
+    bookkeeping nodes, then the reused nodes; within a group, node order.
+    Parameter nodes are left out.
+    """
+    table = result._table
+    kinds = result.graph.kinds
+    names = result.graph.names
+    groups: dict = {}
+    bookkeeping = []
+    for node in sorted(set(result.reused_nodes) | set(result.recomputed_nodes)):
+        verdict, kind, detail = _split_reason(table.reason.get(node, ""))
+        if kinds[node] in NodeKind.INTERNAL and verdict != "reused":
+            bookkeeping.append((node, names[node], detail))
+            continue
+        groups.setdefault((verdict, kind), []).append((node, names[node], detail))
+
+    def order(item: tuple) -> tuple:
+        (verdict, kind), nodes = item
+        return (verdict == "reused", kind in _CONSEQUENCES, nodes[0][0])
+
+    found = [ReasonGroup(verdict, kind, tuple(nodes)) for (verdict, kind), nodes in
+             sorted(groups.items(), key=order)]
+    if bookkeeping:
+        at = next((i for i, group in enumerate(found) if group.verdict == "reused"), len(found))
+        found.insert(at, ReasonGroup("recomputed", "bookkeeping", tuple(bookkeeping)))
+    return found
+
+
+def _headline(result: Result) -> str:
     summary = result.reuse_summary()
     head = [str(result.status)]
     if result.status == Status.COMPLETED:
         head.append(f"result {_REPR.repr(result.result)}")
     head += [f"{summary['reused']} reused", f"{summary['recomputed']} recomputed"]
-    lines = [" · ".join(head)]
-    if result.error:
+    return " · ".join(head)
+
+
+def _by_name(nodes: tuple) -> str:
+    """``"featurize ×17, task_0"``: the names of many nodes, counted."""
+    counts: dict = {}
+    for _node, name, _detail in nodes:
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if count == 1 else f"{name} ×{count}" for name, count in counts.items())
+
+
+def _node_text(node: tuple) -> str:
+    node_id, name, detail = node
+    return f"{name} (node {node_id})" + (f": {detail}" if detail else "")
+
+
+def reuse_report(result: Result) -> list[str]:
+    """Lines that summarise an ended dispatch: what was recomputed and why, then what was reused.
+
+    The first line is the headline (``COMPLETED · result 6 · 2 reused · 2
+    recomputed``); a FAILED dispatch then names its failed electrons with
+    their exception lines.  Then one group per reason (see
+    :func:`reuse_groups`), recomputed first: a title line
+    (``recomputed, replaced (1 node)``) and one indented line per node, at
+    most 50 a group.  Bookkeeping and reused nodes are one line each,
+    collapsed to their names and counts.
+    """
+    lines = [_headline(result)]
+    lines += [line.lstrip() if i == 0 else line for i, line in enumerate(result.failure_lines())]
+    if result.status != Status.FAILED and result.error:
         lines.append("error: " + result.error.strip().splitlines()[0])
-    names = result.graph.names
-    details = []
-    for node in sorted(set(result.reused_nodes) | set(result.recomputed_nodes)):
-        reason = result.get_node_result(node)["reason"] or "no reason recorded"
-        details.append(f"{names[node]} (node {node}): {reason}")
-    lines += details[:_DETAIL_LINES]
-    if len(details) > _DETAIL_LINES:
-        lines.append(f"and {len(details) - _DETAIL_LINES} more node(s)")
+    for group in reuse_groups(result):
+        if group.verdict == "reused" or group.reason == "bookkeeping":
+            lines.append(f"{group.title}: {_by_name(group.nodes)}")
+            continue
+        lines.append(group.title)
+        lines += ["  " + _node_text(node) for node in group.nodes[:_GROUP_LINES]]
+        if len(group.nodes) > _GROUP_LINES:
+            lines.append(f"  and {len(group.nodes) - _GROUP_LINES} more {group.reason}: "
+                         f"{_by_name(group.nodes[_GROUP_LINES:])}")
     return lines
+
+
+def reuse_report_html(result: Result) -> str:
+    """The summary of an ended dispatch as HTML, for the redispatch panel.
+
+    As :func:`reuse_report`: the headline, then recomputed groups, each a
+    ``<details>`` (open when it is short) listing every node up to 500 a
+    group; the bookkeeping and reused nodes in closed ``<details>``, their
+    title saying how many.
+    """
+    esc = html.escape
+    status = str(result.status)
+    colour = _ERROR_COLOUR if result.status != Status.COMPLETED else "inherit"
+    parts = [f'<div class="cnb-summary-head" data-status="{esc(status)}">'
+             f'<span class="cnb-summary" style="color: {colour}; font-weight: bold">'
+             f"{esc(_headline(result))}</span></div>"]
+    failures = result.failure_lines()
+    if failures:
+        parts.append(f'<div class="cnb-summary-failures" style="color: {_ERROR_COLOUR}">'
+                     + "<br>".join(esc(line.strip()) for line in failures[1:] or failures) + "</div>")
+    elif result.error:
+        parts.append(f'<div class="cnb-summary-error" style="color: {_ERROR_COLOUR}">error: '
+                     f"{esc(result.error.strip().splitlines()[0])}</div>")
+    for group in reuse_groups(result):
+        recomputed = group.verdict == "recomputed" and group.reason != "bookkeeping"
+        shown = group.nodes[:_GROUP_HTML]
+        items = "".join(f'<li data-node-id="{node[0]}"><code>{esc(node[1])}</code> (node {node[0]})'
+                        + (f": {esc(node[2])}" if node[2] else "") + "</li>" for node in shown)
+        if len(group.nodes) > len(shown):
+            items += (f"<li>and {len(group.nodes) - len(shown)} more: "
+                      f"{esc(_by_name(group.nodes[len(shown):]))}</li>")
+        is_open = " open" if recomputed and len(group.nodes) <= _OPEN_MAX else ""
+        title = esc(group.title)
+        if not recomputed:
+            title += f' <span style="color: {_MUTED_COLOUR}">{esc(_short_names(group.nodes))}</span>'
+        mark = "cnb-summary-recomputed" if group.verdict == "recomputed" else "cnb-summary-reused"
+        parts.append(f'<details class="cnb-summary-group {mark}" data-verdict="{esc(group.verdict)}" '
+                     f'data-reason="{esc(group.reason)}" data-count="{len(group.nodes)}"{is_open}>'
+                     f'<summary>{title}</summary><ul style="margin: 0 0 2px 0">{items}</ul></details>')
+    return f'<div class="cnb-summary-body">{"".join(parts)}</div>'
+
+
+def _short_names(nodes: tuple) -> str:
+    text = _by_name(nodes)
+    return text if len(text) <= 80 else text[:77] + "…"
 
 
 def resolve_dispatch(dispatch: Union[str, Result, Any, None]) -> Result:

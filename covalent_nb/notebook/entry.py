@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from ..results.result import Result
+from . import tracebacks
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension", "redispatch_panel", "show"]
 
@@ -63,3 +64,4 @@ def _live_view(result: Result) -> Any:
 
 
 Result.display_hook = _live_view  # a result shown in a notebook is its live graph
+tracebacks.install()  # a task failing in a notebook: its traceback as IPython formats it

@@ -4,8 +4,8 @@
     The value of ``h = %dispatch workflow(1, 2)``: ``h.dispatch_id`` is the id,
     ``h.result()`` waits for the :class:`~covalent_nb.Result`.
 :func:`text_summary`
-    The one line that stands in for a dispatch's live graph where the widget
-    cannot be shown (the live view itself is in :mod:`covalent_nb.notebook.panel`,
+    The line that stands in for a dispatch's live graph where the widget
+    cannot be shown (with what failed, for a FAILED dispatch) (the live view itself is in :mod:`covalent_nb.notebook.panel`,
     beside the panel its button opens).
 """
 
@@ -63,11 +63,12 @@ class DispatchHandle:
 
 
 def text_summary(result: Result, note: str = "") -> str:
-    """One line that stands in for the live graph."""
+    """One line that stands in for the live graph; for a FAILED dispatch, what failed below it."""
     kinds = result.graph.kinds
     tasks = sum(1 for kind in kinds if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE))
     line = (f"dispatch {result.dispatch_id} of {getattr(result.lattice, '__name__', '?')}: "
             f"{result.status}, {tasks} task(s), {len(kinds)} node(s)")
     if result.parent_dispatch_id:
         line += f", redispatched from {result.parent_dispatch_id}"
-    return line + (f" [{note}]" if note else "")
+    line += f" [{note}]" if note else ""
+    return "\n".join([line, *result.failure_lines()])

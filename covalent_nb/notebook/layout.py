@@ -21,17 +21,19 @@ centre.  Parameter and postprocess nodes are small dots.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 from ..states import NodeKind
 
 __all__ = [
-    "Layout", "GraphShape", "layout_graph", "compute_layout", "dot_available",
-    "display_label", "node_size", "AUX_KINDS", "ENGINES", "DOT_MAX_NODES", "clear_cache",
+    "Layout", "GraphShape", "layout_graph", "compute_layout", "compute_positions", "dot_available",
+    "display_label", "node_size", "item_size", "choose_direction", "AUX_KINDS", "ENGINES",
+    "DOT_MAX_NODES", "clear_cache", "cached", "compact_labels", "printable",
 ]
 
 #: Node kinds drawn small and hidden by the "hide parameters" toggle.
@@ -65,7 +67,10 @@ class GraphShape(Protocol):
 
 @dataclass(frozen=True)
 class Layout:
-    """Node centres and sizes in pixels, plus the drawing's bounding box."""
+    """Node centres and sizes in pixels, plus the drawing's bounding box.
+
+    ``direction`` is ``"TB"`` (layers top to bottom) or ``"LR"`` (left to right).
+    """
 
     x: tuple[int, ...]
     y: tuple[int, ...]
@@ -74,6 +79,25 @@ class Layout:
     width: int
     height: int
     engine: str
+    direction: str = "TB"
+
+
+#: Item roles of a drawing (see :mod:`.grouping`): an electron box, a
+#: parameter dot, a bookkeeping chip, an auxiliary chip (postprocess), a group.
+ROLES = "epbag"
+#: The canvas a first view is judged against when choosing the direction (px).
+REFERENCE_VIEW = (960, 640)
+
+
+def item_size(label: str, role: str) -> tuple[int, int]:
+    """Width and height in pixels of a drawn item (labels at 12 px stay inside)."""
+    if role == "p":
+        return _AUX_SIZE, _AUX_SIZE
+    if role in "ba":
+        return max(36, min(220, round(7 * len(label)) + 18)), 22
+    if role == "g":  # the label, then "4,998 done, 2 running, 1 failed" under it, then the bar
+        return max(250, min(320, round(7.6 * len(label)) + 90)), 60
+    return max(56, min(230, round(7.4 * len(label)) + 24)), 32
 
 
 def display_label(name: str, kind: str) -> str:
@@ -92,8 +116,99 @@ def display_label(name: str, kind: str) -> str:
         label = "dict"
     else:
         label = name.lstrip(":").replace("sublattice:", "", 1) if name.startswith(":") else name
-    label = " ".join(label.split())  # newlines in a repr would break the box
+    label = " ".join(printable(label).split())  # newlines in a repr would break the box
     return label if len(label) <= _LABEL_MAX else label[: _LABEL_MAX - 1] + "…"
+
+
+def compact_labels(graph: Any, nodes: Sequence[int]) -> list[str]:
+    """Labels of *nodes* as a drawing shows them, told apart and compact.
+
+    * getters read as code: ``split["X_train"]``, ``split.coef_``, ``split()[0]``;
+    * electron lists and dicts as ``[3 items]`` / ``{2 keys}``, postprocess as ``result``;
+    * electrons with the same name among *nodes* are told apart by the argument
+      whose value differs between them (``fit(c=0.1)``), else by number (``evaluate #2``);
+    * parameters show their value, as :func:`display_label` does.
+    """
+    names, kinds, edges = graph.names, graph.kinds, graph.edges
+    values = getattr(graph, "values", None)
+    wanted = set(nodes)
+    inputs: dict[int, list[tuple[str, int]]] = {}
+    for edge in edges:
+        if edge[1] in wanted:
+            inputs.setdefault(edge[1], []).append((str(edge[2]), edge[0]))
+
+    def value_text(param: int) -> str:
+        value = values[param] if values is not None and param < len(values) else None
+        if isinstance(value, str):
+            text = '"' + value + '"'
+        elif value is None:
+            text = names[param][len(_PARAMETER_PREFIX):]
+        else:
+            try:
+                text = repr(value)
+            except Exception:
+                text = "…"
+        text = " ".join(_printable(text).split())
+        return text if len(text) <= 16 else text[:15] + "…"
+
+    labels: dict[int, str] = {}
+    by_name: dict[str, list[int]] = {}
+    for v in nodes:
+        name, kind = names[v], kinds[v]
+        if kind == NodeKind.GETTER and name.startswith(":"):
+            base, _, op = name[1:].rpartition(".")
+            params = [s for e, s in inputs.get(v, ()) if kinds[s] == NodeKind.PARAMETER]
+            if op == "__getitem__" and base and params:
+                labels[v] = f"{base}[{value_text(params[-1])}]"
+            elif op == "__getattr__" and base and params:
+                raw = values[params[-1]] if values is not None else None
+                labels[v] = f"{base}.{raw if isinstance(raw, str) else value_text(params[-1])}"
+            else:
+                labels[v] = name[1:]
+        elif kind == NodeKind.ELECTRON_LIST:
+            count = len(inputs.get(v, ()))
+            labels[v] = f"[{count} item{'s' if count != 1 else ''}]"
+        elif kind == NodeKind.ELECTRON_DICT:
+            count = len(inputs.get(v, ()))
+            labels[v] = "{" + f"{count} key{'s' if count != 1 else ''}" + "}"
+        elif kind == NodeKind.POSTPROCESS:
+            labels[v] = "result"
+        else:
+            labels[v] = display_label(name, kind)
+            if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE):
+                by_name.setdefault(labels[v], []).append(v)
+    for label, same in by_name.items():
+        if len(same) < 2:
+            continue
+        args = [{e: value_text(s) for e, s in inputs.get(v, ()) if kinds[s] == NodeKind.PARAMETER}
+                for v in same]
+        common = set(args[0]).intersection(*args[1:])
+        telling = [e for e in sorted(common) if len({a[e] for a in args}) == len(same)]
+        for k, v in enumerate(same):
+            if telling:
+                labels[v] = f"{label}({telling[0]}={args[k][telling[0]]})"
+            else:
+                labels[v] = f"{label} #{k + 1}"
+    return [_cut(_printable(labels[v]), 32) for v in nodes]
+
+
+# C0 controls but tab and newlines, DEL, C1 controls, and what XML 1.0 forbids besides.
+_CONTROL = dict.fromkeys([*(c for c in range(32) if c not in (9, 10, 13)), *range(127, 160),
+                          0xFFFE, 0xFFFF])
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """*text* without ANSI escape sequences and control characters (XML 1.0 forbids most)."""
+    return _SURROGATE.sub("", _ANSI.sub("", text).translate(_CONTROL))
+
+
+_printable = printable
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def node_size(label: str, kind: str) -> tuple[int, int]:
@@ -140,17 +255,67 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def cached(key: tuple, compute) -> Layout:
+    """The layout cached under *key*, computed by ``compute()`` the first time."""
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+            return found
+    layout = compute()
+    with _cache_lock:
+        _cache[key] = layout
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return layout
+
+
 def compute_layout(names: Sequence[str], kinds: Sequence[str], edges: Sequence[tuple],
                    engine: str = "auto") -> Layout:
     """Lay out a graph given as node names, kinds and ``(source, target, ...)`` edges."""
     engine = _resolve_engine(engine, len(names))
     sizes = [node_size(display_label(n, k), k) for n, k in zip(names, kinds)]
-    pairs = _unique_pairs(edges)
+    return compute_positions(sizes, _unique_pairs(edges), engine, "TB")
+
+
+def compute_positions(sizes: Sequence[tuple[int, int]], pairs: Sequence[tuple[int, int]],
+                      engine: str = "auto", direction: str = "TB") -> Layout:
+    """Place boxes of *sizes* joined by *pairs* in layers along *direction* (``TB`` or ``LR``).
+
+    ``direction="auto"`` takes whichever of the two shows the drawing bigger
+    in a :data:`REFERENCE_VIEW` canvas (:func:`choose_direction`).
+    """
+    engine = _resolve_engine(engine, len(sizes))
+    if direction == "auto":
+        return choose_direction(sizes, pairs, engine)
+    if direction not in ("TB", "LR"):
+        raise ValueError(f"direction must be TB, LR or auto, not {direction!r}")
     if engine == "dot":
-        x, y = _dot_positions(sizes, pairs)
+        x, y = _dot_positions(sizes, pairs, direction)
+    elif direction == "LR":  # lay out the transposed boxes top-down, then transpose back
+        y, x = _layered_positions([(h, w) for w, h in sizes], pairs)
     else:
         x, y = _layered_positions(sizes, pairs)
-    return _normalise(x, y, sizes, engine)
+    return _normalise(x, y, sizes, engine, direction)
+
+
+def choose_direction(sizes: Sequence[tuple[int, int]], pairs: Sequence[tuple[int, int]],
+                     engine: str) -> Layout:
+    """The top-down or the left-to-right layout, whichever fits a notebook's view at a bigger zoom.
+
+    A chain reads left to right in a wide cell; a fan-out, top to bottom.  At
+    equal zoom (both fit at full size) top-down wins.
+    """
+    view_w, view_h = REFERENCE_VIEW
+
+    def zoom(layout: Layout) -> float:
+        return min(1.0, view_w / max(1, layout.width), view_h / max(1, layout.height))
+
+    down = compute_positions(sizes, pairs, engine, "TB")
+    if len(sizes) > 2000 or zoom(down) >= 1.0:
+        return down
+    across = compute_positions(sizes, pairs, engine, "LR")
+    return across if zoom(across) > zoom(down) * 1.05 else down
 
 
 def _resolve_engine(engine: str, size: int) -> str:
@@ -173,10 +338,10 @@ def _unique_pairs(edges: Sequence[tuple]) -> list[tuple[int, int]]:
 
 
 def _normalise(x: Sequence[float], y: Sequence[float], sizes: Sequence[tuple[int, int]],
-               engine: str) -> Layout:
+               engine: str, direction: str = "TB") -> Layout:
     """Shift so the drawing starts at the margin; round to whole pixels."""
     if not sizes:
-        return Layout((), (), (), (), 2 * _MARGIN, 2 * _MARGIN, engine)
+        return Layout((), (), (), (), 2 * _MARGIN, 2 * _MARGIN, engine, direction)
     left = min(xi - w / 2 for xi, (w, _) in zip(x, sizes))
     top = min(yi - h / 2 for yi, (_, h) in zip(y, sizes))
     xs = tuple(round(xi - left + _MARGIN) for xi in x)
@@ -184,20 +349,20 @@ def _normalise(x: Sequence[float], y: Sequence[float], sizes: Sequence[tuple[int
     width = max(xi + w / 2 for xi, (w, _) in zip(xs, sizes)) + _MARGIN
     height = max(yi + h / 2 for yi, (_, h) in zip(ys, sizes)) + _MARGIN
     return Layout(xs, ys, tuple(w for w, _ in sizes), tuple(h for _, h in sizes),
-                  int(round(width)), int(round(height)), engine)
+                  int(round(width)), int(round(height)), engine, direction)
 
 
 # -- dot ---------------------------------------------------------------------
 
-def _dot_positions(sizes: Sequence[tuple[int, int]],
-                   pairs: Sequence[tuple[int, int]]) -> tuple[list[float], list[float]]:
+def _dot_positions(sizes: Sequence[tuple[int, int]], pairs: Sequence[tuple[int, int]],
+                   direction: str = "TB") -> tuple[list[float], list[float]]:
     import graphviz
 
     n = len(sizes)
     # Only positions are needed: no edge routing (splines=false).
     lines = [
         "digraph G {",
-        f'graph [rankdir=TB, splines=false, nodesep={_NODE_GAP / 72:.3f}, '
+        f'graph [rankdir={direction}, splines=false, nodesep={_NODE_GAP / 72:.3f}, '
         f'ranksep={_LAYER_GAP / 72:.3f}];',
         'node [shape=box, fixedsize=true, label=""];',
     ]

@@ -36,7 +36,6 @@ import keyword
 import operator
 import re
 import shlex
-import threading
 from typing import Any, Callable, Optional
 
 from IPython.core.error import UsageError
@@ -49,6 +48,7 @@ from ..redispatch import electron_names, redispatch as _redispatch
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice, lattice as _lattice
 from .handle import DispatchHandle
+from .graph_widget import show_live
 from .panel import live_view
 from .history import DispatchHistory, dispatch_records
 from .userspace import UserInputError, call_arguments, describe_error, evaluate_arguments, \
@@ -59,7 +59,6 @@ __all__ = ["CovalentMagics", "load_ipython_extension", "unload_ipython_extension
 
 #: Executor names a lattice may give as plain words; anything else must name an object.
 EXECUTOR_NAMES = ("local", "dask")
-_REFRESH_WAIT_S = 2.0  # at most this long a dispatch's waiters wait for its final picture
 
 _ID_PREFIX = re.compile(r"^[0-9a-fA-F]{4,8}(-[0-9a-fA-F-]*)?$")  # a short id, as %dispatches shows it
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -245,25 +244,12 @@ class CovalentMagics(Magics):
         view = live_view(result)
         if isinstance(view, str):
             print(view)
-        elif result.ended:
-            display(view)
         else:
-            # Shown while it runs: once its final states are drawn (on the publisher's
-            # thread, after the last update), refresh the output so a notebook saved
-            # without widget state keeps the final picture, not the first one.  The
-            # result's waiters wake only after that (briefly held by a done callback), so
-            # a cell that waits for the result sees the refreshed picture saved.
-            shown = display(view, display_id=True)
-            refreshed = threading.Event()
-
-            def refresh() -> None:
-                try:
-                    shown.update(view)
-                finally:
-                    refreshed.set()
-
-            view.graph.on_ended(refresh)
-            result.add_done_callback(lambda _ended: refreshed.wait(_REFRESH_WAIT_S))
+            # The live graph, and under it its static picture (for nbconvert's HTML,
+            # saved notebooks, GitHub).  While the dispatch runs, only the picture is
+            # refreshed when the final states are drawn: the live view is never redrawn,
+            # so it keeps the user's zoom and selection (graph_widget.show_live).
+            show_live(view, view.graph)
         return DispatchHandle(dispatch_id, view)
 
     # -- %%lattice ----------------------------------------------------------------------

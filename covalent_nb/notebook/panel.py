@@ -37,15 +37,18 @@ import ipywidgets
 
 from ..api import get_result
 from ..redispatch import redispatch
+from ..results.failures import FAILED_COLOUR, failed_nodes, failure_html, status_badge
 from ..results.result import Result
 from ..states import Status
 from .choices import (ElectronRow, candidates, changed_since_dispatch, electron_rows,
-                      lattice_signature, literal_text, resolve_dispatch, reuse_report, short_repr)
-from .graph_widget import LatticeGraph
+                      lattice_signature, literal_text, resolve_dispatch, reuse_report,
+                      reuse_report_html, short_repr)
+from .graph_widget import LatticeGraph, show_live
 from .handle import text_summary
 from .userspace import KEEP, UserInputError, describe_error, parse_value, user_namespace
 
-__all__ = ["RedispatchPanel", "redispatch_panel", "LiveView", "live_view", "panel_slot"]
+__all__ = ["RedispatchPanel", "redispatch_panel", "LiveView", "live_view", "panel_slot",
+           "failure_banner"]
 
 log = logging.getLogger(__name__)
 
@@ -377,14 +380,52 @@ class RedispatchPanel(ipywidgets.VBox):
         # trait change, sent to the browser by the kernel's IOPub thread.
         if result.dispatch_id != (self.dispatches[-1] if self.dispatches else None):
             return  # an older dispatch ended after a newer one was started
-        lines = reuse_report(result)
-        colour = _ERROR_COLOUR if result.status != Status.COMPLETED else ""
-        items = "".join(f"<li>{html.escape(line)}</li>" for line in lines[1:])
-        self.summary.value = (
-            f'<div class="cnb-summary-head" data-status="{html.escape(str(result.status))}">'
-            f"{_html_line(lines[0], 'cnb-summary', colour)}</div>"
-            + (f'<ul class="cnb-summary-reasons" style="margin: 2px 0">{items}</ul>' if items else ""))
+        self.summary.value = reuse_report_html(result)
         self._say(f"dispatch {result.dispatch_id} ended: {result.status}", _MUTED_COLOUR)
+
+    # -- without a kernel ---------------------------------------------------------------
+    def static_text(self) -> str:
+        """What the panel is, in one line, for where its widgets cannot be drawn."""
+        lattice = getattr(self.parent.lattice, "__name__", "?")
+        text = (f"RedispatchPanel: redispatch {lattice} (dispatch {self.parent.dispatch_id}) with "
+                f"replaced electrons ({', '.join(row.name for row in self.rows)}), new inputs and "
+                "reuse; an interactive form: run the notebook to use it")
+        if self.dispatches:
+            text += f"; redispatched here as {', '.join(self.dispatches)}"
+        return text
+
+    def static_html(self) -> str:
+        """The panel as static HTML: what it redispatches, its inputs and its last summary."""
+        esc = html.escape
+        lattice = esc(getattr(self.parent.lattice, "__name__", "?"))
+        rows = "".join(f"<li><code>{esc(row.name)}</code>"
+                       + (f" → <code>{esc(self.replace[row.name].value)}</code>"
+                          if self.replace[row.name].value else "") + "</li>" for row in self.rows)
+        inputs = ", ".join(f"<code>{esc(name)}={esc(field.value or field.placeholder)}</code>"
+                           for name, field in self.inputs.items())
+        done = ""
+        if self.dispatches:
+            done = f"<div>redispatched here as <code>{esc(', '.join(self.dispatches))}</code></div>"
+        return (f'<div class="cnb-panel-static" style="border: 1px solid #e0e0e0; padding: 4px 8px">'
+                f"<b>Redispatch panel</b> for <code>{lattice}</code>, dispatch "
+                f"<code>{esc(self.parent.dispatch_id)}</code> "
+                f'<span style="color: #757575">(an interactive form: run the notebook to use it)</span>'
+                f"<div>electrons:</div><ul style='margin: 0'>{rows}</ul>"
+                + (f"<div>inputs: {inputs}</div>" if inputs else "")
+                + f"<div>reuse previous results: {'yes' if self.reuse.value else 'no'}</div>"
+                + done + self.summary.value + "</div>")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The widget, with a static description instead of ipywidgets' repr of its children.
+
+        A notebook exported or opened without the widget's state (nbconvert,
+        GitHub) shows the ``text/html`` or ``text/plain`` entry.
+        """
+        data = super()._repr_mimebundle_(**kwargs)
+        if isinstance(data, dict):
+            data["text/plain"] = self.static_text()
+            data["text/html"] = self.static_html()
+        return data
 
     @property
     def summary_text(self) -> str:
@@ -436,16 +477,28 @@ def panel_slot(graph: Any) -> Optional[Any]:
 class LiveView(ipywidgets.VBox):
     """A dispatch's live graph, with a box under it for the redispatch panel.
 
-    Displays like the graph: its mime bundle carries the graph's static SVG,
-    so a notebook saved without widget state still shows the picture.
+    Above the graph, :attr:`failure` stays empty unless the dispatch ends
+    FAILED; then it shows a red FAILED badge and each failed electron with
+    its exception line, its traceback one click away.  Displays like the
+    graph: its mime bundle carries the graph's static SVG, so a notebook
+    saved without widget state still shows the picture.
     """
 
     def __init__(self, graph: Any) -> None:
         self.graph = graph
+        self.failure = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
+        self.failure.add_class("cnb-failure")
         self.slot = ipywidgets.VBox(layout=ipywidgets.Layout(width="100%"))
         self.slot.add_class("cnb-panel-slot")
-        super().__init__([graph, self.slot], layout=ipywidgets.Layout(width="100%"))
+        super().__init__([self.failure, graph, self.slot], layout=ipywidgets.Layout(width="100%"))
         self.add_class("cnb-live-view")
+        result = getattr(graph, "result", None)
+        if result is not None:
+            # at once if it has ended; else on the dispatcher's thread as it ends (one trait change)
+            result.add_done_callback(self._show_failure)
+
+    def _show_failure(self, result: Result) -> None:
+        self.failure.value = failure_banner(result)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         data = super()._repr_mimebundle_(**kwargs)
@@ -453,6 +506,26 @@ class LiveView(ipywidgets.VBox):
             data["image/svg+xml"] = self.graph.to_svg()
             data["text/plain"] = repr(self.graph)
         return data
+
+    def _ipython_display_(self) -> None:
+        # Two outputs: the view, and the static picture nbconvert's HTML shows
+        # (see graph_widget.show_live).
+        show_live(self, self.graph)
+
+
+def failure_banner(result: Result) -> str:
+    """The HTML that marks a FAILED dispatch: a red badge, what failed and why ("" unless FAILED)."""
+    lines = result.failure_lines()
+    if not lines:
+        return ""
+    failures = failed_nodes(result)
+    head = html.escape(lines[0].removeprefix("FAILED").lstrip(": "))
+    body = failure_html(failures) if failures else ""
+    return (f'<div class="cnb-failure-banner" data-status="FAILED" style="border-left: 4px solid '
+            f"{FAILED_COLOUR}; background: rgba(211, 47, 47, 0.08); padding: 4px 8px; "
+            f'margin: 2px 0">{status_badge(Status.FAILED)} <b>{head}</b> '
+            f'<span style="color: {_MUTED_COLOUR}">dispatch {html.escape(result.dispatch_id)}</span>'
+            f"{body}</div>")
 
 
 def live_view(result: Result) -> Any:

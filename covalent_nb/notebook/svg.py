@@ -15,13 +15,15 @@ thousand boxes is megabytes that nobody can read.
 from __future__ import annotations
 
 import re
-from html import escape
+from html import escape as _escape
 from typing import Iterable, Mapping, Sequence
 
 from ..states import NodeKind
+from .layout import printable
 from .states import PALETTE, STATES, count_states, decode_states
 
-__all__ = ["graph_svg", "text_colour_on", "MAX_DRAWN_NODES"]
+__all__ = ["graph_svg", "text_colour_on", "group_counts", "group_state", "group_summary",
+           "MAX_DRAWN_NODES"]
 
 #: Larger graphs get a legend and a note instead of a drawing.
 MAX_DRAWN_NODES = 5000
@@ -36,6 +38,11 @@ _MUTED = "#616161"
 _EDGE = "#9e9e9e"
 _BORDER = "#5f6b7a"
 _FONT = "-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
+
+
+def escape(text: str) -> str:
+    """*text* safe in XML text and attributes: control characters and ANSI codes dropped."""
+    return _escape(printable(str(text)))
 
 
 def text_colour_on(fill: str) -> str:
@@ -61,25 +68,34 @@ def graph_svg(graph: Mapping, states: "str | Sequence[str]", *, status: str = ""
               hide_params: bool = False) -> str:
     """Draw *graph* (the widget's ``graph`` payload) in *states* as an SVG string.
 
-    *states* is the encoded state string or a list of state names.
+    *states* is the encoded state string or a list of state names, one per
+    node.  Groups are drawn as one box with a count and a stacked bar of
+    their members' states, as the live view draws them.
     """
     names = decode_states(states) if isinstance(states, str) else list(states)
     palette = {**PALETTE, **graph.get("palette", {})}
-    n = len(graph["labels"])
-    uncounted = set(graph.get("uncounted", ()))
-    counts = count_states(names, [NodeKind.PARAMETER if i in uncounted else "" for i in range(n)])
+    n = graph.get("n", len(names))
+    kinds = graph.get("kinds", "")
+    counts = count_states(names, [NodeKind.PARAMETER if k == "p" else "" for k in kinds]
+                          if len(kinds) == len(names) else None)
+    electrons = [names[i] for i, k in enumerate(kinds) if k in "es" and i < len(names)]
+    done = sum(1 for s in electrons if s in ("completed", "reused"))
     replaced = set(replaced)
+    dispatch_id = printable(dispatch_id)
+    status = printable(status)
     uid = "cnb-" + re.sub(r"[^A-Za-z0-9_-]", "", dispatch_id)[:40]
 
-    drawn = 0 < n <= MAX_DRAWN_NODES and len(names) == n
+    items = len(graph.get("labels", ()))
+    drawn = 0 < items <= MAX_DRAWN_NODES and len(names) == n
     gw, gh = graph.get("width", 0), graph.get("height", 0)
     scale = min(1.0, _MAX_WIDTH / gw, _MAX_GRAPH_HEIGHT / gh) if drawn and gw and gh else 1.0
     legend_width = 16 + sum(_legend_item_width(s, counts[s]) for s in STATES)
     if replaced:
         legend_width += _legend_item_width("replaced", len(replaced))
-    width = max(legend_width, round(gw * scale) if drawn else 0, 320)
+    width = max(legend_width, round(gw * scale) if drawn else 0, 420)
     graph_height = round(gh * scale) if drawn else 28
     height = _HEADER + graph_height
+    progress = f"{done:,} / {len(electrons):,} electrons done"
 
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{uid}" class="cnb-graph-svg" '
@@ -90,7 +106,7 @@ def graph_svg(graph: Mapping, states: "str | Sequence[str]", *, status: str = ""
         f'<text x="8" y="18" fill="{_TEXT}" font-weight="600" class="cnb-status">'
         f'{escape(status)}</text>',
         f'<text x="{8 + 9 * len(status) + 12}" y="18" fill="{_MUTED}">'
-        f'dispatch {escape(dispatch_id)}</text>',
+        f'<tspan class="cnb-progress">{escape(progress)}</tspan> · dispatch {escape(dispatch_id)}</text>',
     ]
     out.append(_legend(counts, palette, len(replaced), y=40))
     if drawn:
@@ -98,8 +114,8 @@ def graph_svg(graph: Mapping, states: "str | Sequence[str]", *, status: str = ""
                    f'viewBox="0 0 {width / scale:g} {gh}" preserveAspectRatio="xMinYMin meet">')
         out.append(_drawing(graph, names, palette, replaced, hide_params, uid))
         out.append("</svg>")
-    elif n > MAX_DRAWN_NODES:
-        out.append(f'<text x="8" y="{_HEADER + 16}" fill="{_MUTED}">{n} nodes: too many to draw '
+    elif items > MAX_DRAWN_NODES:
+        out.append(f'<text x="8" y="{_HEADER + 16}" fill="{_MUTED}">{items} nodes: too many to draw '
                    'statically; run the notebook to see the live graph.</text>')
     out.append("</svg>")
     return "".join(out)
@@ -135,78 +151,156 @@ def _legend(counts: Mapping[str, int], palette: Mapping[str, str], replaced: int
     return "".join(parts)
 
 
+def group_counts(runs: Sequence[Sequence[int]], names: Sequence[str]) -> dict[str, int]:
+    """Members of a group per state (every state present)."""
+    counts = dict.fromkeys(STATES, 0)
+    for start, step, count in runs:
+        for i in range(start, start + step * count, step or 1):
+            counts[names[i]] = counts.get(names[i], 0) + 1
+    return counts
+
+
+def group_state(counts: Mapping[str, int]) -> str:
+    """The state a group is coloured by: failed, running, pending... whichever comes first."""
+    for state in ("failed", "running", "pending", "cancelled", "completed", "reused"):
+        if counts.get(state):
+            return state
+    return "pending"
+
+
+def group_summary(label: str, count: int, counts: Mapping[str, int]) -> str:
+    """``"featurize ×5,000: 4,998 done, 2 running"`` (the same words as the live view)."""
+    parts = []
+    done = counts.get("completed", 0) + counts.get("reused", 0)
+    if done:
+        parts.append(f"{done:,} done")
+    for state in ("running", "failed", "cancelled", "pending"):
+        if counts.get(state):
+            parts.append(f"{counts[state]:,} {state}")
+    return f"{label} ×{count:,}: " + ", ".join(parts)
+
+
 def _drawing(graph: Mapping, names: Sequence[str], palette: Mapping[str, str],
              replaced: set, hide_params: bool, uid: str) -> str:
     x, y, w, h = graph["x"], graph["y"], graph["w"], graph["h"]
-    aux = set(graph.get("aux", ()))
-    hidden = aux if hide_params else set()
     labels = graph["labels"]
-    n = len(labels)
+    roles = graph.get("roles", "e" * len(labels))
+    ids = graph.get("ids", [str(i) for i in range(len(labels))])
+    m = len(labels)
+    direction = graph.get("direction", "TB")
+    hidden = {k for k in range(m) if hide_params and roles[k] in "pa"}
+    groups = {g["item"]: g for g in graph.get("groups", ()) if g.get("item", -1) >= 0}
+    item_state: list[str] = []
+    group_info: dict[int, tuple] = {}
+    for k in range(m):
+        if roles[k] == "g":
+            g = groups[k]
+            runs = g["runs"]
+            counts = group_counts(runs, names)
+            if g.get("shown"):  # the page drawn node by node is not in the group's box
+                first, last = g["shown"]
+                members = [i for start, step, c in runs for i in range(start, start + step * c, step or 1)]
+                for i in members[first:last + 1]:
+                    counts[names[i]] -= 1
+            group_info[k] = (counts, sum(counts.values()))
+            item_state.append(group_state(counts))
+        else:
+            item_state.append(names[int(ids[k])])
     flat = graph["edges"]
     pairs = [(flat[k], flat[k + 1]) for k in range(0, len(flat), 2)]
     pairs = [(s, t) for s, t in pairs if s not in hidden and t not in hidden]
     arrows = len(pairs) <= _MAX_ARROWED_EDGES
     out = []
 
-    # Edges: from the bottom of the source to the top of the target (top-down layout).
+    def ends(s: int, t: int) -> str:
+        if direction == "LR":
+            return f"M{x[s] + w[s] / 2:g} {y[s]}L{x[t] - w[t] / 2:g} {y[t]}"
+        return f"M{x[s]} {y[s] + h[s] / 2:g}L{x[t]} {y[t] - h[t] / 2:g}"
+
     if arrows:
         out.append(f'<defs><marker id="{uid}-arrow" viewBox="0 0 8 8" refX="8" refY="4" '
                    f'markerWidth="6" markerHeight="6" orient="auto-start-reverse">'
                    f'<path d="M0 0L8 4L0 8z" fill="{_EDGE}"/></marker></defs>')
-    path = "".join(f"M{x[s]} {y[s] + h[s] / 2:g}L{x[t]} {y[t] - h[t] / 2:g}" for s, t in pairs)
-    if path:
-        marker = "" if not arrows else f' marker-end="url(#{uid}-arrow)"'
+    if pairs:
         if arrows:  # marker-end marks a path's last point only: one path per edge
-            out.append(f'<g fill="none" stroke="{_EDGE}" stroke-width="1"{marker}>')
-            out.extend(f'<path d="M{x[s]} {y[s] + h[s] / 2:g}L{x[t]} {y[t] - h[t] / 2:g}"/>'
-                       for s, t in pairs)
+            out.append(f'<g fill="none" stroke="{_EDGE}" stroke-width="1" '
+                       f'marker-end="url(#{uid}-arrow)">')
+            out.extend(f'<path d="{ends(s, t)}"/>' for s, t in pairs)
             out.append("</g>")
         else:
-            out.append(f'<path d="{path}" fill="none" stroke="{_EDGE}" stroke-width="1"/>')
+            out.append(f'<path d="{"".join(ends(s, t) for s, t in pairs)}" fill="none" '
+                       f'stroke="{_EDGE}" stroke-width="1"/>')
 
     # Nodes, one group per state so each colour is written once.
     by_state: dict[str, list[int]] = {}
-    for i in range(n):
-        if i not in hidden:
-            by_state.setdefault(names[i], []).append(i)
+    for k in range(m):
+        if k not in hidden and roles[k] != "g":
+            by_state.setdefault(item_state[k], []).append(k)
     for state, members in by_state.items():
         fill = palette.get(state, palette["pending"])
         dash = ' stroke-dasharray="3 2"' if state == "cancelled" else ""
         out.append(f'<g class="cnb-nodes" data-state="{state}" fill="{fill}" stroke="{_BORDER}" '
                    f'stroke-width="1"{dash}>')
-        for i in members:
-            if i in aux:
-                out.append(f'<circle cx="{x[i]}" cy="{y[i]}" r="{w[i] / 2:g}" stroke="none"/>')
+        for k in members:
+            if roles[k] == "p":
+                out.append(f'<circle cx="{x[k]}" cy="{y[k]}" r="{w[k] / 2:g}" stroke="none"/>')
             else:
-                out.append(f'<rect x="{x[i] - w[i] / 2:g}" y="{y[i] - h[i] / 2:g}" '
-                           f'width="{w[i]}" height="{h[i]}" rx="5"/>')
+                radius = 11 if roles[k] in "ba" else 5
+                out.append(f'<rect x="{x[k] - w[k] / 2:g}" y="{y[k] - h[k] / 2:g}" '
+                           f'width="{w[k]}" height="{h[k]}" rx="{radius}"/>')
         out.append("</g>")
 
-    marked = [i for i in sorted(replaced) if 0 <= i < n and i not in hidden]
+    # Groups: a box outlined in its state's colour, the label, the summary and a stacked bar.
+    for k, (counts, total) in group_info.items():
+        g = groups[k]
+        left, top = x[k] - w[k] / 2, y[k] - h[k] / 2
+        stroke = palette.get(item_state[k], palette["pending"])
+        summary = group_summary(labels[k], g["count"], counts)
+        out.append(f'<g class="cnb-group" data-group="{escape(g["id"])}" data-count="{g["count"]}">'
+                   f'<rect x="{left:g}" y="{top:g}" width="{w[k]}" height="{h[k]}" rx="6" '
+                   f'fill="{_BACKGROUND}" stroke="{stroke}" stroke-width="2.5"/>'
+                   f'<rect x="{left + 4:g}" y="{top + 4:g}" width="{w[k]}" height="{h[k]}" rx="6" '
+                   f'fill="none" stroke="{_BORDER}" stroke-width="0.5" opacity="0.6"/>'
+                   f'<text x="{x[k]}" y="{top + 17:g}" fill="{_TEXT}" font-size="12" font-weight="600" '
+                   f'text-anchor="middle">{escape(labels[k])} ×{g["count"]:,}</text>'
+                   f'<text x="{x[k]}" y="{top + 32:g}" fill="{_MUTED}" font-size="11" '
+                   f'text-anchor="middle"><title>{escape(summary)}</title>'
+                   f'{escape(summary.split(": ", 1)[-1])}</text>')
+        bar_x, bar_w = left + 8, w[k] - 16
+        offset = 0.0
+        for state in ("completed", "reused", "running", "failed", "cancelled", "pending"):
+            part = counts.get(state, 0)
+            if not part or not total:
+                continue
+            width = bar_w * part / total
+            out.append(f'<rect x="{bar_x + offset:.1f}" y="{top + h[k] - 14:g}" width="{width:.1f}" '
+                       f'height="7" fill="{palette[state]}"/>')
+            offset += width
+        out.append("</g>")
+
+    marked = [k for k in range(m) if roles[k] != "g" and int(ids[k]) in replaced and k not in hidden]
     if marked:
         out.append(f'<g fill="none" stroke="{palette["replaced"]}" stroke-width="3">')
-        out.extend(f'<rect x="{x[i] - w[i] / 2 - 3:g}" y="{y[i] - h[i] / 2 - 3:g}" '
-                   f'width="{w[i] + 6}" height="{h[i] + 6}" rx="7"/>' for i in marked)
+        out.extend(f'<rect x="{x[k] - w[k] / 2 - 3:g}" y="{y[k] - h[k] / 2 - 3:g}" '
+                   f'width="{w[k] + 6}" height="{h[k] + 6}" rx="7"/>' for k in marked)
         out.append("</g>")
 
-    if n <= _MAX_LABELLED_NODES:
+    if m <= _MAX_LABELLED_NODES:
         inside: dict[str, list[int]] = {}
-        for i in range(n):
-            if i not in hidden and i not in aux:
-                colour = text_colour_on(palette.get(names[i], palette["pending"]))
-                inside.setdefault(colour, []).append(i)
+        for k in range(m):
+            if k not in hidden and roles[k] in "eba":
+                colour = text_colour_on(palette.get(item_state[k], palette["pending"]))
+                inside.setdefault(colour, []).append(k)
         for colour, members in inside.items():
-            out.append(f'<g fill="{colour}" font-size="11" text-anchor="middle" '
+            out.append(f'<g fill="{colour}" font-size="12" text-anchor="middle" '
                        f'dominant-baseline="central">')
-            out.extend(f'<text x="{x[i]}" y="{y[i]}">{escape(labels[i])}</text>' for i in members)
+            out.extend(f'<text x="{x[k]}" y="{y[k]}">{escape(labels[k])}</text>' for k in members)
             out.append("</g>")
-        # Parameters sit just above their consumer: label above, clear of the edge.
-        params = set(graph.get("uncounted", ()))
-        small = [i for i in range(n) if i in aux and i not in hidden]
+        # Parameters sit just before their consumer: label beside, clear of the edge.
+        small = [k for k in range(m) if roles[k] == "p" and k not in hidden]
         if small:
-            out.append(f'<g fill="{_MUTED}" font-size="9" text-anchor="middle">')
-            out.extend(
-                f'<text x="{x[i]}" y="{y[i] - h[i] / 2 - 3 if i in params else y[i] + h[i] / 2 + 10:g}">'
-                f'{escape(labels[i])}</text>' for i in small)
+            out.append(f'<g fill="{_MUTED}" font-size="11" text-anchor="middle">')
+            out.extend(f'<text x="{x[k]}" y="{y[k] - h[k] / 2 - 3:g}">{escape(labels[k])}</text>'
+                       for k in small)
             out.append("</g>")
     return "".join(out)

@@ -11,6 +11,7 @@ a DataFrame both take dicts as they are) with these keys:
 ``parent``      the id it was redispatched from, or None
 ``reused``      how many nodes took a previous output (None while running)
 ``recomputed``  how many nodes ran (None while running)
+``error``       the dispatch's error text (None unless it failed or was cancelled)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import datetime as _dt
 import html
 from typing import Any, Iterable, Optional
 
+from .failures import FAILED_COLOUR, failure_html, failures_from_error, status_badge
 from .result import us_to_datetime
 from ..states import ENDED, Status, now_us
 
@@ -28,7 +30,7 @@ __all__ = ["summary", "DispatchList", "SpaceFreed", "prune_cutoff_us", "PruneCri
 
 def summary(dispatch_id: str, lattice: str, status: Any, start_us: Optional[int],
             end_us: Optional[int], parent: Optional[str], reused: Optional[int],
-            recomputed: Optional[int]) -> dict:
+            recomputed: Optional[int], error: Optional[str] = None) -> dict:
     """Build one summary dict (see the module docstring)."""
     status = Status(status)
     if start_us is None:
@@ -37,7 +39,8 @@ def summary(dispatch_id: str, lattice: str, status: Any, start_us: Optional[int]
         finish = end_us if end_us is not None and status in ENDED else now_us()
         duration = max(0, finish - start_us) / 1e6
     return {"id": dispatch_id, "lattice": lattice, "status": status, "start": us_to_datetime(start_us),
-            "duration": duration, "parent": parent, "reused": reused, "recomputed": recomputed}
+            "duration": duration, "parent": parent, "reused": reused, "recomputed": recomputed,
+            "error": error}
 
 
 def summary_of(result: Any) -> dict:
@@ -45,7 +48,7 @@ def summary_of(result: Any) -> dict:
     counts = result.reuse_summary() if result.ended else {"reused": None, "recomputed": None}
     return summary(result.dispatch_id, getattr(result.lattice, "__name__", "?"), result.status,
                    result.start_us, result.end_us, result.parent_dispatch_id, counts["reused"],
-                   counts["recomputed"])
+                   counts["recomputed"], result.error)
 
 
 _COLUMNS = ("id", "lattice", "status", "start", "duration", "parent", "reused", "recomputed")
@@ -90,18 +93,28 @@ class DispatchList(list):
     the table a notebook shows.  A redispatch shows ``↳`` before its id and
     its parent's id in the ``parent`` column; ids are shortened to 8
     characters in text and in the cells (the HTML shows the full id on hover).
+    A FAILED dispatch is marked ``✖ FAILED`` (a red badge in HTML) and
+    followed by a line naming its failed electrons with the exception line
+    (see :func:`~covalent_nb.results.failures.failures_from_error`).
     """
 
     def rows(self) -> list[list[str]]:
         """The table's cells as strings, one list per summary, in :data:`_COLUMNS` order."""
         return [[("↳ " if d.get("parent") else "") + _short(d.get("id")),
                  str(d.get("lattice") or ""),
-                 str(d.get("status") or ""),
+                 ("✖ " if d.get("status") == Status.FAILED else "") + str(d.get("status") or ""),
                  _format_start(d.get("start")),
                  format_duration(d.get("duration")),
                  _short(d.get("parent")),
                  _count(d.get("reused")),
                  _count(d.get("recomputed"))] for d in self]
+
+    @staticmethod
+    def failures(record: dict) -> list:
+        """What failed in the dispatch of *record* (empty unless it is FAILED)."""
+        if record.get("status") != Status.FAILED:
+            return []
+        return failures_from_error(record.get("error"))
 
     def __str__(self) -> str:
         if not self:
@@ -111,7 +124,11 @@ class DispatchList(list):
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
                  for cells in rows]
         lines.insert(1, "  ".join("-" * width for width in widths))
-        return "\n".join(lines)
+        out = lines[:2]
+        for record, line in zip(self, lines[2:]):
+            out.append(line)
+            out += [f"    ✖ {failure}" for failure in self.failures(record)]
+        return "\n".join(out)
 
     def _repr_html_(self) -> str:
         if not self:
@@ -123,6 +140,9 @@ class DispatchList(list):
             ids = {0: record.get("id"), 5: record.get("parent")}  # id cells: the full id on hover
             tds = []
             for index, cell in enumerate(cells):
+                if index == 2:
+                    tds.append(f"<td>{status_badge(record.get('status') or '')}</td>")
+                    continue
                 if index not in ids:
                     tds.append(f"<td>{esc(cell)}</td>")
                     continue
@@ -130,6 +150,12 @@ class DispatchList(list):
                 tds.append(f"<td{title}><code>{esc(cell)}</code></td>")
             body.append(f'<tr data-id="{esc(str(record.get("id")))}" '
                         f'data-status="{esc(str(record.get("status") or ""))}">{"".join(tds)}</tr>')
+            failures = self.failures(record)
+            if failures:
+                body.append(f'<tr class="cnb-history-failure" data-failed-id="{esc(str(record.get("id")))}">'
+                            f'<td></td><td colspan="{len(_COLUMNS) - 1}" style="text-align: left; '
+                            f'border-left: 3px solid {FAILED_COLOUR}">'
+                            f"{failure_html(failures, tracebacks=False)}</td></tr>")
         return (f'<table class="cnb-history"><thead><tr>{head}</tr></thead>'
                 f'<tbody>{"".join(body)}</tbody></table>')
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from ..dispatch.executors.local import lending_worker
 from ..states import ENDED, NodeKind, Status, widget_state
 from ..serialization import IMMUTABLE
+from .failures import failed_nodes, failure_text
 from .values import StoreError, dumps, loads
 
 
@@ -345,12 +346,29 @@ class Result:
         return {"reused": len(table.reused_from), "recomputed": len(self.recomputed_nodes),
                 "reasons": reasons}
 
+    def failure_lines(self) -> list:
+        """For a FAILED dispatch, its headline and one line per failed node with its exception line.
+
+        ``["FAILED: 1 of 3 electron(s) failed", "  check_positive (node 3):
+        ValueError: ..."]``; empty for any other status.
+        """
+        if self.status != Status.FAILED:
+            return []
+        failures = failed_nodes(self)
+        kinds = self.graph.kinds
+        tasks = sum(1 for kind in kinds if kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE))
+        if not failures:  # the dispatch itself failed (it could not start, a store error...)
+            first = (self.error or "").strip().splitlines()
+            return ["FAILED" + (f": {first[0]}" if first else "")]
+        return [f"FAILED: {len(failures)} of {tasks} electron(s) failed", *failure_text(failures)]
+
     def __str__(self) -> str:
         lines = [
             "Lattice Result", "==============",
             f"lattice: {getattr(self.lattice, '__name__', '?')}",
             f"dispatch_id: {self.dispatch_id}",
             f"status: {self.status}",
+            *self.failure_lines(),
             f"result: {short_repr(self.result, 2000)}",
             f"inputs: args={short_repr(self.inputs['args'], 2000)} kwargs={short_repr(self.inputs['kwargs'], 2000)}",
             f"error: {self.error}" if self.error else "error: None",
@@ -367,7 +385,14 @@ class Result:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"<Result {self.dispatch_id} {getattr(self.lattice, '__name__', '?')} {self.status}>"
+        head = f"<Result {self.dispatch_id} {getattr(self.lattice, '__name__', '?')} {self.status}"
+        if self.status == Status.FAILED:
+            failures = failed_nodes(self)
+            if failures:
+                more = f" (and {len(failures) - 1} more failed)" if len(failures) > 1 else ""
+                first = str(failures[0])
+                head += f": {first if len(first) <= 200 else first[:197] + '...'}{more}"
+        return head + ">"
 
     #: How a result shows itself in a notebook: ``view(result)`` returns a widget or a str.
     #: Set by the notebook layer (covalent_nb.notebook.handle), which sits above this one;
@@ -383,7 +408,11 @@ class Result:
         if isinstance(view, str):
             return {"text/plain": str(self) + "\n" + view}, {}
         bundle = view._repr_mimebundle_(include=include, exclude=exclude)
-        return bundle if isinstance(bundle, tuple) else (bundle, {})
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        failure = self.failure_lines()
+        if failure and isinstance(data, dict):  # a FAILED dispatch says so first, wherever text is shown
+            data["text/plain"] = "\n".join([*failure, data.get("text/plain", repr(self))])
+        return data, metadata
 
     def add_done_callback(self, callback: Any) -> None:
         """Call *callback(result)* once the dispatch has ended (at once if it has).

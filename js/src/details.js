@@ -1,3 +1,5 @@
+import { formatLocalTime } from "./groups.js";
+
 // The details pane's fields: their order, labels and how values read.
 
 /** Fields of the details pane, in display order: [data-field, label]. */
@@ -30,9 +32,10 @@ export const BLOCK_FIELDS = new Set(["inputs", "output", "stdout", "stderr", "er
  * @param {number} nodeId the selected node
  * @param {object|null} details Python's details (may be for another node)
  * @param {{label: string, state: string}} local what the view knows
+ * @param {Date} now today, for whether times show their date
  * @returns {{values: Object<string,string>, loading: boolean}}
  */
-export function detailValues(nodeId, details, local) {
+export function detailValues(nodeId, details, local, now = new Date()) {
   const values = {};
   for (const [field] of DETAIL_FIELDS) values[field] = "";
   const fresh = details && details.node_id === nodeId;
@@ -41,6 +44,9 @@ export function detailValues(nodeId, details, local) {
       const v = details[field];
       values[field] = v === null || v === undefined ? "" : String(v);
     }
+    // Python sends epoch milliseconds: shown in the browser's local time.
+    if (details.start_ms) values.start_time = formatLocalTime(details.start_ms, now);
+    if (details.end_ms) values.end_time = formatLocalTime(details.end_ms, now);
   } else {
     values.node_name = local.label;
     values.node_id = String(nodeId);

@@ -1,9 +1,11 @@
-// The LatticeGraph view: cytoscape draws the graph at the positions Python
-// computed; state changes only restyle nodes, never lay them out again.
+// The LatticeGraph view: cytoscape draws the items (nodes and groups) at the
+// positions Python computed; state changes only restyle them, never lay them
+// out again.
 //
-// Model traits read: dispatch_id, status, graph, states, replaced, details,
-// hide_params. Written: selected, hide_params. Custom message sent:
-// {event: "open_panel"}. The DOM contract is documented in
+// Model traits read: dispatch_id, status, started_at, ended_at, graph, states,
+// replaced, failures, details, hide_params, expanded. Written: selected,
+// hide_params, expanded. Custom messages sent: {event: "open_panel"},
+// {event: "cancel"}. The DOM contract is documented in
 // covalent_nb/notebook/graph_widget.py.
 
 import cytoscape from "cytoscape";
@@ -12,15 +14,25 @@ import { STATES, decodeStates, diffStates, countStates, legendText } from "./sta
 import { stylesheet, themeFrom, fitViewport } from "./style.js";
 import { DETAIL_FIELDS, BLOCK_FIELDS, detailValues } from "./details.js";
 import { buildElements } from "./elements.js";
+import {
+  decodeRuns, countMembers, groupState, groupSummary, groupLabel, barImage, progress,
+  electronIndices, progressText, formatElapsed, searchItems, findInGroups,
+} from "./groups.js";
 
-// Above this many nodes, draw cheaply: no arrows, textures while panning.
+// Above this many drawn items, draw cheaply: no arrows, textures while panning.
 const LARGE_GRAPH = 2000;
-// A very wide graph fitted whole shows dots; start zoomed in enough to read
-// node shapes, at the top left, and let "Fit" show everything.
-const MIN_INITIAL_ZOOM = 0.25;
+// The first view never shows labels smaller than this zoom allows (12 px
+// labels at zoom 1); a bigger graph starts at its beginning, scrollable.
+const MIN_INITIAL_ZOOM = 1.0;
+const MAX_INITIAL_ZOOM = 1.25;
+// The canvas is as tall as the graph at the first view's zoom, within these.
+const MIN_CANVAS = 200;
+const MAX_CANVAS = 640;
 // Below this zoom a layer gap is a few pixels and edges are a grey smear;
 // hiding them saves a third of every redraw of a 10,000-node graph.
 const FAR_ZOOM = 0.06;
+const ENDED = new Set(["COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED", "POSTPROCESSING_FAILED", "PENDING_POSTPROCESSING_FAILED"]);
+const FAILURES_SHOWN = 20;
 
 function h(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
@@ -33,6 +45,17 @@ function h(tag, attrs = {}, children = []) {
   return node;
 }
 
+const cssString = (s) => `"${String(s).replace(/["\\]/g, "\\$&")}"`;
+
+// Where the widget renders, hide the static picture of its dispatch in the
+// same output area (graph_widget.show_live puts it there for nbconvert & co).
+function fallbackRule(dispatchId) {
+  const cls = "cnb-static-" + String(dispatchId).replace(/[^A-Za-z0-9_-]/g, "");
+  const graph = `.cnb-graph[data-dispatch-id=${cssString(dispatchId)}]`;
+  return `.jp-OutputArea:has(${graph}) .jp-OutputArea-child:has(.${cls}),`
+    + ` .output:has(${graph}) .output_area:has(.${cls}) { display: none !important; }`;
+}
+
 function render({ model, el }) {
   const cleanups = [];
   const listen = (name, fn) => {
@@ -42,10 +65,29 @@ function render({ model, el }) {
 
   const root = h("div", { class: "cnb-graph" });
   root.dataset.dispatchId = model.get("dispatch_id");
-  root.append(h("style", { text: css }));
+  const fallbackStyle = h("style", { text: fallbackRule(model.get("dispatch_id")) });
+  root.append(h("style", { text: css }), fallbackStyle);
 
-  // Toolbar: status, legend, controls.
+  // Header: status, id, elapsed time, progress, Cancel; search.
   const status = h("span", { class: "cnb-status" });
+  const idText = h("code", { class: "cnb-dispatch-id", title: "dispatch id" });
+  const copyId = h("button", { class: "cnb-copy-id", title: "Copy the dispatch id", text: "copy" });
+  const elapsed = h("span", { class: "cnb-elapsed", title: "elapsed time" });
+  const progressBar = h("span", { class: "cnb-bar" });
+  const progressLabel = h("span", { class: "cnb-progress-text" });
+  const progressEl = h("span", { class: "cnb-progress" }, [progressBar, progressLabel]);
+  const cancel = h("button", { class: "cnb-cancel", title: "Cancel the dispatch (ct.cancel): tasks not started are cancelled, running ones finish", text: "Cancel" });
+  const search = h("input", { type: "search", class: "cnb-search", placeholder: "find a node…", "aria-label": "find a node by name" });
+  const searchStatus = h("span", { class: "cnb-search-status" });
+  const header = h("div", { class: "cnb-header" }, [
+    h("span", { class: "cnb-block" }, [status, idText, copyId, elapsed]),
+    h("span", { class: "cnb-block cnb-grow" }, [progressEl, cancel]),
+    h("span", { class: "cnb-block" }, [search, searchStatus]),
+  ]);
+  const functionsEl = h("div", { class: "cnb-functions" });
+  const failuresEl = h("div", { class: "cnb-failures", role: "alert" });
+
+  // Toolbar: legend, controls.
   const legend = h("div", { class: "cnb-legend" });
   const legendItems = {};
   const legendCounts = {};
@@ -83,10 +125,12 @@ function render({ model, el }) {
   const zoomOut = h("button", { class: "cnb-zoom-out", title: "Zoom out", text: "−" });
   const redispatch = h("button", { class: "cnb-redispatch", text: "Redispatch…" });
   const toolbar = h("div", { class: "cnb-toolbar" }, [
-    status, legend, h("span", { class: "cnb-spacer" }), hideLabel, zoomOut, zoomIn, fitButton, redispatch,
+    legend, h("span", { class: "cnb-spacer" }),
+    h("span", { class: "cnb-block cnb-controls" }, [hideLabel, zoomOut, zoomIn, fitButton, redispatch]),
   ]);
+  const groupbar = h("div", { class: "cnb-groupbar" });
 
-  // Body: canvas and details pane.
+  // Body: the canvas, with the details pane laid over its right side.
   const canvas = h("div", { class: "cnb-canvas" });
   const detailsTitle = h("strong", { text: "" });
   const closeDetails = h("button", { class: "cnb-details-close", title: "Close", text: "×" });
@@ -106,26 +150,74 @@ function render({ model, el }) {
     detailsList,
   ]);
   const body = h("div", { class: "cnb-body" }, [canvas, details]);
-  root.append(toolbar, body);
+  root.append(header, functionsEl, failuresEl, toolbar, groupbar, body);
   el.append(root);
 
-  // Graph.
+  // Graph state.
   let graph = model.get("graph");
   let codes = graph.codes || {};
   let encoded = model.get("states") || "";
-  let auxSet = new Set(graph.aux);
-  let uncounted = new Set(graph.uncounted || []);
   let replaced = new Set(model.get("replaced") || []);
-  const large = graph.labels.length > LARGE_GRAPH;
-  canvas.style.height = `${Math.max(260, Math.min(620, (graph.height || 0) + 60))}px`;
+  let electrons = electronIndices(graph.kinds || "");
+  let uncounted = null;
+  let groupMembers = new Map();
+  let functionMembers = [];
+  let large = false;
+  let auxCreated = true;
+
+  function prepare() {
+    codes = graph.codes || {};
+    palette = graph.palette;
+    electrons = electronIndices(graph.kinds || "");
+    const kinds = graph.kinds || "";
+    uncounted = new Set();
+    for (let i = 0; i < kinds.length; i++) if (kinds[i] === "p") uncounted.add(i);
+    groupMembers = new Map((graph.groups || []).map((g) => [g.id, decodeRuns(g.runs)]));
+    functionMembers = (graph.functions || []).map((f) => ({ ...f, members: decodeRuns(f.runs) }));
+    large = graph.ids.length > LARGE_GRAPH;
+  }
+  prepare();
+
+  // Per item: its state; per group item: its counts, summary and bar.
+  function groupInfo(g) {
+    const members = groupMembers.get(g.id);
+    const [first, last] = g.shown || [-1, -2];
+    const counts = countMembers(members, encoded, codes, first, last);
+    const shownCount = g.shown ? last - first + 1 : 0;
+    return {
+      counts,
+      state: groupState(counts),
+      count: g.count - shownCount,
+      summary: groupSummary(g.label, g.count, counts),
+      label: groupLabel(g.shown ? `${g.label} (rest)` : g.label, g.count - shownCount, counts),
+      bar: barImage(counts, palette),
+    };
+  }
+  function itemStates(states) {
+    const out = new Array(graph.ids.length);
+    for (let k = 0; k < graph.ids.length; k++) {
+      out[k] = graph.roles[k] === "g" ? "pending" : states[Number(graph.ids[k])];
+    }
+    const groupData = {};
+    for (const g of graph.groups || []) {
+      if (g.item < 0) continue;
+      const info = groupInfo(g);
+      out[g.item] = info.state;
+      groupData[g.item] = { gid: g.id, count: g.count, counts: info.counts, summary: info.summary, bar: info.bar, label: info.label };
+    }
+    return { out, groupData };
+  }
+  function elements(part) {
+    const { out, groupData } = itemStates(decodeStates(encoded, codes));
+    return buildElements(graph, out, replaced, model.get("hide_params"), part, groupData);
+  }
 
   const readTheme = () => themeFrom((name) => getComputedStyle(root).getPropertyValue(name));
   // Hidden aux nodes of a big graph are created when first shown.
-  let auxCreated = !(large && model.get("hide_params"));
+  auxCreated = !(large && model.get("hide_params"));
   const cy = cytoscape({
     container: canvas,
-    elements: buildElements(graph, decodeStates(encoded, codes), replaced, model.get("hide_params"),
-      auxCreated ? "all" : "main"),
+    elements: elements(auxCreated ? "all" : "main"),
     style: stylesheet({ palette, theme: readTheme(), large }),
     layout: { name: "preset" },
     // Wide map-reduce graphs need very low zoom to fit.
@@ -141,16 +233,22 @@ function render({ model, el }) {
   });
   root.__cy = cy;
   cleanups.push(() => cy.destroy());
-  // Node references by index.  Elements are their own one-element
-  // collections; getElementById would build 10,000 new collections.
+
+  // Node elements by node id, group elements by group id.  Elements are
+  // their own one-element collections; getElementById would build 10,000
+  // new collections.
+  let nodes = [];
+  let groupEls = new Map();
   const indexNodes = () => {
-    const out = new Array(graph.labels.length);
+    nodes = new Array(graph.n || 0);
+    groupEls = new Map();
     cy.nodes().forEach((n) => {
-      out[Number(n.id())] = n;
+      const d = n.data();
+      if (d.group) groupEls.set(d.gid, n);
+      else nodes[d.node] = n;
     });
-    return out;
   };
-  let nodes = indexNodes();
+  indexNodes();
 
   let far = false;
   function updateFar() {
@@ -161,6 +259,7 @@ function render({ model, el }) {
   }
   cy.on("zoom", updateFar);
 
+  // -- header ----------------------------------------------------------------------
   function updateLegend() {
     const counts = countStates(encoded, codes, uncounted);
     for (const state of STATES) {
@@ -174,46 +273,199 @@ function render({ model, el }) {
     replacedItem.hidden = replaced.size === 0;
   }
 
+  const functionRows = new Map();
+  function buildFunctions() {
+    functionsEl.textContent = "";
+    functionRows.clear();
+    for (const f of functionMembers) {
+      const bar = h("span", { class: "cnb-bar" });
+      const text = h("span", { class: "cnb-function-count" });
+      const row = h("span", { class: "cnb-function", "data-function": f.name, title: f.name }, [
+        h("span", { class: "cnb-function-name", text: f.name }), bar, text,
+      ]);
+      functionRows.set(f.name, { row, bar, text, f });
+      functionsEl.append(row);
+    }
+    functionsEl.hidden = functionMembers.length === 0;
+  }
+  function fillBar(bar, counts, total) {
+    const parts = [];
+    let x = 0;
+    for (const s of ["completed", "reused", "running", "failed", "cancelled"]) {
+      const n = counts[s] || 0;
+      if (!n || !total) continue;
+      const w = (100 * n) / total;
+      parts.push(`${palette[s]} ${x}% ${x + w}%`);
+      x += w;
+    }
+    parts.push(`transparent ${x}% 100%`);
+    bar.style.background = `linear-gradient(to right, ${parts.join(", ")})`;
+  }
+  function updateProgress() {
+    const p = progress(encoded, codes, electrons);
+    progressLabel.textContent = progressText(p);
+    progressEl.dataset.done = String(p.done);
+    progressEl.dataset.total = String(p.total);
+    fillBar(progressBar, p, p.total);
+    for (const { row, bar, text, f } of functionRows.values()) {
+      const c = countMembers(f.members, encoded, codes);
+      const done = c.completed + c.reused;
+      text.textContent = `${done.toLocaleString("en-US")}/${f.count.toLocaleString("en-US")}`;
+      row.dataset.done = String(done);
+      row.dataset.total = String(f.count);
+      fillBar(bar, c, f.count);
+    }
+  }
+
+  function isRunning() {
+    const s = model.get("status") || "";
+    return s !== "" && !ENDED.has(s);
+  }
+  let ticker = null;
+  function updateElapsed() {
+    const start = model.get("started_at") || 0;
+    const end = model.get("ended_at") || 0;
+    if (!start) {
+      elapsed.textContent = "";
+      return;
+    }
+    const to = end || (isRunning() ? Date.now() : start);
+    elapsed.textContent = formatElapsed(to - start);
+    elapsed.dataset.ms = String(Math.round(to - start));
+  }
   function updateStatus() {
     const s = model.get("status") || "";
     status.textContent = s;
     status.dataset.status = s;
+    const running = isRunning();
+    cancel.hidden = !running;
+    if (!running) {
+      cancel.disabled = false;
+      cancel.textContent = "Cancel";
+    }
+    if (running && ticker === null) ticker = setInterval(updateElapsed, 500);
+    if (!running && ticker !== null) {
+      clearInterval(ticker);
+      ticker = null;
+    }
+    updateElapsed();
+  }
+  cleanups.push(() => ticker !== null && clearInterval(ticker));
+  idText.textContent = model.get("dispatch_id");
+  copyId.addEventListener("click", async () => {
+    const id = model.get("dispatch_id");
+    try {
+      await navigator.clipboard.writeText(id);
+      copyId.textContent = "copied";
+    } catch (e) {
+      // No clipboard permission (plain http, headless): select the text instead.
+      const range = document.createRange();
+      range.selectNodeContents(idText);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      copyId.textContent = "selected";
+    }
+    setTimeout(() => (copyId.textContent = "copy"), 1500);
+  });
+  cancel.addEventListener("click", () => {
+    cancel.disabled = true;
+    cancel.textContent = "Cancelling…";
+    model.send({ event: "cancel" });
+  });
+
+  // -- failures banner ---------------------------------------------------------------
+  function updateFailures() {
+    const failures = model.get("failures") || [];
+    failuresEl.textContent = "";
+    failuresEl.hidden = failures.length === 0;
+    if (!failures.length) return;
+    const failedCount = countStates(encoded, codes, uncounted).failed || failures.length;
+    failuresEl.append(h("div", { class: "cnb-failures-head", text: `${failedCount.toLocaleString("en-US")} failed` }));
+    for (const f of failures.slice(0, FAILURES_SHOWN)) {
+      const name = h("button", { class: "cnb-failure-name", title: "Show this node", text: `${f.name} (node ${f.node_id})` });
+      name.addEventListener("click", () => reveal(f.node_id, true));
+      const trace = h("details", { class: "cnb-failure-details" }, [
+        h("summary", { text: "traceback" }),
+        h("pre", { class: "cnb-failure-traceback", text: f.error || "" }),
+      ]);
+      failuresEl.append(h("div", { class: "cnb-failure", "data-node-id": String(f.node_id) }, [
+        name, h("span", { class: "cnb-failure-line", text: f.line }), trace,
+      ]));
+    }
+    const more = failedCount - Math.min(failures.length, FAILURES_SHOWN);
+    if (more > 0) {
+      failuresEl.append(h("div", { class: "cnb-failures-more", text: `and ${more.toLocaleString("en-US")} more failed node(s): search them by name` }));
+    }
   }
 
+  // -- recolouring -----------------------------------------------------------------------
+  function restyleGroups() {
+    for (const g of graph.groups || []) {
+      const el = groupEls.get(g.id);
+      if (!el) continue;
+      const info = groupInfo(g);
+      if (info.summary !== el.data("summary")) {
+        el.data({ state: info.state, counts: info.counts, summary: info.summary, bar: info.bar, label: info.label });
+      }
+    }
+  }
   function recolour() {
     const next = model.get("states") || "";
     const changed = diffStates(encoded, next);
+    encoded = next;
     if (changed.length) {
       cy.batch(() => {
         for (const i of changed) {
           if (nodes[i]) nodes[i].data("state", codes[next[i]] || "pending");
         }
+        restyleGroups();
       });
     }
-    encoded = next;
     updateLegend();
+    updateProgress();
     if (selected >= 0 && changed.includes(selected)) showDetails();
   }
 
-  // Viewport.  Python's layout box gives the fit without cytoscape measuring
-  // every element (and its label) for a bounding box.
+  // -- viewport -----------------------------------------------------------------------------
+  // Python's layout box gives the fit without cytoscape measuring every
+  // element (and its label) for a bounding box.
+  const box = () => ({ x1: 0, y1: 0, x2: graph.width || 1, y2: graph.height || 1 });
   function fitAll() {
-    const box = { x1: 0, y1: 0, x2: graph.width || 1, y2: graph.height || 1 };
-    cy.viewport(fitViewport(box, canvas.clientWidth, canvas.clientHeight, 0));
+    cy.viewport(fitViewport(box(), canvas.clientWidth, canvas.clientHeight, 0));
   }
   function initialView() {
-    const box = { x1: 0, y1: 0, x2: graph.width || 1, y2: graph.height || 1 };
-    cy.viewport(fitViewport(box, canvas.clientWidth, canvas.clientHeight, MIN_INITIAL_ZOOM));
+    cy.viewport(fitViewport(box(), canvas.clientWidth, canvas.clientHeight, MIN_INITIAL_ZOOM, 16, MAX_INITIAL_ZOOM));
+  }
+  function sizeCanvas() {
+    const height = Math.max(MIN_CANVAS, Math.min(MAX_CANVAS, (graph.height || 0) * MIN_INITIAL_ZOOM + 32));
+    canvas.style.height = `${Math.round(height)}px`;
+  }
+  sizeCanvas();
+  function centreOn(el) {
+    if (cy.zoom() < MIN_INITIAL_ZOOM) cy.zoom(MIN_INITIAL_ZOOM);
+    // The details pane covers the canvas's right side: centre in what is left.
+    const covered = details.hidden ? 0 : details.offsetWidth;
+    const p = el.position();
+    const z = cy.zoom();
+    cy.pan({ x: (canvas.clientWidth - covered) / 2 - z * p.x, y: canvas.clientHeight / 2 - z * p.y });
+  }
+  let found = null;
+  function mark(el) {
+    if (found) found.removeClass("cnb-found");
+    found = el;
+    if (found) found.addClass("cnb-found");
   }
 
-  // Details pane.
+  // -- details pane ------------------------------------------------------------------------
   let selected = -1;
   function showDetails() {
-    if (selected < 0 || selected >= graph.labels.length) {
+    if (selected < 0 || selected >= (graph.n || 0)) {
       details.hidden = true;
       return;
     }
-    const local = { label: graph.labels[selected], state: codes[encoded[selected]] || "pending" };
+    const el = nodes[selected];
+    const local = { label: el ? el.data("label") : String(selected), state: codes[encoded[selected]] || "pending" };
     const { values, loading } = detailValues(selected, model.get("details"), local);
     detailsTitle.textContent = values.node_name || local.label;
     for (const [field] of DETAIL_FIELDS) {
@@ -232,29 +484,162 @@ function render({ model, el }) {
     showDetails();
     model.set("selected", selected);
     model.save_changes();
+    // Keep the selected node clear of the pane laid over the canvas.
+    if (selected >= 0 && nodes[selected] && !details.hidden) {
+      const p = nodes[selected].renderedPosition();
+      const limit = canvas.clientWidth - details.offsetWidth - 24;
+      if (p.x > limit) cy.panBy({ x: limit - p.x - Math.min(80, limit / 4), y: 0 });
+    }
   }
-  cy.on("tap", "node", (evt) => select(Number(evt.target.id())));
+
+  // -- groups: expand, page, collapse ------------------------------------------------------
+  let pendingReveal = null;
+  function setExpanded(next) {
+    model.set("expanded", next);
+    model.save_changes();
+  }
+  function expand(gid, page = 0) {
+    setExpanded({ ...(model.get("expanded") || {}), [gid]: page });
+  }
+  function collapse(gid) {
+    const next = { ...(model.get("expanded") || {}) };
+    delete next[gid];
+    pendingReveal = { group: gid };
+    setExpanded(next);
+  }
+  function updateGroupbar() {
+    groupbar.textContent = "";
+    const open = (graph.groups || []).filter((g) => g.shown);
+    groupbar.hidden = open.length === 0;
+    for (const g of open) {
+      const [first, last] = g.shown;
+      const prev = h("button", { class: "cnb-page-prev", title: "Previous page", text: "‹ prev" });
+      const next = h("button", { class: "cnb-page-next", title: "Next page", text: "next ›" });
+      const shut = h("button", { class: "cnb-collapse", title: "Draw as one group node again", text: "collapse" });
+      prev.disabled = g.page <= 0;
+      next.disabled = g.page >= g.pages - 1;
+      prev.addEventListener("click", () => { pendingReveal = { page: g.id }; expand(g.id, g.page - 1); });
+      next.addEventListener("click", () => { pendingReveal = { page: g.id }; expand(g.id, g.page + 1); });
+      shut.addEventListener("click", () => collapse(g.id));
+      groupbar.append(h("div", { class: "cnb-groupbar-item", "data-group": g.id }, [
+        h("span", { text: `${g.label} ×${g.count.toLocaleString("en-US")}: nodes ${(first + 1).toLocaleString("en-US")}–${(last + 1).toLocaleString("en-US")} drawn (page ${g.page + 1} of ${g.pages})` }),
+        prev, next, shut,
+      ]));
+    }
+  }
+
+  /** Centre node `nodeId` (expanding the page of its group when needed); select it if asked. */
+  function reveal(nodeId, andSelect) {
+    if (nodes[nodeId]) {
+      centreOn(nodes[nodeId]);
+      mark(null);
+      if (andSelect) select(nodeId);
+      return true;
+    }
+    const where = findInGroups(nodeId, groupMembers);
+    if (!where) return false;
+    pendingReveal = { node: nodeId, select: andSelect };
+    expand(where.gid, Math.floor(where.index / (graph.page_size || 100)));
+    return true;
+  }
+
+  function afterNewGraph() {
+    const target = pendingReveal;
+    pendingReveal = null;
+    if (!target) return;
+    if (target.node !== undefined) {
+      reveal(target.node, target.select);
+    } else if (target.page !== undefined || target.group !== undefined) {
+      const gid = target.page || target.group;
+      const g = (graph.groups || []).find((x) => x.id === gid);
+      if (!g) return;
+      const members = groupMembers.get(gid);
+      const el = g.shown ? nodes[members[g.shown[0]]] : groupEls.get(gid);
+      if (el) {
+        centreOn(el);
+        mark(el);
+      }
+    }
+  }
+
+  cy.on("tap", "node", (evt) => {
+    const d = evt.target.data();
+    if (d.group) {
+      pendingReveal = { page: d.gid };
+      expand(d.gid, 0);
+    } else {
+      select(d.node);
+    }
+  });
   closeDetails.addEventListener("click", () => select(-1));
   listen("change:details", showDetails);
 
-  // Controls.
+  // -- search -----------------------------------------------------------------------------
+  let matches = [];
+  let matchAt = -1;
+  let lastQuery = "";
+  function runSearch(step) {
+    const q = search.value;
+    if (q !== lastQuery) {
+      lastQuery = q;
+      matches = searchItems(q, graph.labels, graph.ids);
+      matchAt = -1;
+      // A node number inside a collapsed group.
+      const num = /^#?\d+$/.test(q.trim()) ? Number(q.trim().replace("#", "")) : -1;
+      if (!matches.length && num >= 0 && num < (graph.n || 0)) {
+        searchStatus.textContent = reveal(num, true) ? "in a group: expanding" : "no match";
+        return;
+      }
+    }
+    if (!matches.length) {
+      searchStatus.textContent = q.trim() ? "no match" : "";
+      searchStatus.dataset.matches = "0";
+      return;
+    }
+    matchAt = (matchAt + step + matches.length) % matches.length;
+    const k = matches[matchAt];
+    searchStatus.textContent = `${matchAt + 1} / ${matches.length}`;
+    searchStatus.dataset.matches = String(matches.length);
+    const el = cy.getElementById(graph.ids[k]);
+    if (el.hidden && el.hidden()) return;
+    centreOn(el);
+    if (graph.roles[k] === "g") {
+      mark(el);
+    } else {
+      mark(null);
+      select(Number(graph.ids[k]));
+    }
+  }
+  search.addEventListener("keydown", (evt) => {
+    if (evt.key === "Enter") {
+      evt.preventDefault();
+      runSearch(evt.shiftKey ? -1 : 1);
+    }
+    evt.stopPropagation(); // keep Lab's notebook shortcuts out of the box
+  });
+  search.addEventListener("input", () => {
+    if (!search.value.trim()) {
+      searchStatus.textContent = "";
+      mark(null);
+    }
+  });
+
+  // -- controls -----------------------------------------------------------------------------
   hideBox.checked = Boolean(model.get("hide_params"));
   function applyHide() {
     const hide = Boolean(model.get("hide_params"));
     hideBox.checked = hide;
     if (!hide && !auxCreated) {
       auxCreated = true;
-      const added = cy.add(buildElements(graph, decodeStates(encoded, codes), replaced, false, "aux"));
+      const added = cy.add(elements("aux"));
       if (far) added.edges().addClass("cnb-far");
-      nodes = indexNodes();
+      indexNodes();
       return;
     }
     cy.batch(() => {
-      for (const i of auxSet) {
-        if (!nodes[i]) continue;
-        if (hide) nodes[i].addClass("cnb-hidden");
-        else nodes[i].removeClass("cnb-hidden");
-      }
+      const aux = cy.nodes(".cnb-aux");
+      if (hide) aux.addClass("cnb-hidden");
+      else aux.removeClass("cnb-hidden");
     });
   }
   hideBox.addEventListener("change", () => {
@@ -274,35 +659,51 @@ function render({ model, el }) {
 
   listen("change:states", recolour);
   listen("change:status", updateStatus);
+  listen("change:started_at", updateElapsed);
+  listen("change:ended_at", updateElapsed);
+  listen("change:failures", updateFailures);
   listen("change:replaced", () => {
     replaced = new Set(model.get("replaced") || []);
-    cy.batch(() => nodes.forEach((n, i) => (replaced.has(i) ? n.addClass("cnb-replaced") : n.removeClass("cnb-replaced"))));
+    cy.batch(() => nodes.forEach((n, i) => n && (replaced.has(i) ? n.addClass("cnb-replaced") : n.removeClass("cnb-replaced"))));
     updateLegend();
   });
   listen("change:graph", () => {
-    // A new shape (rare: the widget was pointed at another dispatch).
+    // A group expanded, paged or collapsed (or, rarely, another dispatch):
+    // redraw the items, keeping the zoom.
     graph = model.get("graph");
-    codes = graph.codes || {};
-    auxSet = new Set(graph.aux);
-    uncounted = new Set(graph.uncounted || []);
-    palette = graph.palette;
     encoded = model.get("states") || "";
+    prepare();
     root.dataset.dispatchId = model.get("dispatch_id");
-    cy.elements().remove();
-    auxCreated = true;
-    cy.add(buildElements(graph, decodeStates(encoded, codes), replaced, model.get("hide_params")));
-    if (far) cy.edges().addClass("cnb-far");
-    nodes = indexNodes();
-    select(-1);
+    const keepSelected = selected;
+    cy.batch(() => {
+      cy.elements().remove();
+      auxCreated = true;
+      cy.add(elements("all"));
+      if (far) cy.edges().addClass("cnb-far");
+    });
+    cy.style(stylesheet({ palette, theme: readTheme(), large }));
+    indexNodes();
+    found = null;
+    selected = -1;
+    if (keepSelected >= 0 && nodes[keepSelected]) {
+      selected = keepSelected;
+      nodes[selected].addClass("cnb-selected");
+    }
+    lastQuery = "";
+    buildFunctions();
     updateLegend();
-    initialView();
+    updateProgress();
+    updateGroupbar();
+    afterNewGraph();
   });
   listen("change:dispatch_id", () => {
     root.dataset.dispatchId = model.get("dispatch_id");
+    idText.textContent = model.get("dispatch_id");
+    fallbackStyle.textContent = fallbackRule(model.get("dispatch_id"));
   });
 
   // render() may run before the element is on the page: a 0x0 container
-  // gives an empty canvas, so fit once the element first gets a size.
+  // gives an empty canvas, so set the first view once the element first gets a size.
   let sized = false;
   let lastSize = { w: canvas.clientWidth, h: canvas.clientHeight };
   const resize = new ResizeObserver(() => {
@@ -314,8 +715,6 @@ function render({ model, el }) {
       sized = true;
       initialView();
     } else {
-      // Keep what was in the middle in the middle (the details pane opening
-      // narrows the canvas; cytoscape alone would keep the left edge).
       cy.panBy({ x: (w - lastSize.w) / 2, y: (hgt - lastSize.h) / 2 });
     }
     lastSize = { w, h: hgt };
@@ -347,8 +746,12 @@ function render({ model, el }) {
   themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
   cleanups.push(() => themeObserver.disconnect());
 
+  buildFunctions();
   updateStatus();
   updateLegend();
+  updateProgress();
+  updateFailures();
+  updateGroupbar();
   if (canvas.clientWidth > 0 && canvas.clientHeight > 0) {
     sized = true;
     lastSize = { w: canvas.clientWidth, h: canvas.clientHeight };

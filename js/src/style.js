@@ -73,6 +73,10 @@ export function stateStyle(state, palette) {
   };
 }
 
+/** Label size in model pixels: at the first view's zoom (>= 1) labels read at 11 px or more. */
+export const LABEL_PX = 12;
+export const SMALL_LABEL_PX = 11;
+
 /**
  * The cytoscape stylesheet for a graph.
  *
@@ -91,7 +95,7 @@ export function stylesheet({ palette, theme, large }) {
         width: "data(w)",
         height: "data(h)",
         label: "data(label)",
-        "font-size": 11,
+        "font-size": LABEL_PX,
         "font-family": theme.font,
         "text-valign": "center",
         "text-halign": "center",
@@ -109,30 +113,67 @@ export function stylesheet({ palette, theme, large }) {
   }
   style.push(
     {
-      // Parameters and postprocess: small dots labelled underneath.
-      selector: "node.cnb-aux",
+      // Bookkeeping (getters, lists, dicts, postprocess): compact chips.
+      selector: "node.cnb-role-b, node.cnb-role-a",
+      style: { shape: "round-rectangle", "font-size": SMALL_LABEL_PX, "border-width": 0, "corner-radius": 11 },
+    },
+    {
+      // Parameters: small dots labelled above, clear of the edge to their consumer.
+      selector: "node.cnb-param",
       style: {
         shape: "ellipse",
-        "font-size": 9,
+        "font-size": SMALL_LABEL_PX,
         color: theme.muted,
-        "text-valign": "bottom",
-        "text-margin-y": 2,
-        "text-max-width": 80,
+        "text-valign": "top",
+        "text-margin-y": -2,
+        "text-max-width": 120,
         "border-width": 0,
       },
     },
     {
-      // Parameters sit just above their consumer: label above, clear of the edge.
-      selector: "node.cnb-param",
-      style: { "text-valign": "top", "text-margin-y": -2 },
+      // A group: a card outlined in its state's colour, its count and state
+      // words, and a stacked bar of its members' states along the bottom.
+      selector: "node.cnb-group",
+      style: {
+        "background-color": theme.background,
+        color: theme.text,
+        "border-width": 3,
+        "border-color": (n) => palette[n.data("state")] || palette.pending,
+        "border-style": "solid",
+        "text-wrap": "wrap",
+        "text-max-width": (n) => `${n.data("w") - 8}px`,
+        "text-margin-y": -8,
+        "line-height": 1.35,
+        "font-weight": "bold",
+        "background-image": "data(bar)",
+        "background-fit": "none",
+        "background-width": "86%",
+        "background-height": "8px",
+        "background-position-x": "50%",
+        "background-position-y": "84%",
+        "background-clip": "node",
+      },
     },
     {
       selector: "node.cnb-replaced",
       style: { "border-width": 4, "border-style": "double", "border-color": palette.replaced },
     },
     {
+      // Selection is a ring outside the node in the theme's accent: it never
+      // tints the fill, so a selected failed node stays red (not "reused" violet).
       selector: "node.cnb-selected",
-      style: { "overlay-color": theme.accent, "overlay-opacity": 0.25, "overlay-padding": 4 },
+      style: {
+        "outline-width": 3,
+        "outline-color": theme.accent,
+        "outline-offset": 3,
+        "outline-style": "solid",
+        "outline-opacity": 1,
+        "z-index": 10,
+      },
+    },
+    {
+      selector: "node.cnb-found",
+      style: { "outline-width": 3, "outline-color": theme.accent, "outline-offset": 6, "outline-style": "dashed" },
     },
     { selector: ".cnb-hidden, edge.cnb-far", style: { display: "none" } },
     {
@@ -154,7 +195,7 @@ export function stylesheet({ palette, theme, large }) {
       selector: "edge[label]",
       style: {
         label: "data(label)",
-        "font-size": 9,
+        "font-size": SMALL_LABEL_PX,
         color: theme.muted,
         "text-background-color": theme.background,
         "text-background-opacity": 0.8,

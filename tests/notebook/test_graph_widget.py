@@ -121,9 +121,13 @@ def test_built_from_a_dispatch_id_or_a_result_with_the_graph_and_states():
         assert widget.states == encode_states(result.node_states())
         graph = widget.graph
         n = len(result.graph)
-        assert graph["labels"] == ["double", "1", "double", "2", "add", "postprocess"]
+        # Two calls of one function are told apart by the argument that differs.
+        assert graph["labels"] == ["double(x=1)", "1", "double(x=2)", "2", "add", "result"]
+        assert graph["ids"] == [str(i) for i in range(n)] and graph["n"] == n
+        assert graph["roles"] == "epepea" and graph["kinds"] == "epepeb"
         assert all(len(graph[key]) == n for key in ("x", "y", "w", "h"))
-        assert graph["aux"] == [1, 3, 5] and graph["uncounted"] == [1, 3]
+        assert graph["groups"] == []
+        assert graph["functions"] == [{"name": "double", "count": 2, "runs": [[0, 2, 2]]}]
         assert len(graph["edges"]) == 2 * len(result.graph.edges)
         assert graph["codes"] == {code: state for state, code in CODES.items()}
         assert graph["palette"] == dict(PALETTE)  # the browser's only colours (js/src/style.js)

@@ -95,6 +95,11 @@ def graph_outputs(done: Run) -> list:
     return [o for o in done.outputs if WIDGET in o.data]
 
 
+def picture_outputs(done: Run) -> list:
+    """The static pictures shown under the graphs (graph_widget.show_live)."""
+    return [o for o in done.outputs if "cnb-static-graph" in o.data.get("text/html", "")]
+
+
 # -- loading ---------------------------------------------------------------------------
 
 def test_load_ext_registers_the_four_magics_and_unload_removes_them(shell):
@@ -209,8 +214,9 @@ def test_lattice_run_dispatches_with_defaults_shows_the_graph_and_stores_the_id(
     assert isinstance(dispatch_id, str)
     assert ct.get_result(dispatch_id, wait=True).result == 5
     [shown] = graph_outputs(done)
-    assert "<svg" in shown.data["image/svg+xml"]  # the static picture for saved notebooks
-    assert dispatch_id in shown.data["text/plain"]
+    [picture] = picture_outputs(done)  # the static picture for saved notebooks, under the graph
+    assert "<svg" in picture.data["image/svg+xml"] and dispatch_id in picture.data["text/html"]
+    assert "image/svg+xml" not in shown.data  # one picture only, the one refreshed at the end
     # --run alone, and the long spelling of -o
     assert run(ip, "%%lattice again(a=1) --run\ntask_0(a)\n").error is None
     assert run(ip, "%%lattice third(a=1) --run --output=third_id\ntask_0(a)\n").error is None
@@ -457,6 +463,19 @@ def test_dispatches_errors(ip):
     assert usage_error(ip, "%dispatches -n many") == \
         "%dispatches: -n takes a positive whole number, not 'many'"
     assert usage_error(ip, "%dispatches --all") == \
+def test_dispatches_marks_a_failed_dispatch_and_names_its_failed_electron(ip, dispatched):
+    failed = run(ip, "%redispatch --replace task_2=task_1 'a', 2").value
+    assert failed.result().status == "FAILED"  # 'a' + 2
+    table = run(ip, "%dispatches -n 2").value
+    lines = str(table).splitlines()
+    assert lines[2].split()[:5] == ["↳", failed.dispatch_id[:8], "workflow", "✖", "FAILED"]
+    assert lines[3].startswith("    ✖ task_1 (node 2): TypeError: can only concatenate str")
+    assert lines[4].split()[0] == dispatched.dispatch_id[:8]
+    page = table._repr_html_()
+    assert f'<tr class="cnb-history-failure" data-failed-id="{failed.dispatch_id}">' in page
+    assert "cnb-badge-failed" in page and "<code>task_1</code> (node 2): " in page
+
+
         "%dispatches: unknown option '--all'; the options are -n"
 
 
@@ -494,7 +513,9 @@ def test_a_graph_shown_while_running_saves_the_final_picture(tmp_path):
     NotebookClient(nb, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     shown = [o for o in nb.cells[1].outputs if o.output_type == "display_data"]
-    assert len(shown) == 1
-    svg = shown[0]["data"]["image/svg+xml"]
+    assert len(shown) == 2  # the widget, then its picture
+    assert "image/svg+xml" not in shown[0]["data"]
+    svg = shown[1]["data"]["image/svg+xml"]
     assert "completed 2" in svg and "pending 0" in svg and "running 0" in svg
+    assert svg in shown[1]["data"]["text/html"]
     assert "COMPLETED" in nb.cells[2].outputs[0]["data"]["text/plain"]

@@ -9,6 +9,7 @@ a field's text, a checkbox, a button click) and the kernel side is read back.
 from __future__ import annotations
 
 import logging
+import re
 import textwrap
 import time
 
@@ -18,7 +19,8 @@ import covalent_nb as ct
 from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.notebook.panel import LiveView, live_view
 from covalent_nb.notebook.choices import (candidates, changed_since_dispatch, electron_rows,
-                                          reuse_report)
+                                          reuse_groups, reuse_report, reuse_report_html,
+                                          similarity)
 from covalent_nb.notebook.panel import RedispatchPanel
 from covalent_nb.notebook.userspace import KEEP, UserInputError, parse_value
 from covalent_nb.widgets import LatticeGraph
@@ -130,13 +132,33 @@ def test_candidates_are_notebook_callables_whose_signature_fits(ns, parent):
     rows = {r.name: r for r in electron_rows(parent)}
     # task_2 is called with two positional arguments
     # (lattices too: other and with_helper would run as sublattices)
+    # ranked by how alike the name is: itself, a variant holding the name, a near sibling
     assert candidates(parent, rows["task_2"], ns) == [
-        "anything", "explode", "gated", "other", "task_1", "task_2", "task_2_redefined",
-        "two_args", "with_helper"]
+        "task_2", "task_2_redefined", "task_1", "two_args", "with_helper", "other", "gated",
+        "anything", "explode"]
     # left out: one_arg, scale and scaled (one parameter), keyword_only (y is keyword-only),
     # _private, the class, the imported hypot, the non-callable, workflow itself
-    assert candidates(parent, rows["task_0"], ns) == [
+    assert sorted(candidates(parent, rows["task_0"], ns)) == [
         "anything", "one_arg", "scale", "scaled", "task_0", "with_helper"]
+    assert candidates(parent, rows["task_0"], ns)[0] == "task_0"
+
+
+def test_equally_alike_candidates_rank_the_latest_definition_first(ns, parent):
+    row = {r.name: r for r in electron_rows(parent)}["task_2"]
+    define(ns, "def task_2_v1(a, b):\n    return a\n\ndef task_2_v2(a, b):\n    return b\n")
+    ranked = candidates(parent, row, ns)
+    assert ranked.index("task_2_v2") < ranked.index("task_2_v1")  # equally alike: the later first
+    assert similarity("task_2_v1", row) == similarity("task_2_v2", row)
+    assert similarity("task_2_redefined", row) > similarity("task_1", row) > similarity("explode", row)
+
+
+def test_the_dropdown_lists_as_dispatched_then_the_current_definition_then_ranked(ns, parent):
+    define(ns, "@ct.electron\ndef task_2(a, b):\n    return a - b\n")  # changed since dispatch
+    panel = RedispatchPanel(parent, namespace=ns)
+    labels = [label for label, _ in panel.replace["task_2"].options]
+    assert labels[:4] == ["as dispatched", "task_2: current definition (changed since dispatch)",
+                          "task_2_redefined", "task_1"]
+    assert panel.candidates("task_2")[:3] == ["", "task_2", "task_2_redefined"]
 
 
 def test_a_row_replaced_by_the_dispatch_shows_what_ran(ns, parent):
@@ -294,8 +316,8 @@ def test_choose_reuse_and_redispatch_gives_the_how_tos_answer(ns, parent):
     assert child.reuse_summary()["reused"] == 2
     wait_for(lambda: panel.summary.value != "")
     assert panel.summary_text.splitlines()[0] == "COMPLETED · result 6 · 2 reused · 2 recomputed"
-    assert "task_2_redefined (node 4): recomputed: replaced (task_2 -> task_2_redefined)" \
-        in panel.summary_text
+    assert panel.summary_text.splitlines()[1:3] == [
+        "recomputed, replaced (1 node)", "  task_2_redefined (node 4): task_2 -> task_2_redefined"]
     assert 'data-status="COMPLETED"' in panel.summary.value
     assert panel.message_text == f"dispatch {new_id} ended: COMPLETED"
     [view] = panel.output.children
@@ -342,8 +364,10 @@ def test_a_failed_redispatch_summarises_its_error(ns, parent):
     wait_for(lambda: panel.summary.value != "")
     lines = panel.summary_text.splitlines()
     assert lines[0] == "FAILED · 2 reused · 1 recomputed"
-    assert lines[1].startswith("error: node(s) 4 (explode) failed")
+    assert lines[1:3] == ["FAILED: 1 of 3 electron(s) failed",
+                          "  explode (node 4): ValueError: task exploded"]
     assert "var(--jp-error-color1" in panel.summary.value
+    assert "explode (node 4): ValueError: task exploded" in panel.summary.value
 
 
 def test_the_rejected_name_path(ns, parent):
@@ -422,13 +446,98 @@ def test_the_graph_button_opens_the_panel_under_a_live_view(ns, parent, caplog):
     assert f"run ct.redispatch_panel('{parent.dispatch_id}') in a cell" in caplog.text
 
 
-def test_reuse_report_limits_the_detail_lines(ns):
+def test_the_reuse_report_lists_every_recomputed_node_first_grouped_by_reason(ns):
+    define(ns, """
+        @ct.electron
+        def featurize(i):
+            return i * 2
+
+        @ct.electron
+        def total(xs, b):
+            return sum(xs) + b
+
+        @ct.lattice
+        def wide(n, b):
+            return total([featurize(i) for i in range(n)], b)
+    """)
+    parent = ct.get_result(ct.dispatch(ns["wide"])(20, 1), wait=True)
+    child = ct.get_result(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)(20, 5),
+                          wait=True)
+    assert child.result == 385
+    lines = reuse_report(child)
+    assert lines[0] == "COMPLETED · result 385 · 21 reused · 2 recomputed"
+    # the recomputed electron and its reason come before anything reused, and nothing hides it
+    assert lines[1:] == ["recomputed, input changed (1 node)", "  total (node 40): argument 'b'",
+                         "recomputed, bookkeeping (1 node): :postprocess:reconstruct",
+                         # the reused nodes: one line, counted
+                         "reused, same code and inputs (21 nodes): featurize ×20, :electron_list:"]
+    assert not any("more node(s)" in line for line in lines)
+    groups = reuse_groups(child)
+    assert [g.verdict for g in groups] == ["recomputed", "recomputed", "reused"]
+    html_summary = reuse_report_html(child)
+    # HTML: recomputed groups open, reused collapsed in a closed <details> with its count
+    assert html_summary.index('data-reason="input changed"') < html_summary.index('data-verdict="reused"')
+    assert '<details class="cnb-summary-group cnb-summary-recomputed" data-verdict="recomputed" ' \
+           'data-reason="input changed" data-count="1" open>' in html_summary
+    assert 'data-verdict="reused" data-reason="same code and inputs" data-count="21">' in html_summary
+
+
+def test_many_recomputed_nodes_are_grouped_not_hidden(ns):
     define(ns, """
         @ct.lattice
         def wide(n):
             return [task_0(i) for i in range(n)]
     """)
-    parent = ct.get_result(ct.dispatch(ns["wide"])(12), wait=True)
-    lines = reuse_report(parent)
-    assert lines[0] == "COMPLETED · result [0, 1, 2, 3, 4, 5, ...] · 0 reused · 14 recomputed"
-    assert len(lines) == 1 + 8 + 1 and lines[-1] == "and 6 more node(s)"
+    parent = ct.get_result(ct.dispatch(ns["wide"])(60), wait=True)
+    lines = reuse_report(parent)  # every node recomputed, for one reason
+    assert lines[1] == "recomputed, first dispatch (60 nodes)"
+    assert lines[2] == "  task_0 (node 0)"
+    assert lines[52] == "  and 10 more first dispatch: task_0 ×10"
+    assert lines[53] == "recomputed, bookkeeping (2 nodes): :postprocess:reconstruct, :electron_list:"
+    assert reuse_report_html(parent).count("<li data-node-id=") == 60 + 2
+
+
+
+# -- a failed dispatch's live view ------------------------------------------------------------
+def test_the_live_view_of_a_failed_dispatch_starts_with_a_red_failed_banner(ns, parent):
+    done = live_view(parent)
+    assert done.failure.value == ""  # nothing to say for a COMPLETED dispatch
+    failed = ct.get_result(ct.redispatch(parent.dispatch_id,
+                                         replace_electrons={"task_2": ns["explode"]})(), wait=True)
+    view = live_view(failed)
+    assert view.children[0] is view.failure and view.children[1] is view.graph
+    banner = view.failure.value
+    assert 'class="cnb-failure-banner" data-status="FAILED"' in banner
+    assert "cnb-badge-failed" in banner and "✖ FAILED" in banner
+    assert "<b>1 of 3 electron(s) failed</b>" in banner
+    assert ("<code>explode</code> (node 4): <span class='cnb-failure-line'>ValueError: task exploded"
+            "</span>") in banner
+    # the full traceback one click away
+    assert "<details class='cnb-failure-traceback'><summary>traceback</summary>" in banner
+    # (plain, or IPython's format when another test left an IPython shell in this process)
+    assert re.search(r"(line |:)62, in explode.*\nValueError: task exploded\n</pre></details>", banner, re.S)
+
+
+def test_the_banner_appears_when_a_running_dispatch_fails(ns, parent):
+    ns["GATE"].clear()
+    define(ns, "@ct.electron\ndef gated_explode(a, b):\n    GATE.wait(30)\n    raise KeyError(a)\n")
+    running = ct.get_result(ct.redispatch(parent.dispatch_id,
+                                          replace_electrons={"task_2": ns["gated_explode"]})())
+    view = live_view(running)
+    assert view.failure.value == ""
+    ns["GATE"].set()
+    running.wait(30)
+    wait_for(lambda: view.failure.value != "")
+    assert "gated_explode</code> (node 4): <span class='cnb-failure-line'>KeyError: 3</span>" \
+        in view.failure.value
+
+
+def test_the_text_summary_of_a_failed_dispatch_names_what_failed(ns, parent):
+    from covalent_nb.notebook.handle import text_summary
+
+    failed = ct.get_result(ct.redispatch(parent.dispatch_id,
+                                         replace_electrons={"task_2": ns["explode"]})(), wait=True)
+    lines = text_summary(failed).splitlines()
+    assert lines[0].startswith(f"dispatch {failed.dispatch_id} of workflow: FAILED")
+    assert lines[1:] == ["FAILED: 1 of 3 electron(s) failed",
+                         "  explode (node 4): ValueError: task exploded"]

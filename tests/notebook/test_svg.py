@@ -11,7 +11,6 @@ import pytest
 from nbconvert import HTMLExporter
 
 import covalent_nb as ct
-from covalent_nb.notebook import layout as L
 from covalent_nb.notebook.graph_widget import LatticeGraph, graph_payload
 from covalent_nb.notebook.states import PALETTE, STATES
 from covalent_nb.notebook.svg import MAX_DRAWN_NODES, graph_svg, text_colour_on
@@ -79,9 +78,10 @@ def test_a_completed_dispatch_draws_every_node_in_the_completed_colour_with_its_
     drawn = groups["completed"]
     assert drawn.get("fill") == PALETTE["completed"]
     boxes, dots = drawn.findall(f"{SVG}rect"), drawn.findall(f"{SVG}circle")
-    assert len(boxes) == 3 and len(dots) == 3  # three electrons; two parameters and postprocess
+    assert len(boxes) == 4 and len(dots) == 2  # three electrons and the result chip; two parameters
     texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert "double" in texts and "add" in texts and "1" in texts and "2" in texts
+    assert "double(x=1)" in texts and "add" in texts and "1" in texts and "2" in texts
+    assert "result" in texts
     assert "COMPLETED" in texts
 
 
@@ -98,7 +98,7 @@ def test_a_failed_node_is_red_and_counted_and_its_dependants_are_not_completed()
 
 def test_states_replaced_nodes_and_hidden_parameters():
     graph = flow.build_graph(1, 2)
-    payload = graph_payload(graph, L.layout_graph(graph))
+    payload = graph_payload(graph)
     # double(1), :parameter:1, double(2), :parameter:2, add, postprocess
     states = ["completed", "completed", "reused", "completed", "running", "pending"]
     root = ET.fromstring(graph_svg(payload, states, status="RUNNING", dispatch_id="abc",
@@ -120,7 +120,7 @@ def test_states_replaced_nodes_and_hidden_parameters():
 
 def test_labels_are_escaped():
     graph = wide.build_graph(1)
-    payload = graph_payload(graph, L.layout_graph(graph))
+    payload = graph_payload(graph)
     payload["labels"][0] = "<b>&"
     svg = graph_svg(payload, "p" * len(graph), status="RUNNING", dispatch_id="x")
     assert "&lt;b&gt;&amp;" in svg
@@ -130,7 +130,7 @@ def test_labels_are_escaped():
 def test_a_graph_too_big_to_draw_gets_the_legend_and_a_note():
     graph = wide.build_graph(MAX_DRAWN_NODES // 2 + 1)
     assert len(graph) > MAX_DRAWN_NODES
-    payload = graph_payload(graph, L.layout_graph(graph))
+    payload = graph_payload(graph, group=False)  # grouped, it is three items
     svg = graph_svg(payload, "c" * len(graph), status="COMPLETED", dispatch_id="big")
     root = ET.fromstring(svg)
     assert node_groups(root) == {}

@@ -47,8 +47,10 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
 
     # the failing task: FAILED with the task's own traceback, pointing at its line
     report = stdout(cells["failure-report"])
-    assert report.startswith("FAILED\nnode(s) 3 (check_positive) failed; first error:\nTraceback")
-    assert re.search(r'line 4, in check_positive\n.*ValueError: expected a positive number, got -4',
+    assert report.startswith("FAILED\nnode(s) 3 (check_positive) failed; first error:\n")
+    # formatted as IPython formats a cell's error: the cell, the line, its source
+    assert re.search(r"Cell In\[\d+\], line 4, in check_positive\(x\)\n.*"
+                     r"----> 4 +raise ValueError.*\nValueError: expected a positive number, got -4\n$",
                      report, re.S)
     assert len(shown(cells["failure"])) == 1
 
@@ -58,9 +60,11 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
     lines = stdout(cells["panel-code"]).splitlines()
     assert lines[0] == "6"
     assert lines[1] == "COMPLETED · result 6 · 2 reused · 2 recomputed"
-    assert re.fullmatch(rf"task_0 \(node 0\): reused: same code and inputs as node 0 of {UUID}",
-                        lines[2])
-    assert "task_2_redefined (node 4): recomputed: replaced (task_2 -> task_2_redefined)" in lines
+    # what was recomputed and why first, then the reused nodes collapsed
+    assert lines[2:] == ["recomputed, replaced (1 node)",
+                         "  task_2_redefined (node 4): task_2 -> task_2_redefined",
+                         "recomputed, bookkeeping (1 node): :postprocess:reconstruct",
+                         "reused, same code and inputs (2 nodes): task_0, task_1"]
 
     # %redispatch with new inputs: the how-to's case III
     out = stdout(cells["redispatch-magic"]).splitlines()
@@ -71,10 +75,14 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
     page = history["text/html"]
     assert page.startswith('<table class="cnb-history">')
     assert page.count("<tr data-id=") == 4
-    rows = history["text/plain"].splitlines()[2:]
+    lines = history["text/plain"].splitlines()[2:]
+    # the failed dispatch is marked, its failed electron named under it with the exception line
+    assert "    ✖ check_positive (node 3): ValueError: expected a positive number, got -4" in lines
+    assert "cnb-badge-failed" in page and 'class="cnb-history-failure"' in page
+    rows = [line for line in lines if not line.startswith("    ✖ ")]
     # %redispatch, the panel's redispatch, the failing guarded, the first workflow
     assert [row.startswith("↳ ") for row in rows] == [True, True, False, False]
-    assert [row.replace("↳ ", "").split()[1:3] for row in rows] == [
+    assert [row.replace("↳ ", "").replace("✖ ", "").split()[1:3] for row in rows] == [
         ["workflow", "COMPLETED"], ["workflow", "COMPLETED"], ["guarded", "FAILED"],
         ["workflow", "COMPLETED"]]
     first_id = rows[3].split()[0]

@@ -70,6 +70,68 @@ def test_the_table_escapes_html():
     assert "<b>" not in page and "&lt;b&gt;flow&lt;/b&gt;" in page
 
 
+# -- a FAILED dispatch stands out, with what failed and why ----------------------------------
+
+FAILED_ERROR = ("node(s) 3 (check_positive), 5 (load) failed; first error:\n"
+                + "-" * 75 + "\nValueError" + " " * 32 + "Traceback (most recent call last)\n"
+                "Cell In[7], line 4, in check_positive(x)\n      3 if x <= 0:\n"
+                "----> 4     raise ValueError(f'expected a positive number, got {x}')\n\n"
+                "ValueError: expected a positive number, got -4\n")
+
+
+def _with_failure() -> DispatchList:
+    start = 1_700_000_000_000_000
+    return DispatchList([
+        summary(CHILD, "guarded", "FAILED", start, start + 1_000, None, 0, 4, FAILED_ERROR),
+        summary(PARENT, "flow", "COMPLETED", start, start + 1_000, None, 0, 4),
+    ])
+
+
+def test_a_failed_dispatch_in_the_text_table_is_marked_and_names_its_failed_electrons():
+    lines = str(_with_failure()).splitlines()
+    assert lines[2].split()[:4] == [CHILD[:8], "guarded", "✖", "FAILED"]
+    assert lines[3] == "    ✖ check_positive (node 3): ValueError: expected a positive number, got -4"
+    assert lines[4] == "    ✖ load (node 5)"  # only the first failure's traceback is in the dispatch's error
+    assert lines[5].split()[:3] == [PARENT[:8], "flow", "COMPLETED"]
+
+
+def test_a_failed_dispatch_in_the_html_table_has_a_red_badge_and_a_failure_row():
+    page = _with_failure()._repr_html_()
+    assert page.count("<tr data-id=") == 2
+    row = page[page.index(f'<tr data-id="{CHILD}"'):page.index(f'<tr data-id="{PARENT}"')]
+    assert 'class="cnb-status cnb-badge-failed" data-status="FAILED"' in row
+    assert "background: var(--jp-error-color1, #d32f2f)" in row and "✖ FAILED" in row
+    assert f'<tr class="cnb-history-failure" data-failed-id="{CHILD}">' in row
+    assert ("<code>check_positive</code> (node 3): <span class='cnb-failure-line'>ValueError: expected "
+            "a positive number, got -4</span>") in row
+    assert "<code>load</code> (node 5)" in row
+    completed = page[page.index(f'<tr data-id="{PARENT}"'):]
+    assert "cnb-badge-failed" not in completed and "cnb-history-failure" not in completed
+
+
+def test_both_stores_keep_the_error_for_the_history(home):
+    import covalent_nb as ct
+
+    @ct.electron
+    def check_positive(x):
+        if x <= 0:
+            raise ValueError(f"expected a positive number, got {x}")
+        return x
+
+    @ct.lattice
+    def guarded(x):
+        return check_positive(x)
+
+    for store in ("sqlite", "memory"):
+        ct.set_config(store=store)
+        failed = ct.dispatch_sync(guarded)(-4)
+        [record] = [r for r in ct.list_dispatches(limit=5) if r["id"] == failed.dispatch_id]
+        assert record["error"] == failed.error
+        lines = str(DispatchList([record])).splitlines()
+        assert lines[3] == "    ✖ check_positive (node 0): ValueError: expected a positive number, got -4"
+    ct.set_config(store="sqlite")
+
+
 # -- prune: one check for both stores ------------------------------------------------------
 
 BAD_PRUNES = [

@@ -157,7 +157,8 @@ def test_list_dispatches_newest_first_with_lineage_and_counts(home):
     listed = ct.list_dispatches()
     assert [d["id"] for d in listed] == [second.dispatch_id, first.dispatch_id]
     newest = listed[0]
-    assert set(newest) == {"id", "lattice", "status", "start", "duration", "parent", "reused", "recomputed"}
+    assert set(newest) == {"id", "lattice", "status", "start", "duration", "parent", "reused", "recomputed",
+                           "error"}
     assert newest["lattice"] == "flow" and newest["status"] == ct.Status.COMPLETED
     assert newest["parent"] == first.dispatch_id and listed[1]["parent"] is None
     assert (newest["reused"], newest["recomputed"]) == (1, 3)
