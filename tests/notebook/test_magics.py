@@ -457,12 +457,6 @@ def test_dispatches_lists_the_history_newest_first_with_lineage(ip, dispatched):
     assert [r["id"] for r in run(ip, "%dispatches -n 1").value.records] == [child.dispatch_id]
 
 
-def test_dispatches_errors(ip):
-    assert usage_error(ip, "%dispatches -n 0") == \
-        "%dispatches: -n takes a positive whole number, not '0'"
-    assert usage_error(ip, "%dispatches -n many") == \
-        "%dispatches: -n takes a positive whole number, not 'many'"
-    assert usage_error(ip, "%dispatches --all") == \
 def test_dispatches_marks_a_failed_dispatch_and_names_its_failed_electron(ip, dispatched):
     failed = run(ip, "%redispatch --replace task_2=task_1 'a', 2").value
     assert failed.result().status == "FAILED"  # 'a' + 2
@@ -476,6 +470,12 @@ def test_dispatches_marks_a_failed_dispatch_and_names_its_failed_electron(ip, di
     assert "cnb-badge-failed" in page and "<code>task_1</code> (node 2): " in page
 
 
+def test_dispatches_errors(ip):
+    assert usage_error(ip, "%dispatches -n 0") == \
+        "%dispatches: -n takes a positive whole number, not '0'"
+    assert usage_error(ip, "%dispatches -n many") == \
+        "%dispatches: -n takes a positive whole number, not 'many'"
+    assert usage_error(ip, "%dispatches --all") == \
         "%dispatches: unknown option '--all'; the options are -n"
 
 
