@@ -428,7 +428,7 @@ class LatticeGraph(anywidget.AnyWidget):
     def electrons(self) -> dict[str, int]:
         """Electron nodes (no parameters or bookkeeping) per state, as the header counts them."""
         kinds = self._result.graph.kinds
-        counts = count_states([s for s, k in zip(self.states, kinds) if k in _ELECTRON_KINDS])
+        counts = count_states("".join(s for s, k in zip(self.states, kinds) if k in _ELECTRON_KINDS))
         counts["total"] = sum(1 for k in kinds if k in _ELECTRON_KINDS)
         return counts
 

@@ -83,11 +83,12 @@ def find_groups(names: Sequence[str], kinds: Sequence[str], edges: Sequence[tupl
     # appearance, so the result never depends on hash randomisation.
     colour = _intern([(names[v], kinds[v]) if real[v] else None for v in range(n)])
     sizes: dict[int, int] = {}
-    for c in colour:
-        sizes[c] = sizes.get(c, 0) + 1
-    if max(sizes.values(), default=0) < min_size + 1:  # refinement only splits classes
+    for v, c in enumerate(colour):
+        if real[v]:
+            sizes[c] = sizes.get(c, 0) + 1
+    if max(sizes.values(), default=0) < min_size:  # refinement only splits classes
         return ()
-    classes = len(sizes)
+    classes = len(set(colour))
     for _ in range(_ROUNDS):
         signature = [
             (colour[v], _multiset(colour, parents[v]), _multiset(colour, children[v]))

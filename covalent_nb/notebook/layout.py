@@ -303,8 +303,10 @@ def choose_direction(sizes: Sequence[tuple[int, int]], pairs: Sequence[tuple[int
                      engine: str) -> Layout:
     """The top-down or the left-to-right layout, whichever fits a notebook's view at a bigger zoom.
 
-    A chain reads left to right in a wide cell; a fan-out, top to bottom.  At
-    equal zoom (both fit at full size) top-down wins.
+    A chain reads left to right in a wide cell; a fan-out, top to bottom.  When
+    both fit at full size top-down wins; when the top-down drawing is taller
+    than the view, left-to-right wins unless it must be shown much smaller
+    (a notebook scrolls down, but a cell is wider than it is tall).
     """
     view_w, view_h = REFERENCE_VIEW
 
@@ -315,6 +317,8 @@ def choose_direction(sizes: Sequence[tuple[int, int]], pairs: Sequence[tuple[int
     if len(sizes) > 2000 or zoom(down) >= 1.0:
         return down
     across = compute_positions(sizes, pairs, engine, "LR")
+    if down.height > view_h and down.height > down.width:
+        return across if zoom(across) >= zoom(down) * 0.85 else down
     return across if zoom(across) > zoom(down) * 1.05 else down
 
 

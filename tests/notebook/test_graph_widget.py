@@ -348,3 +348,123 @@ def test_details_of_a_redispatch_show_the_source_of_snapshot_functions():
     from covalent_nb.notebook.graph_widget import _source_text
 
     assert "return str(x).upper()" in _source_text(child.graph, 0)
+
+
+# -- at scale: groups, progress, failures, cancel ------------------------------------------------
+
+@ct.electron
+def feature(i):
+    return i
+
+
+@ct.electron
+def fails_on_three(i):
+    if i == 3:
+        raise KeyError(f"no row {i}")
+    return i
+
+
+@ct.electron
+def summed(xs):
+    return sum(xs)
+
+
+@ct.lattice
+def wide(n):
+    return summed([feature(i) for i in range(n)])
+
+
+@ct.lattice
+def wide_failing(n):
+    return [fails_on_three(i) for i in range(n)]
+
+
+@ct.lattice
+def gated_wide(n):
+    return [gated(i) for i in range(n)]
+
+
+def test_a_fan_out_is_sent_as_one_group_item_with_its_members_as_runs():
+    result = ct.dispatch_sync(wide)(500)
+    widget = LatticeGraph(result)
+    graph = widget.graph
+    assert graph["n"] == len(result.graph) and len(graph["kinds"]) == graph["n"]
+    [group] = graph["groups"]
+    assert group["label"] == "feature" and group["count"] == 500 and group["kind"] == "e"
+    assert group["page"] == -1 and group["shown"] is None and group["pages"] == 5
+    assert graph["ids"][group["item"]] == "g0" and graph["roles"][group["item"]] == "g"
+    members = [v for v, name in enumerate(result.graph.names) if name == "feature"]
+    from covalent_nb.notebook.grouping import decode_runs
+    assert decode_runs(group["runs"]) == members
+    assert len(graph["ids"]) == 4  # the group, the list, summed, the result
+    assert graph["functions"] == [{"name": "feature", "count": 500, "runs": group["runs"]}]
+    # the header counts electrons only: 500 features and summed
+    assert widget.electrons() == {**dict.fromkeys(STATES, 0), "completed": 501, "total": 501}
+    assert widget.started_at > 0 and widget.ended_at >= widget.started_at
+
+
+def test_expanding_a_group_draws_a_page_of_its_members_and_collapsing_redraws_the_group():
+    widget = LatticeGraph(ct.dispatch_sync(wide)(250))
+    widget.expand("g0", 1)
+    graph = widget.graph
+    [group] = graph["groups"]
+    assert group["page"] == 1 and group["shown"] == [100, 199]
+    assert group["item"] >= 0  # 150 members are still the group
+    drawn = {int(i) for i in graph["ids"] if i != "g0"}
+    members = [v for v, name in enumerate(widget.result.graph.names) if name == "feature"]
+    assert set(members[100:200]) <= drawn and not set(members[:100] + members[200:]) & drawn
+    assert len(graph["x"]) == len(graph["ids"]) == len(graph["labels"])
+    widget.collapse("g0")
+    assert widget.graph["groups"][0]["page"] == -1 and len(widget.graph["ids"]) == 4
+    widget.expanded = {"g9": 0, "g0": 0}  # an unknown group is ignored
+    assert widget.graph["groups"][0]["page"] == 0
+
+
+def test_failures_name_each_failed_electron_with_its_exception_line_and_full_text():
+    result = ct.dispatch_sync(wide_failing)(8)
+    widget = LatticeGraph(result)
+    [failure] = widget.failures
+    node = failure["node_id"]
+    assert result.graph.names[node] == "fails_on_three" and failure["name"] == "fails_on_three"
+    assert failure["line"] == "KeyError: 'no row 3'"
+    assert failure["error"] == str(result.get_node_result(node)["error"])[-4000:]
+    assert widget.electrons()["failed"] == 1
+
+
+def test_failures_arrive_live_from_the_publisher(gate):
+    dispatch_id = ct.dispatch(failing)(1)
+    widget = LatticeGraph(dispatch_id)
+    assert wait_until(lambda: widget.failures), widget.states
+    assert widget.failures[0]["line"] == "ValueError: kaboom 100000"
+
+
+def test_the_cancel_message_cancels_the_running_dispatch(gate):
+    dispatch_id = ct.dispatch(gated_wide)(3)
+    widget = LatticeGraph(dispatch_id)
+    assert wait_until(lambda: widget.status == "RUNNING")
+    assert wait_until(lambda: widget.started_at > 0)
+    widget._handle_custom_msg({"event": "cancel"}, [])  # what the Cancel button sends
+    gate.set()  # running tasks finish; the dispatch still ends cancelled
+    result = ct.get_result(dispatch_id, wait=True)
+    assert result.status == "CANCELLED"
+    assert wait_until(lambda: widget.status == "CANCELLED"), widget.status
+    assert wait_until(lambda: widget.ended_at > 0)
+    widget._handle_custom_msg({"event": "cancel"}, [])  # after the end: nothing happens
+
+
+def test_details_carry_epoch_milliseconds_for_local_times():
+    result = ct.dispatch_sync(flow)(1, 2)
+    details = gw.node_details(result, 0)
+    record = result.get_node_result(0)
+    assert details["start_ms"] == pytest.approx(record["start_time"].timestamp() * 1000)
+    assert details["end_ms"] >= details["start_ms"] > 0
+
+
+def test_static_bundle_holds_the_svg_twice_with_the_class_the_widget_hides():
+    widget = LatticeGraph(ct.dispatch_sync(flow)(1, 2))
+    bundle = gw.static_bundle(widget)
+    assert bundle["image/svg+xml"].startswith("<svg")
+    html = bundle["text/html"]
+    assert html.startswith('<div class="cnb-static-graph cnb-static-') and bundle["image/svg+xml"] in html
+    assert gw.static_class(widget.dispatch_id) in html
+    assert gw.static_class("a b\"<c") == "cnb-static-abc"

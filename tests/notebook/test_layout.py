@@ -174,3 +174,86 @@ def test_box_width_follows_the_label():
 def test_empty_graph():
     lay = L.compute_layout([], [], [], "layered")
     assert lay.x == () and lay.width > 0
+
+
+# -- drawings: compact labels, told-apart names, direction --------------------------------------
+
+@ct.electron
+def split(data):
+    return {"X_train": data, "y_train": data}
+
+
+@ct.electron
+def fit(X, y, c):
+    return c
+
+
+@ct.electron
+def evaluate(model, X):
+    return 1.0
+
+
+@ct.electron
+def report(scores, extra):
+    return scores
+
+
+@ct.lattice
+def ml(cs):
+    parts = split(cs)
+    models = [fit(parts["X_train"], parts["y_train"], c) for c in cs]
+    scores = [evaluate(m, parts["X_train"]) for m in models]
+    return report(scores, {"best": models[0]})
+
+
+@ct.lattice
+def chain(x):
+    for _ in range(12):
+        x = clean(x)
+    return x
+
+
+def test_bookkeeping_nodes_read_as_code_and_repeated_names_are_told_apart():
+    graph = ml.build_graph([0.1, 1.0, 10.0])
+    labels = dict(zip(range(len(graph)), L.compact_labels(graph, range(len(graph)))))
+    by_kind = lambda kind: [labels[v] for v, k in enumerate(graph.kinds) if k == kind]  # noqa: E731
+    assert set(by_kind("getter")) == {'split["X_train"]', 'split["y_train"]'}
+    assert "[3 items]" in by_kind("electron_list")
+    assert by_kind("electron_dict") == ["{1 key}"]
+    assert by_kind("postprocess") == ["result"]
+    fits = [labels[v] for v, n in enumerate(graph.names) if n == "fit"]
+    assert fits == ["fit(c=0.1)", "fit(c=1.0)", "fit(c=10.0)"]  # the argument that differs
+    evaluates = [labels[v] for v, n in enumerate(graph.names) if n == "evaluate"]
+    assert evaluates == ["evaluate #1", "evaluate #2", "evaluate #3"]  # no argument differs
+    # only the nodes asked for are told apart
+    first_fit = graph.names.index("fit")
+    assert L.compact_labels(graph, [first_fit]) == ["fit"]
+
+
+def test_labels_lose_control_characters_and_ansi_codes():
+    assert L.printable("\x1b[31mred\x1b[0m\x00 \x07x\ud800") == "red x"
+    assert L.display_label(":parameter:a\x1b[1mb\x00", "parameter") == "ab"
+
+
+def test_a_chain_reads_left_to_right_and_a_fan_out_top_down():
+    for engine in ENGINES:
+        graph = chain.build_graph(1)
+        sizes = [L.item_size(n, "e") for n in graph.names]
+        pairs = [(e[0], e[1]) for e in graph.edges]
+        across = L.compute_positions(sizes, pairs, engine, "auto")
+        assert across.direction == "LR" and across.width > across.height
+        assert across.x[2] > across.x[0]  # the second clean is right of the first
+        fan = fan_in.build_graph(8)
+        sizes = [L.item_size(n, "p" if k == "parameter" else "e") for n, k in zip(fan.names, fan.kinds)]
+        down = L.compute_positions(sizes, [(e[0], e[1]) for e in fan.edges], engine, "auto")
+        assert down.direction == "TB"
+    with pytest.raises(ValueError):
+        L.compute_positions([(10, 10)], [], "layered", "BT")
+
+
+def test_item_sizes_keep_12px_labels_inside_and_groups_roomy():
+    w, h = L.item_size("featurize_the_rows", "e")
+    assert w >= 7 * len("featurize_the_rows") and h >= 30
+    assert L.item_size("x", "p") == (14, 14)
+    gw_, gh_ = L.item_size("featurize", "g")
+    assert gw_ >= 250 and gh_ >= 54
