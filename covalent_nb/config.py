@@ -34,6 +34,7 @@ DEFAULTS: dict = {
     "dask_threads_per_worker": 1,
     "dask_dashboard": False,  # True: on 127.0.0.1:8787; or an address such as "127.0.0.1:8790"
     "dask_allowed_failures": 0,  # LocalCluster: worker deaths a task survives before failing
+    "dask_blob_storage": None,  # where Dask workers write large outputs (path or fsspec URL); None: the home's blobs for the kernel's cluster
 }
 
 _lock = threading.Lock()

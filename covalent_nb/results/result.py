@@ -14,6 +14,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from ..dispatch.executors.local import lending_worker
+from ..dispatch.executors.remote import RemoteValue
 from ..states import ENDED, NodeKind, Status, widget_state
 from ..serialization import IMMUTABLE
 from .failures import failed_nodes, failure_text
@@ -67,7 +68,17 @@ class LazyOutputs:
         if value is _UNLOADED:
             value = self._load(index if index >= 0 else index + len(self.raw))
             self.raw[index] = value
+        if type(value) is RemoteValue:  # kept on a Dask worker or in blob storage: fetched once, here
+            return value.fetch()
         return value
+
+    def location(self, index: int) -> Optional[dict]:
+        """Where a node's output lives when it is not in the kernel (a Dask output kept remote), else None.
+
+        Looks only at what is already loaded: it never reads a value to answer.
+        """
+        value = self.raw[index]
+        return value.describe() if type(value) is RemoteValue else None
 
     def fresh(self, index: int) -> Any:
         """A node's value unpickled anew (not the cached object others may have changed)."""
@@ -194,6 +205,8 @@ class NodeTable:
             "reused": reused_from is not None,
             "reused_from": reused_from,
             "reason": self.reason.get(node_id, ""),
+            # a Dask output kept outside the kernel: where it lives, its size, durable or not (else None)
+            "output_location": self.output.location(node_id),
         }
 
 

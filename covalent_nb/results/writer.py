@@ -39,6 +39,7 @@ from ..dispatch.runtime import RUNTIME
 from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
 from .values import BLOB, INLINE, StoreUnavailable, dumps, reason_of, sql_text
+from ..dispatch.executors.remote import RemoteValue
 
 __all__ = ["Writer", "Waiter", "Submission"]
 
@@ -533,6 +534,10 @@ class Writer:
                 blob_refs.append((digest, did, self.store.blobs.size(digest)))
                 refs[node] = ref
                 continue
+            if kind is RemoteValue and value.digest is not None and value.location == self.store.blobs.path(value.digest):
+                # a Dask worker wrote it into this store's blobs: the record names it (inline, below),
+                # and this reference keeps the file until the dispatch is deleted
+                blob_refs.append((value.digest, did, value.size))
             try:
                 if data is None:
                     data = dumps(value, by_value_registry=by_value)

@@ -31,6 +31,7 @@ The executor keeps node -> Future per dispatch until the dispatcher calls
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 from functools import partial
@@ -41,14 +42,15 @@ from distributed import Client, SpecCluster
 from distributed.security import Security
 
 from ...config import get_config
-from ...serialization import loads
-from ..freeze import dumps_by_value
+from ...serialization import dumps, loads
+from ..freeze import Output, dumps_by_value
 from ..messages import Failed, Skipped
 from ...states import now_us
 from ..runner import FromRun, TaskSpec, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor
 from .dask_connection import Connection, close_local_cluster
+from .remote import RemoteValue, blob_digest, short_repr, write_blob
 
 __all__ = ["DaskExecutor", "close_local_cluster", "local_cluster"]
 
@@ -66,35 +68,92 @@ class _Upstream:
         return (_Upstream, (self.index,))
 
 
-def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, upstream: list) -> tuple:
-    """The Dask task of one node: announce the start, then run the node.
+def _resolve(value: Any, upstream: list) -> Any:
+    """An argument on the worker: an upstream node's kept value, or a reference read from blob storage."""
+    kind = type(value)
+    if kind is _Upstream:
+        return upstream[value.index][0][1]
+    if kind is RemoteValue:
+        return value.fetch()
+    return value
 
-    *upstream* are the outcome tuples of the Dask nodes this one takes inputs
-    from (Dask resolved their futures); their values replace the placeholders.
-    Returns ``run_task``'s outcome tuple, or ``(None, ...)`` without running
-    when an upstream node of the same run failed.  Never raises for a failure
-    of the node, so Dask only ever reports failures of its own.
+
+def _run_on_worker(topic: str, dispatch_id: str, node_id: int, payload: bytes, upstream: list,
+                   storage: Optional[str], why_not: Optional[str], inline_max: int) -> tuple:
+    """The Dask task of one node: announce the start, run the node, keep a large output here.
+
+    *upstream* are the results of the Dask tasks this one takes inputs from
+    (Dask resolved their futures): ``(kept, summary)`` pairs whose ``kept``
+    outcome holds the value.  Returns ``(kept, summary)``: ``kept`` is
+    ``run_task``'s outcome tuple (``(None, ...)`` without running when an
+    upstream node of the same run failed), and ``summary`` what the kernel
+    gathers: the same tuple for a small output, or one whose value is a
+    :class:`~.remote.RemoteValue` for an output of more than *inline_max*
+    pickled bytes, written to blob storage *storage* when there is one (else
+    *why_not* says why there is none).  Never raises for a failure of the
+    node, so Dask only ever reports failures of its own.
     """
     start = now_us()
-    if any(outcome[0] is not True for outcome in upstream):
-        return (None, None, start, start + 1, "", "")
+    if any(pair[0][0] is not True for pair in upstream):
+        skipped = (None, None, start, start + 1, "", "")
+        return skipped, skipped
     try:
         distributed.get_worker().log_event(topic, [dispatch_id, node_id, start])
     except Exception:  # not on a worker: nobody listens; the outcome still has the times
         pass
     try:
         spec = loads(payload)  # never onto the kernel's live classes, when the worker is in-process
+        spec.args = [_resolve(a, upstream) for a in spec.args]
+        if spec.kwargs:
+            spec.kwargs = {k: _resolve(v, upstream) for k, v in spec.kwargs.items()}
         if upstream:
             spec.shared = True  # outputs of other nodes: run_task gives this task its own copies
-            spec.args = [upstream[a.index][1] if type(a) is _Upstream else a for a in spec.args]
-            if spec.kwargs:
-                spec.kwargs = {k: upstream[v.index][1] if type(v) is _Upstream else v
-                               for k, v in spec.kwargs.items()}
-    except BaseException as exc:  # noqa: BLE001 - e.g. a module the worker lacks
+    except BaseException as exc:  # noqa: BLE001 - e.g. a module the worker lacks, an unreadable blob
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return (False, f"covalent_nb: the Dask worker could not load node {node_id}:\n{text}",
-                start, max(now_us(), start + 1), "", "")
-    return run_task(spec)
+        failed = (False, f"covalent_nb: the Dask worker could not load node {node_id}:\n{text}",
+                  start, max(now_us(), start + 1), "", "")
+        return failed, failed
+    outcome = run_task(spec)
+    return _keep_large(outcome, storage, why_not, inline_max)
+
+
+def _keep_large(outcome: tuple, storage: Optional[str], why_not: Optional[str], inline_max: int) -> tuple:
+    """``(kept, summary)`` for *outcome*: a large value stays here, the kernel gets a reference."""
+    ok, value = outcome[0], outcome[1]
+    if ok is not True:
+        return outcome, outcome
+    if type(value) is Output:
+        data, shown = value.data, value.value
+        if data is None:  # it could not be pickled: it cannot travel or be stored either way
+            return outcome, outcome
+    elif type(value) in (bytes, str) and len(value) > inline_max:
+        data, shown = dumps(value), value
+    else:
+        return outcome, outcome  # a small immutable value
+    if len(data) <= inline_max:
+        return outcome, outcome
+    try:
+        key = str(distributed.get_worker().get_current_task())
+    except Exception:  # noqa: BLE001 - run outside a worker
+        key = ""
+    digest = location = None
+    reason = why_not
+    if storage is not None:
+        try:
+            digest = blob_digest(data)
+            location = write_blob(storage, data, digest)
+            reason = None
+        except Exception as exc:  # noqa: BLE001 - unreachable, full, refused: say so in the record
+            reason = f"the worker could not write to blob storage {storage} ({type(exc).__name__}: {exc})"
+    reference = RemoteValue(key, digest, len(data), short_repr(shown), location, reason)
+    # the value stays here as its bytes (each consumer unpickles its own copy), not twice
+    kept_value = Output(None, data, None) if type(value) is Output else value
+    return (True, kept_value) + outcome[2:], (True, reference) + outcome[2:]
+
+
+def _summary(pair: tuple) -> tuple:
+    """The Dask task the kernel gathers: a node's summary outcome (small)."""
+    return pair[1]
 
 
 # -- in the kernel ------------------------------------------------------------------
@@ -107,9 +166,13 @@ def _task_key(spec: TaskSpec) -> str:
     return f"{name}-{spec.dispatch_id}-{spec.node_id}"
 
 
-def _pack(spec: TaskSpec, futures: dict) -> tuple:
+def _pack(spec: TaskSpec, futures: dict, client: Any = None) -> tuple:
     """Pickle *spec* with inputs from earlier Dask nodes replaced by placeholders.
 
+    An input that is a :class:`~.remote.RemoteValue` (a Dask output of an
+    earlier dispatch, reused) goes as its future when *client* still holds it,
+    else as the reference, which the worker reads from blob storage: its value
+    never passes through the kernel.
     Returns ``(payload, upstream_futures, run_parent)``; *run_parent* is the
     node of the same run this one takes an input from (None if none).
     """
@@ -122,6 +185,11 @@ def _pack(spec: TaskSpec, futures: dict) -> tuple:
         if type(value) is FromRun:
             source = run_parent = value.node_id
         future = futures.get(source) if source is not None else None
+        if future is None and type(value) is RemoteValue:
+            held = value.future
+            if held is None or getattr(held, "client", None) is not client:
+                return value  # read from blob storage on the worker
+            future, source = held, ("remote", value.key)
         if future is None:
             if type(value) is FromRun:
                 raise RuntimeError(f"no Dask future for node {source} of the same run")
@@ -132,7 +200,7 @@ def _pack(spec: TaskSpec, futures: dict) -> tuple:
             upstream.append(future)
         return _Upstream(index)
 
-    if futures:
+    if futures or spec.shared:  # shared: the dispatcher may have passed a RemoteValue
         if spec.arg_sources:
             spec.args = [swap(a, s) for a, s in zip(spec.args, spec.arg_sources)]
         if spec.kwargs:
@@ -198,6 +266,12 @@ class DaskExecutor(Executor):
             travels with the lattice (redispatch snapshots, the store) only
             when it names files: in-memory keys are never written anywhere,
             so a redispatch in another process uses Dask's settings.
+        blob_storage: where the workers write outputs larger than
+            ``store_inline_max`` (a path they share, or an fsspec URL such as
+            ``"s3://bucket/prefix"``; see :mod:`.remote`).  Default: the
+            ``dask_blob_storage`` setting; for the kernel's own cluster, the
+            store's blob directory.  With none, large outputs stay on the
+            cluster only, and their records say they are not durable.
 
     Example::
 
@@ -211,7 +285,8 @@ class DaskExecutor(Executor):
     fuses_chains = True
 
     def __init__(self, address: Optional[str] = None, *, client: Optional[Client] = None,
-                 scheduler_address: Optional[str] = None, security: Optional[Security] = None) -> None:
+                 scheduler_address: Optional[str] = None, security: Optional[Security] = None,
+                 blob_storage: Optional[str] = None) -> None:
         if address and scheduler_address and address != scheduler_address:
             raise ValueError("give address or scheduler_address (Covalent's name), not both")
         address = address or scheduler_address or None
@@ -226,6 +301,7 @@ class DaskExecutor(Executor):
         self.address = address
         self.client_given = client
         self.security = security
+        self.blob_storage = blob_storage
 
         # Kept now: a pickled executor points where its client pointed, even once it is closed.
         self._client_address = getattr(client.scheduler, "address", None) if client is not None else None
@@ -234,7 +310,8 @@ class DaskExecutor(Executor):
     # only where it points, never the live client.
     def __reduce__(self):
         security = self.security if self.security is not None and not _in_memory(self.security) else None
-        return (partial(DaskExecutor, security=security), (self.address or self._client_address,))
+        return (partial(DaskExecutor, security=security, blob_storage=self.blob_storage),
+                (self.address or self._client_address,))
 
     def __repr__(self) -> str:
         if self.client_given is not None:
@@ -311,7 +388,7 @@ class DaskExecutor(Executor):
                     _give_up(run, position, deliver, None)
                     continue
                 try:
-                    payload, upstream, run_parent = _pack(spec, state.futures)
+                    payload, upstream, run_parent = _pack(spec, state.futures, connection.client)
                 except Exception as exc:
                     _give_up(run, position, deliver, exc)
                     continue
@@ -324,24 +401,41 @@ class DaskExecutor(Executor):
                         deliver(Skipped(rest.node_id))
                 return
 
-    @staticmethod
-    def _submit_wave(connection: Connection, wave: list, deliver: Callable[[tuple], None]) -> bool:
+    def blob_storage_for_workers(self) -> tuple:
+        """``(storage, why_not)``: where workers write large outputs (a path or fsspec URL), or why nowhere."""
+        given = self.blob_storage or get_config("dask_blob_storage")
+        if given:
+            return str(given), None
+        if self._kind()[0] != "local":
+            return None, ("no blob storage the workers can reach was named (give "
+                          "DaskExecutor(blob_storage='s3://...' or a shared path), or set dask_blob_storage)")
+        if get_config("store") != "sqlite":
+            return None, f"the store is {get_config('store')!r}, which keeps nothing on disk"
+        return os.path.join(get_config("home"), "blobs"), None
+
+    def _submit_wave(self, connection: Connection, wave: list, deliver: Callable[[tuple], None]) -> bool:
         count = len(wave)
+        storage, why_not = self.blob_storage_for_workers()
+        inline_max = int(get_config("store_inline_max"))
+        keys = [_task_key(w[0]) for w in wave]
         try:
             futures = connection.client.map(
                 _run_on_worker, [connection.topic] * count, [w[0].dispatch_id for w in wave],
                 [w[0].node_id for w in wave], [w[2] for w in wave], [w[3] for w in wave],
-                key=[_task_key(w[0]) for w in wave], pure=False)
+                [storage] * count, [why_not] * count, [inline_max] * count, key=keys, pure=False)
+            # what the kernel gathers: the small summary, never a large value
+            summaries = connection.client.map(_summary, futures, key=[f"{k}-summary" for k in keys], pure=False)
         except Exception as exc:
             for spec, *_ in wave:
                 deliver(Failed(spec.node_id, _unsendable(spec, exc)))
             return False
-        for (spec, state, _, _, run_parent), future in zip(wave, futures):
+        for (spec, state, _, _, run_parent), future, summary in zip(wave, futures, summaries):
             node_id = spec.node_id
             if run_parent is not None:
                 state.run_parent[node_id] = run_parent
             state.futures[node_id] = future
-            future.add_done_callback(partial(connection.finished, state, node_id))
+            state.summaries[node_id] = summary
+            summary.add_done_callback(partial(connection.finished, state, node_id))
         return True
 
     def cancel(self, dispatch_id: str, node_ids: Optional[Iterable[int]] = None) -> None:
@@ -363,7 +457,8 @@ class DaskExecutor(Executor):
                        and future.status == "pending"]
             if targets:
                 state.cancelled.update(node for node, _ in targets)
-                connection.client.cancel([future for _, future in targets])
+                summaries = [state.summaries[node] for node, _ in targets if node in state.summaries]
+                connection.client.cancel([future for _, future in targets] + summaries)
 
     def dispatch_ended(self, dispatch_id: str) -> None:
         """Forget the dispatch's futures so Dask can release their data."""

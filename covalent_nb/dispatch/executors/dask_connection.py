@@ -43,6 +43,7 @@ from ...config import get_config
 from ..messages import Done, Failed, Skipped, Started
 from ..runtime import RUNTIME
 from .dask_cluster import start_cluster
+from .remote import RemoteValue
 
 __all__ = ["Connection", "DispatchState", "connect", "by_address", "local_connection",
            "close_local_cluster", "close", "connections", "closed_dispatches", "forget_everywhere"]
@@ -57,21 +58,23 @@ class DispatchState:
     the predecessor did not complete, as the executor protocol says.
 
     Owned by: no single thread, but each field has one writing thread:
-    ``futures``, ``run_parent`` and ``cancelled`` the dispatch's dispatcher
-    thread (submit, cancel); ``started`` the client's event-loop thread
-    (:meth:`Connection._on_started`); ``ended`` and ``deferred`` the
-    connection's collector thread.  There is no lock: each write is one dict or
+    ``futures``, ``summaries``, ``run_parent`` and ``cancelled`` the dispatch's
+    dispatcher thread (submit, cancel); ``started`` the client's event-loop
+    thread (:meth:`Connection._on_started`); ``ended``, ``deferred`` and
+    ``remote`` the connection's collector thread.  There is no lock: each write is one dict or
     set operation, atomic under the GIL.
     Other threads: outcomes leave only as messages through ``deliver``.
     """
 
-    __slots__ = ("dispatch_id", "deliver", "futures", "started", "cancelled", "run_parent",
-                 "ended", "deferred")
+    __slots__ = ("dispatch_id", "deliver", "futures", "summaries", "started", "cancelled", "run_parent",
+                 "ended", "deferred", "remote")
 
     def __init__(self, dispatch_id: str, deliver: Callable[[tuple], None]) -> None:
         self.dispatch_id = dispatch_id
         self.deliver = deliver
-        self.futures: dict = {}      # node id -> distributed.Future
+        self.futures: dict = {}      # node id -> distributed.Future of the node's task (its value stays there)
+        self.summaries: dict = {}    # node id -> Future of its summary (what the kernel gathers)
+        self.remote: dict = {}       # node id -> RemoteValue delivered for it (collector thread)
         self.started: set = set()    # nodes a worker announced
         self.cancelled: set = set()  # nodes whose futures covalent_nb cancelled
         self.run_parent: dict = {}   # node -> its predecessor in the same run
@@ -143,9 +146,18 @@ class Connection:
             return list(self.dispatches)
 
     def forget(self, dispatch_id: str) -> None:
-        """Drop the dispatch's state (its futures, so Dask can release their data)."""
+        """Drop the dispatch's state (its futures, so Dask can release their data).
+
+        A large output that is durable is released too (it is read from blob
+        storage from now on); one that is not stays on the cluster for as long
+        as the kernel holds its :class:`~.remote.RemoteValue`.
+        """
         with self._dispatches_lock:
-            self.dispatches.pop(dispatch_id, None)
+            state = self.dispatches.pop(dispatch_id, None)
+        if state is not None:
+            for value in state.remote.values():
+                if value.durable:
+                    value.release()
 
     # -- the client's event loop ---------------------------------------------------
     def _on_started(self, event: tuple) -> None:
@@ -205,6 +217,11 @@ class Connection:
                     message: tuple = Skipped(node_id)  # an earlier task of its run did not complete
                 elif outcome is not None:
                     message = self._outcome_message(node_id, outcome)
+                    value = outcome[1]
+                    if type(value) is RemoteValue:  # stays on the cluster while the kernel holds it
+                        value.hold(state.futures.get(node_id))
+                        value.cluster = self.address
+                        state.remote[node_id] = value
                 else:
                     message = self._failure(state, node_id, future)
                 state.ended[node_id] = type(message)

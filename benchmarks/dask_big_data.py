@@ -1,0 +1,152 @@
+"""A large intermediate between Dask tasks: what the kernel's memory sees, what durability costs.
+
+On the kernel's own cluster (``executor="dask"``, 2 worker processes), one
+lattice ``total(make(n))`` passes an ``n``-byte numpy array from one Dask task
+to the next.  Measured, each in a run of its own:
+
+* the kernel's peak RSS growth while the dispatch runs (sampled every 5 ms by a
+  thread, from just before ``ct.dispatch`` to the end of ``get_result``), and
+  whether the kernel fetched the value (it must not);
+* wall time with the SQLite store (the worker writes the output into the
+  home's blob directory: durable) and with the memory store (the output stays
+  on the cluster: not durable), and, for scale, the time a worker takes to
+  write ``n`` bytes to a file with an fsync (what durable storage costs at least).
+
+Usage::
+
+    python benchmarks/dask_big_data.py            # 1 GB (1e9 bytes), 2 runs each
+    python benchmarks/dask_big_data.py --mb 200 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+
+import covalent_nb as ct
+from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster
+from covalent_nb.dispatch.executors.remote import RemoteValue
+
+
+@ct.electron(executor="dask")
+def make(n):
+    return np.ones(n, dtype=np.uint8)
+
+
+@ct.electron(executor="dask")
+def total(a):
+    return int(a.sum(dtype=np.int64))
+
+
+@ct.lattice
+def intermediate(n):
+    return total(make(n))
+
+
+class PeakRSS:
+    """The process's peak resident memory between start() and stop(), sampled by a thread."""
+
+    def __init__(self, every_s: float = 0.005) -> None:
+        self.process = psutil.Process()
+        self.every_s = every_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(self.every_s)
+
+    def __enter__(self) -> "PeakRSS":
+        self.base = self.process.memory_info().rss
+        self.peak = self.base
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.base) / 1e6
+
+
+def one_run(n: int) -> dict:
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        result = ct.dispatch_sync(intermediate)(n)
+        seconds = time.perf_counter() - start
+    assert result.status == ct.Status.COMPLETED, result.error
+    assert result.result == n
+    made = result.graph.names.index("make")
+    reference = result._table.output.raw[made]
+    assert type(reference) is RemoteValue, type(reference)
+    return {"seconds": seconds, "growth_mb": rss.growth_mb, "fetched": reference.fetched,
+            "durable": reference.durable, "reason": reference.reason}
+
+
+def write_on_worker(n: int, directory: str) -> float:
+    """Seconds a worker takes to write n bytes to a file and fsync it."""
+    def write(path=os.path.join(directory, "probe.bin"), n=n):
+        data = np.ones(n, dtype=np.uint8).tobytes()
+        t = time.perf_counter()
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        seconds = time.perf_counter() - t
+        os.unlink(path)
+        return seconds
+
+    return DaskExecutor().client.submit(write, pure=False).result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=float, default=1000, help="size of the intermediate, in MB (1e6 bytes)")
+    parser.add_argument("--repeats", type=int, default=2)
+    options = parser.parse_args()
+    n = int(options.mb * 1e6)
+    with tempfile.TemporaryDirectory() as home:
+        ct.set_config(home=home, dask_address=None, dask_workers=2, dask_threads_per_worker=1,
+                      dask_dashboard=False)
+        try:
+            DaskExecutor().client.wait_for_workers(2)
+            ct.set_config(store="memory")
+            one_run(1_000_000)  # warm-up: imports on the workers and in the kernel
+            rows = []
+            for store in ("sqlite", "memory"):
+                ct.set_config(store=store)
+                runs = [one_run(n) for _ in range(options.repeats)]
+                rows.append((store, runs))
+            disk = statistics.median(write_on_worker(n, home) for _ in range(options.repeats))
+        finally:
+            close_local_cluster()
+            ct.shutdown()
+    print(f"Machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}.")
+    print(f"Intermediate of {n / 1e6:.0f} MB between two Dask tasks (total(make(n))), "
+          f"{options.repeats} runs each, medians:\n")
+    print("| store | where the value stays | kernel peak RSS growth | fetched by the kernel | wall |")
+    print("| --- | --- | ---: | --- | ---: |")
+    for store, runs in rows:
+        where = "worker + home blobs (durable)" if runs[0]["durable"] else "worker only (not durable)"
+        growth = statistics.median(r["growth_mb"] for r in runs)
+        seconds = statistics.median(r["seconds"] for r in runs)
+        fetched = "yes" if any(r["fetched"] for r in runs) else "no"
+        print(f"| {store} | {where} | {growth:.1f} MB (max {max(r['growth_mb'] for r in runs):.1f}) | "
+              f"{fetched} | {seconds:.2f} s |")
+    print(f"\nA worker writing {n / 1e6:.0f} MB to a file with fsync: {disk:.2f} s.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Outputs that stay where they were computed: a Dask node's large output, known in the kernel by reference.
+
+A Dask node whose output pickles to more than ``store_inline_max`` bytes does
+not send it to the kernel.  The worker keeps the value for the next Dask tasks
+(they take it worker to worker, as Dask does), writes its pickled bytes into
+*blob storage* when there is one, and hands the kernel a :class:`RemoteValue`:
+the Dask key, the bytes' digest and size, a short repr, where the bytes are
+durable (or why they are not).
+
+Blob storage is content-addressed, laid out as the store's own blob directory
+(``<root>/<first two hex digits>/<digest>``, BLAKE2b-256 of the bytes), and
+named by a path or an fsspec URL:
+
+* the kernel's own cluster writes into the home's ``blobs`` directory, so the
+  store names the file as one of its own blobs (``store="sqlite"``);
+* a cluster reached by address writes where ``DaskExecutor(blob_storage=...)``
+  (or the ``dask_blob_storage`` setting) says: a shared file system, or object
+  storage (``s3://bucket/prefix`` with the user's credentials, through fsspec);
+* with neither, the value stays in the cluster's memory while the kernel holds
+  the reference, and the record says it is not durable, and why.
+
+Reading (:meth:`RemoteValue.fetch`) takes the value from the cluster while the
+kernel still holds its future, else from blob storage, checking the digest.
+The bytes are a pickle: blob storage must be as private as the home.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import reprlib
+import threading
+import uuid
+from typing import Any, Optional
+
+from ...serialization import loads
+from ..freeze import Output
+
+__all__ = ["RemoteValue", "write_blob", "read_blob", "blob_digest", "human_size"]
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR_MAX = 200
+
+
+def blob_digest(data: bytes) -> str:
+    """The content address of *data* (the store's blob naming: BLAKE2b-256, hex)."""
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def human_size(size: int) -> str:
+    """``1.0 GB``-style size."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def short_repr(value: Any) -> str:
+    """A short repr for the kernel's records and the graph's details (never raises)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= _REPR_MAX else text[:_REPR_MAX - 3] + "..."
+
+
+def _is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file://")
+
+
+def _local_path(root: str) -> str:
+    return root[len("file://"):] if root.startswith("file://") else root
+
+
+def _blob_location(root: str, digest: str) -> str:
+    return f"{root.rstrip('/')}/{digest[:2]}/{digest}"
+
+
+def write_blob(root: str, data: bytes, digest: str) -> str:
+    """Write *data* as blob *digest* under *root* (a path or fsspec URL); return its location.
+
+    The file is written under a temporary name and renamed into place, so a
+    reader sees it whole or not at all; a blob already there is not rewritten.
+    Local files are private (0600 in 0700 directories) and fsync'd.
+    """
+    location = _blob_location(root, digest)
+    if _is_local(root):
+        base = _local_path(root)
+        path = _local_path(location)
+        if os.path.exists(path):
+            return location
+        directory, tmp_dir = os.path.dirname(path), os.path.join(base, "tmp")
+        for each in (base, directory, tmp_dir):
+            os.makedirs(each, mode=0o700, exist_ok=True)
+        tmp = os.path.join(tmp_dir, f"{digest}.{uuid.uuid4().hex}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        return location
+    import fsspec  # optional (the dask extra), and needed only for URLs
+
+    fs, path = fsspec.core.url_to_fs(location)
+    if fs.exists(path):
+        return location
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    fs.pipe_file(tmp, data)
+    fs.mv(tmp, path)
+    return location
+
+
+def read_blob(location: str, digest: Optional[str]) -> bytes:
+    """The bytes at *location*, checked against *digest*; OSError if missing or damaged."""
+    if _is_local(location):
+        with open(_local_path(location), "rb") as handle:
+            data = handle.read()
+    else:
+        import fsspec  # optional (the dask extra), and needed only for URLs
+
+        with fsspec.open(location, "rb") as handle:
+            data = handle.read()
+    if digest is not None and blob_digest(data) != digest:
+        raise OSError(f"the blob at {location} is damaged (its content does not match its digest)")
+    return data
+
+
+class RemoteValue:
+    """A node's output kept outside the kernel: on a Dask worker, durable in blob storage or not.
+
+    Fields: ``key`` (the Dask key of the task that computed it), ``digest``
+    and ``size`` of its pickled bytes, ``summary`` (a short repr), ``location``
+    (the blob's path or URL, None when it is not durable) and ``reason`` (why
+    it is not durable, or None).  In the kernel that ran the node it also holds
+    the Dask future while the value is on the cluster; pickled (into the
+    store, or to a worker), it is the reference alone.
+
+    :meth:`fetch` returns the value, reading it once (later calls give the
+    same object).  The dispatcher passes the reference, not the value, to the
+    next Dask task, and a local task gets the fetched value.
+    """
+
+    __slots__ = ("key", "digest", "size", "summary", "location", "reason", "cluster", "_future",
+                 "_value", "_lock")
+
+    def __init__(self, key: str, digest: Optional[str], size: int, summary: str,
+                 location: Optional[str], reason: Optional[str], cluster: str = "") -> None:
+        self.key = key
+        self.digest = digest
+        self.size = size
+        self.summary = summary
+        self.location = location
+        self.reason = reason
+        self.cluster = cluster
+        self._future: Any = None
+        self._value: Any = _NOTHING
+        self._lock = threading.Lock()
+
+    @property
+    def durable(self) -> bool:
+        """True when the bytes are in blob storage (they outlive the cluster)."""
+        return self.location is not None
+
+    @property
+    def fetched(self) -> bool:
+        """True once :meth:`fetch` has brought the value into this process."""
+        return self._value is not _NOTHING
+
+    @property
+    def future(self) -> Any:
+        """The Dask future of the node's task while the kernel holds it, else None."""
+        return self._future
+
+    def hold(self, future: Any) -> None:
+        """Keep *future* (the value stays on the cluster while this reference lives)."""
+        self._future = future
+
+    def release(self) -> None:
+        """Let the cluster free the value (it stays readable from blob storage, if durable)."""
+        self._future = None
+
+    def lives(self) -> str:
+        """Where the value is, in words."""
+        where = []
+        if self._future is not None:
+            where.append(f"Dask worker memory ({self.cluster or 'cluster'})")
+        if self.location is not None:
+            where.append(f"blob storage {self.location}")
+        return " and ".join(where) or "nowhere any more"
+
+    def describe(self) -> dict:
+        """What the graph's details show: where the value lives, its size, whether it is durable."""
+        return {"lives": self.lives(), "size": self.size, "size_text": human_size(self.size),
+                "durable": self.durable, "reason": self.reason, "key": self.key, "digest": self.digest,
+                "summary": self.summary}
+
+    def fetch(self) -> Any:
+        """The value: from the cluster while the kernel holds its future, else from blob storage.
+
+        Raises ``LookupError`` when neither has it any more (a value that was
+        not durable, once the cluster or the kernel that held it is gone).
+        """
+        value = self._value
+        if value is not _NOTHING:
+            return value
+        with self._lock:
+            if self._value is _NOTHING:
+                self._value = self._read()
+            return self._value
+
+    def _read(self) -> Any:
+        future = self._future
+        failure = None
+        if future is not None:
+            try:
+                kept, _summary = future.result()  # the node task's (kept outcome, summary) pair
+                return _unwrap(kept[1])
+            except Exception as exc:  # noqa: BLE001 - the cluster is gone: try blob storage
+                failure = exc
+        if self.location is not None:
+            return loads(read_blob(self.location, self.digest))
+        raise LookupError(
+            f"the output of Dask task {self.key} ({human_size(self.size)}) was kept only on the Dask "
+            f"cluster ({self.reason or 'not durable'}), and it is no longer there"
+            + (f": {type(failure).__name__}: {failure}" if failure is not None else ""))
+
+    def __reduce__(self):
+        return (RemoteValue, (self.key, self.digest, self.size, self.summary, self.location, self.reason,
+                              self.cluster))
+
+    def __repr__(self) -> str:
+        durable = "durable" if self.location is not None else f"not durable: {self.reason}"
+        return f"<{self.summary}: {human_size(self.size)} in {self.lives()}; {durable}>"
+
+
+class _Nothing:
+    __slots__ = ()
+
+
+_NOTHING = _Nothing()
+
+
+def _unwrap(value: Any) -> Any:
+    """A value as a task returned it, out of the executor's wrapping (an Output's bytes)."""
+    return value.argument() if type(value) is Output else value

@@ -1,0 +1,279 @@
+"""Issue 15: a Dask node's large output stays where it was computed (real clusters, real SQLite).
+
+The kernel holds a :class:`RemoteValue` (key, digest, size, short repr); the
+workers write the bytes into blob storage; values are fetched on first access,
+in this process or a new one; reuse goes by reference.  "The kernel never
+received it" is checked through the reference: nothing fetched it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import covalent_nb as ct
+from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster
+from covalent_nb.dispatch.executors.remote import RemoteValue, blob_digest
+
+pytestmark = [pytest.mark.dask, pytest.mark.timeout(180)]
+
+REPO = Path(ct.__file__).resolve().parents[1]
+SIZE = 3_000_000  # bytes: far above store_inline_max, small enough for a shared CI machine
+
+CELL = '''
+import numpy as np
+import covalent_nb as ct
+
+def count_run(log, name):
+    if log:
+        with open(log, "a") as f:
+            f.write(name + "\\n")
+
+@ct.electron(executor="dask")
+def make(n, log=""):
+    count_run(log, "make")
+    return np.arange(n, dtype=np.uint8)
+
+@ct.electron(executor="dask")
+def total(a, log=""):
+    count_run(log, "total")
+    return int(a.sum(dtype=np.int64))
+
+@ct.electron(executor="dask")
+def total_twice(a, log=""):
+    count_run(log, "total_twice")
+    return 2 * int(a.sum(dtype=np.int64))
+
+@ct.electron
+def local_len(a):
+    return len(a)
+
+@ct.lattice
+def pipeline(n, log=""):
+    big = make(n, log)
+    return total(big, log), local_len(big)
+'''
+
+
+def notebook_cell(source: str) -> SimpleNamespace:
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(textwrap.dedent(source), "<notebook cell>", "exec"), namespace)
+    return SimpleNamespace(**namespace)
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return notebook_cell(CELL)
+
+
+EXPECTED_TOTAL = int(np.arange(SIZE, dtype=np.uint8).sum(dtype=np.int64))
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A private home with the SQLite store; the kernel's cluster started for it."""
+    keys = ("home", "store", "dask_address", "dask_workers", "dask_threads_per_worker", "dask_dashboard",
+            "dask_blob_storage")
+    settings = {key: ct.get_config(key) for key in keys}
+    ct.set_config(home=str(tmp_path / "home"), store="sqlite", dask_address=None, dask_workers=2,
+                  dask_threads_per_worker=1, dask_dashboard=False, dask_blob_storage=None)
+    try:
+        yield tmp_path / "home"
+    finally:
+        ct.set_config(settings)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    yield
+    close_local_cluster()
+
+
+def node(result, name):
+    (found,) = [i for i, n in enumerate(result.graph.names) if n == name]
+    return found
+
+
+def run_script(code: str, home: Path, timeout: float = 120) -> str:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               COVALENT_NB_HOME=str(home))
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env, timeout=timeout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+def test_a_large_output_stays_on_the_workers_and_is_durable_in_the_homes_blobs(home, nb):
+    result = ct.dispatch_sync(nb.pipeline)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    assert result.result == (EXPECTED_TOTAL, SIZE)
+    make = node(result, "make")
+    reference = result._table.output.raw[make]
+    assert type(reference) is RemoteValue
+    # The Dask consumer took it worker to worker; only the local consumer needed the value,
+    # and it fetched its own copy: the kernel's table still holds the reference alone.
+    assert reference.durable and reference.reason is None
+    blob = Path(reference.location)
+    assert blob.parent.parent == home / "blobs" and blob.name == reference.digest
+    assert blob_digest(blob.read_bytes()) == reference.digest and blob.stat().st_size == reference.size
+    assert reference.future is None  # the dispatch ended: the cluster freed it, blob storage keeps it
+    location = result.get_node_result(make)["output_location"]
+    assert location["durable"] is True and location["size"] == reference.size > SIZE
+    assert "blob storage" in location["lives"] and "uint8" in location["summary"]
+    # small outputs come to the kernel as before
+    assert result._table.output.raw[node(result, "total")] == EXPECTED_TOTAL
+    assert result.get_node_result(node(result, "total"))["output_location"] is None
+
+
+def test_the_kernel_never_fetches_an_intermediate_between_dask_tasks(home, nb):
+    @ct.lattice
+    def only_dask(n):
+        return nb.total(nb.make(n))
+
+    result = ct.dispatch_sync(only_dask)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    assert result.result == EXPECTED_TOTAL
+    reference = result._table.output.raw[node(result, "make")]
+    assert type(reference) is RemoteValue and not reference.fetched  # nothing brought it here
+    value = result.get_node_result(node(result, "make"))["output"]  # fetched on first access
+    assert reference.fetched and value.shape == (SIZE,) and int(value[-1]) == (SIZE - 1) % 256
+
+
+def test_a_new_process_reads_lazily_and_reuses_by_reference(home, nb, tmp_path):
+    log = tmp_path / "runs.log"
+    parent = ct.dispatch_sync(nb.pipeline)(SIZE, str(log))
+    assert parent.status == ct.Status.COMPLETED, parent.error
+    assert sorted(log.read_text().split()) == ["make", "total"]
+    out = run_script(f'''
+        import json
+        import covalent_nb as ct
+        from covalent_nb.dispatch.executors.remote import RemoteValue
+
+        def total_twice(a, log=""):
+            with open(log, "a") as f:
+                f.write("total_twice\\n")
+            return 2 * int(a.sum(dtype="int64"))
+
+        parent = ct.get_result({parent.dispatch_id!r})
+        make = parent.graph.names.index("make")
+        record = parent.get_node_result(make)
+        lazy = type(parent._table.output.raw[make]) is RemoteValue
+        child_id = ct.redispatch({parent.dispatch_id!r},
+                                 replace_electrons={{"total": ct.electron(total_twice, executor="dask")}},
+                                 reuse_previous_results=True)()
+        child = ct.get_result(child_id, wait=True)
+        reference = child._table.output.raw[make]
+        print(json.dumps({{"lazy": lazy, "shape": list(record["output"].shape),
+                          "durable": record["output_location"]["durable"],
+                          "child": str(child.status), "error": child.error, "result": list(child.result),
+                          "reused": child.get_node_result(make)["reused"],
+                          "by_reference": type(reference) is RemoteValue}}))
+        ct.shutdown()
+    ''', home)
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["lazy"] and report["durable"] and report["shape"] == [SIZE]
+    assert report["child"] == "COMPLETED", report["error"]
+    assert report["result"] == [2 * EXPECTED_TOTAL, SIZE]
+    assert report["reused"] and report["by_reference"]
+    # make ran once, in the first process; the new total read its input from blob storage on a worker
+    assert sorted(log.read_text().split()) == ["make", "total", "total_twice"]
+
+
+def test_without_blob_storage_the_record_says_not_durable_and_the_cluster_keeps_it(home, nb):
+    ct.set_config(store="memory")
+    result = ct.dispatch_sync(nb.pipeline)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    reference = result._table.output.raw[node(result, "make")]
+    assert type(reference) is RemoteValue and not reference.durable
+    assert "memory" in reference.reason
+    assert reference.future is not None  # held by the kernel's reference: the cluster keeps the value
+    location = result.get_node_result(node(result, "make"))["output_location"]
+    assert location["durable"] is False and "Dask worker memory" in location["lives"]
+    assert result.get_node_result(node(result, "make"))["output"].shape == (SIZE,)
+    assert not (home / "blobs").exists() or not any((home / "blobs").rglob(reference.key))
+
+
+# -- a scheduler and a worker as processes, blob storage named by an fsspec URL ------------------
+def _start(args: list, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], env=env, cwd=str(REPO),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture
+def scheduler_and_worker(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                         "--no-dashboard", "--scheduler-file", str(scheduler_file)], env)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert processes[0].poll() is None, processes[0].stderr.read().decode()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.05)
+        processes.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
+                                 "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+                                 "--no-dashboard"], env))
+        yield json.loads(scheduler_file.read_text())["address"]
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+def test_separate_processes_with_blob_storage_given_as_an_fsspec_url(home, nb, scheduler_and_worker, tmp_path):
+    shared = tmp_path / "shared-blobs"
+    url = f"file://{shared}"
+    remote = DaskExecutor(address=scheduler_and_worker, blob_storage=url)
+    unreachable = DaskExecutor(address=scheduler_and_worker, blob_storage=f"file://{tmp_path}/file/blobs")
+    (tmp_path / "file").write_text("a file where a directory should be")
+    make_there = ct.electron(nb.make.function, executor=remote)
+    make_nowhere = ct.electron(nb.make.function, executor=unreachable)
+    total_there = ct.electron(nb.total.function, executor=remote)
+
+    @ct.lattice
+    def workflow(n):
+        return total_there(make_there(n)), make_nowhere(n)
+
+    try:
+        remote.client.wait_for_workers(1, timeout=60)
+        result = ct.get_result(ct.dispatch(workflow)(SIZE))
+        assert result.wait(120), result.status
+        assert result.status == ct.Status.COMPLETED, result.error
+        made = [i for i, n in enumerate(result.graph.names) if n == "make"]
+        stored, kept = (result._table.output.raw[i] for i in made)
+        assert stored.durable and stored.location.startswith(url + "/")
+        assert (shared / stored.digest[:2] / stored.digest).stat().st_size == stored.size
+        assert not stored.fetched
+        assert not kept.durable and "could not write to blob storage" in kept.reason
+        assert result.result[0] == EXPECTED_TOTAL
+        dispatch_id = result.dispatch_id
+    finally:
+        remote.shutdown()
+    # A new process, with the cluster gone: the durable value is read from the URL.
+    out = run_script(f'''
+        import covalent_nb as ct
+        result = ct.get_result({dispatch_id!r})
+        first = [i for i, n in enumerate(result.graph.names) if n == "make"][0]
+        record = result.get_node_result(first)
+        print(record["output_location"]["lives"].split()[0], record["output"].shape[0])
+    ''', home)
+    assert out.split() == ["blob", str(SIZE)]
