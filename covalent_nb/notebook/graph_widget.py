@@ -298,9 +298,12 @@ def static_class(dispatch_id: str) -> str:
     return "cnb-static-" + re.sub(r"[^A-Za-z0-9_-]", "", dispatch_id)
 
 
-def show_live(view: Any, graph: Optional["LatticeGraph"] = None) -> None:
+def show_live(view: Any, graph: Optional["LatticeGraph"] = None, text: Optional[str] = None) -> None:
     """Display *view* (a :class:`LatticeGraph`, or a widget that holds one as *graph*)
     with its static picture in the output below it.
+
+    *text* is the widget output's ``text/plain`` (what a console shows); by
+    default a line naming the dispatch (never its status, which would go stale).
 
     While the dispatch runs, the picture is refreshed once the final states
     are drawn (on the publisher's thread); the result's waiters are held
@@ -309,7 +312,7 @@ def show_live(view: Any, graph: Optional["LatticeGraph"] = None) -> None:
     never redrawn, so the live view keeps its zoom and selection.
     """
     graph = graph if graph is not None else view
-    display(_widget_bundle(view, graph), raw=True)
+    display(_widget_bundle(view, graph, text), raw=True)
     result = graph.result
     if result.ended and graph._ended_drawn:
         display(static_bundle(graph), raw=True)
@@ -327,7 +330,7 @@ def show_live(view: Any, graph: Optional["LatticeGraph"] = None) -> None:
     result.add_done_callback(lambda _ended: refreshed.wait(_REFRESH_WAIT_S))
 
 
-def _widget_bundle(view: Any, graph: "LatticeGraph") -> dict:
+def _widget_bundle(view: Any, graph: "LatticeGraph", text: Optional[str] = None) -> dict:
     """The widget view's own bundle, without a picture (that is the other output) and
     with a text that never goes stale (no status)."""
     bundle = anywidget.AnyWidget._repr_mimebundle_(view) if isinstance(view, LatticeGraph) \
@@ -335,7 +338,7 @@ def _widget_bundle(view: Any, graph: "LatticeGraph") -> dict:
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     data = dict(data or {})
     data.pop("image/svg+xml", None)
-    data["text/plain"] = f"<live graph of dispatch {graph.dispatch_id}>"
+    data["text/plain"] = text or f"<live graph of dispatch {graph.dispatch_id}>"
     return data
 
 
@@ -578,8 +581,8 @@ class LatticeGraph(anywidget.AnyWidget):
         data["text/plain"] = repr(self)
         return data, metadata
 
-    def _ipython_display_(self) -> None:
-        show_live(self)
+    def _ipython_display_(self, text: Optional[str] = None) -> None:
+        show_live(self, self, text)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{s} {n}" for s, n in self.counts().items() if n)

@@ -507,10 +507,10 @@ class LiveView(ipywidgets.VBox):
             data["text/plain"] = repr(self.graph)
         return data
 
-    def _ipython_display_(self) -> None:
+    def _ipython_display_(self, text: Optional[str] = None) -> None:
         # Two outputs: the view, and the static picture nbconvert's HTML shows
         # (see graph_widget.show_live).
-        show_live(self, self.graph)
+        show_live(self, self.graph, text)
 
 
 def failure_banner(result: Result) -> str:

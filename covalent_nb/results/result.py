@@ -412,6 +412,20 @@ class Result:
     #: without it a result displays as text.
     display_hook: Optional[Callable[["Result"], Any]] = None
 
+    def _ipython_display_(self) -> None:
+        """Shown by IPython: the view's own display when it has one (the live graph, then
+        its static picture as a second output, which nbconvert's HTML shows: see
+        ``covalent_nb.notebook.graph_widget.show_live``); else the bundle below."""
+        hook = Result.display_hook
+        view = hook(self) if hook is not None else None
+        if view is None or isinstance(view, str) or not hasattr(view, "_ipython_display_"):
+            from IPython.display import publish_display_data  # only IPython calls this
+
+            data, metadata = self._repr_mimebundle_()
+            publish_display_data(data, metadata)
+            return
+        view._ipython_display_(text="\n".join([*self.failure_lines(), f"<Result {self.dispatch_id}>"]))
+
     def _repr_mimebundle_(self, include=None, exclude=None):
         """Display as the live graph (with its static SVG), or as text without widgets."""
         hook = Result.display_hook

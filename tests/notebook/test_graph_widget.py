@@ -468,3 +468,60 @@ def test_static_bundle_holds_the_svg_twice_with_the_class_the_widget_hides():
     assert html.startswith('<div class="cnb-static-graph cnb-static-') and bundle["image/svg+xml"] in html
     assert gw.static_class(widget.dispatch_id) in html
     assert gw.static_class("a b\"<c") == "cnb-static-abc"
+
+
+# -- what the kernel sends (issue 11): the saved picture is the final one --------------------------
+
+@pytest.mark.timeout(180)
+def test_the_kernel_publishes_the_final_picture_last_and_never_redraws_the_widget():
+    """A real kernel, read at the level of its IOPub messages: for every display id, the
+    last ``image/svg+xml`` published says COMPLETED, and the widget's own output is
+    published once and never updated (so Lab never re-renders it: zoom and selection stay)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        def execute(code: str) -> list:
+            msg_id = kc.execute(code)
+            messages = []
+            while True:
+                msg = kc.get_iopub_msg(timeout=120)
+                if msg["parent_header"].get("msg_id") == msg_id or msg["msg_type"] == "update_display_data":
+                    messages.append(msg)
+                if (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+                        and msg["parent_header"].get("msg_id") == msg_id):
+                    return messages
+
+        def errors(messages):
+            return [m["content"] for m in messages if m["msg_type"] == "error"]
+
+        setup = execute(
+            "import time\nimport covalent_nb as ct\n%load_ext covalent_nb\n"
+            "@ct.electron\ndef slow(x):\n    time.sleep(1.0)\n    return x\n"
+            "@ct.lattice\ndef flow(x):\n    return slow(slow(x))\n")
+        assert not errors(setup)
+        shown = execute("run = %dispatch flow(1)")
+        assert not errors(shown)
+        waited = execute("print(run.result().status)")
+        assert not errors(waited)
+        assert any("COMPLETED" in m["content"].get("text", "") for m in waited)
+        messages = shown + waited
+        displays = [m for m in messages if m["msg_type"] in ("display_data", "update_display_data")]
+        widget = [m for m in displays if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]]
+        assert len(widget) == 1 and widget[0]["msg_type"] == "display_data"
+        assert "image/svg+xml" not in widget[0]["content"]["data"]  # no picture to go stale
+        last_svg: dict = {}
+        for m in displays:
+            svg = m["content"]["data"].get("image/svg+xml")
+            display_id = m["content"].get("transient", {}).get("display_id")
+            if svg and display_id:
+                last_svg[display_id] = (m["msg_type"], svg)
+        [(kind, svg)] = last_svg.values()
+        first = next(m for m in displays if "image/svg+xml" in m["content"]["data"])
+        assert "RUNNING" in first["content"]["data"]["image/svg+xml"]  # shown while it ran
+        assert kind == "update_display_data"
+        assert ">COMPLETED<" in svg and "running 0" in svg and "pending 0" in svg
+        assert "2 / 2 electrons done" in svg
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
