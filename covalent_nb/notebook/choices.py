@@ -254,7 +254,11 @@ def _split_reason(reason: str) -> tuple:
     if verdict == "reused" and rest.startswith("same code and inputs as "):
         return verdict, "same code and inputs", rest.removeprefix("same code and inputs as ")
     kind, paren, detail = rest.partition(" (")
-    return verdict, kind, detail[:-1] if paren and detail.endswith(")") else detail
+    detail = detail[:-1] if paren and detail.endswith(")") else detail
+    cause = re.fullmatch(r"node (\d+), (.+)", detail) if kind in _CONSEQUENCES else None
+    if cause:  # "node 2, task_1" -> "from task_1 (node 2)"
+        detail = f"from {cause.group(2)} (node {cause.group(1)})"
+    return verdict, kind, detail
 
 
 def reuse_groups(result: Result) -> list[ReasonGroup]:
@@ -362,10 +366,10 @@ def reuse_report_html(result: Result) -> str:
     for group in reuse_groups(result):
         recomputed = group.verdict == "recomputed" and group.reason != "bookkeeping"
         shown = group.nodes[:_GROUP_HTML]
-        items = "".join(f'<li data-node-id="{node[0]}"><code>{esc(node[1])}</code> (node {node[0]})'
+        items = "".join(f'<li data-node-id="{node[0]}" style="margin: 0"><code>{esc(node[1])}</code> (node {node[0]})'
                         + (f": {esc(node[2])}" if node[2] else "") + "</li>" for node in shown)
         if len(group.nodes) > len(shown):
-            items += (f"<li>and {len(group.nodes) - len(shown)} more: "
+            items += (f"<li style='margin: 0'>and {len(group.nodes) - len(shown)} more: "
                       f"{esc(_by_name(group.nodes[len(shown):]))}</li>")
         is_open = " open" if recomputed and len(group.nodes) <= _OPEN_MAX else ""
         title = esc(group.title)
@@ -374,7 +378,8 @@ def reuse_report_html(result: Result) -> str:
         mark = "cnb-summary-recomputed" if group.verdict == "recomputed" else "cnb-summary-reused"
         parts.append(f'<details class="cnb-summary-group {mark}" data-verdict="{esc(group.verdict)}" '
                      f'data-reason="{esc(group.reason)}" data-count="{len(group.nodes)}"{is_open}>'
-                     f'<summary>{title}</summary><ul style="margin: 0 0 2px 0">{items}</ul></details>')
+                     f'<summary>{title}</summary><ul style="margin: 0 0 2px 0; padding-left: 24px">{items}</ul>'
+                     "</details>")
     return f'<div class="cnb-summary-body">{"".join(parts)}</div>'
 
 

@@ -63,6 +63,10 @@ _ERROR_COLOUR = "var(--jp-error-color1, #d32f2f)"
 _WARN_COLOUR = "var(--jp-warn-color1, #f57c00)"
 _MUTED_COLOUR = "var(--jp-ui-font-color2, #757575)"
 _LABEL = ipywidgets.Layout(width="150px", min_width="150px")
+# Toolbar items keep their natural width (a squeezed button cuts its label short); the
+# toolbar wraps between items only when even that does not fit.
+def _tool() -> ipywidgets.Layout:
+    return ipywidgets.Layout(width="auto", flex="0 0 auto", padding="0 12px", margin="2px 8px 2px 0")
 
 
 class RedispatchPanel(ipywidgets.VBox):
@@ -128,13 +132,15 @@ class RedispatchPanel(ipywidgets.VBox):
             input_box.append(ipywidgets.HBox([label, field, error]))
 
         self.reuse = ipywidgets.Checkbox(value=False, description="reuse previous results",
-                                         indent=False, layout=ipywidgets.Layout(width="auto"))
+                                         indent=False, layout=ipywidgets.Layout(
+                                             width="auto", flex="0 0 auto", margin="2px 12px 2px 0"))
         self.reuse.add_class("cnb-panel-reuse")
         self.button = ipywidgets.Button(description="Redispatch", button_style="primary",
-                                        icon="play", tooltip="redispatch with these choices")
+                                        icon="play", tooltip="redispatch with these choices",
+                                        layout=_tool())
         self.button.add_class("cnb-panel-redispatch")
         self.button.on_click(self._on_click)
-        refresh = ipywidgets.Button(description="Refresh", icon="refresh",
+        refresh = ipywidgets.Button(description="Refresh", icon="refresh", layout=_tool(),
                                     tooltip="look again for candidates and changes in the notebook")
         refresh.add_class("cnb-panel-refresh")
         refresh.on_click(lambda _button: self.refresh())
@@ -153,7 +159,12 @@ class RedispatchPanel(ipywidgets.VBox):
         children = [title, ipywidgets.HTML(section.format("Electrons")), *electron_box]
         if input_box:
             children += [ipywidgets.HTML(section.format("Inputs")), *input_box]
-        children += [ipywidgets.HBox([self.reuse, self.button, refresh]),
+        # the option on its own line, the two buttons under it: a row that fits any
+        # ordinary width, rather than three items that wrap one by one as it narrows
+        toolbar = ipywidgets.HBox([self.button, refresh], layout=ipywidgets.Layout(
+            flex_flow="row wrap", align_items="center"))
+        toolbar.add_class("cnb-panel-toolbar")
+        children += [self.reuse, toolbar,
                      self.message, self.summary, self.output]
         kwargs.setdefault("layout", ipywidgets.Layout(
             border="1px solid var(--jp-border-color2, #e0e0e0)", padding="4px 8px", margin="4px 0"))
