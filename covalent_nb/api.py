@@ -20,6 +20,8 @@ from .dispatch.gcpause import collector_paused
 from .dispatch.reuse import FunctionKeys, function_keys
 from .dispatch.node_records import DispatchRecord
 from .dispatch.services import DispatchServices
+from .config import get_config
+from .results.history_source import HISTORY
 from .results.result import Result
 from .results.store import active_store, end_dispatch
 from .workflow.electron import Electron
@@ -72,13 +74,15 @@ class ChildOf(NamedTuple):
 
 def start_dispatch(frozen: FrozenWork, trace: Trace, *, parent: Optional[Result] = None,
                    reuse: bool = False, run: bool = True, fkeys: Optional[FunctionKeys] = None,
-                   child_of: Optional[ChildOf] = None) -> Result:
+                   child_of: Optional[ChildOf] = None, history: bool = False) -> Result:
     """Register a traced dispatch and start its dispatcher; return its Result.
 
     *parent* is the dispatch it was redispatched from (or, for a sublattice,
     the earlier run of the same sublattice to reuse from) and *reuse* whether
-    its results may be reused; *fkeys* the function keys when already known;
-    *child_of* ties a sublattice's dispatch to its parent's node.
+    its results may be reused; *history* whether any earlier dispatch in the
+    store may serve a node (see :mod:`covalent_nb.results.history_source`);
+    *fkeys* the function keys when already known; *child_of* ties a
+    sublattice's dispatch to its parent's node.
     """
     lattice, replacements, args, kwargs, work = frozen
     graph = trace.graph
@@ -88,7 +92,8 @@ def start_dispatch(frozen: FrozenWork, trace: Trace, *, parent: Optional[Result]
     result = Result(dispatch_id, lattice.copy_for_dispatch(graph, args, kwargs), graph, args, kwargs,
                     parent_dispatch_id=parent.dispatch_id if parent is not None else None,
                     root_dispatch_id=parent.root_dispatch_id if parent is not None else None,
-                    replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse)
+                    replacements=replacements, replaced_nodes=trace.replaced, reuse_requested=reuse,
+                    reuse_history=history)
     result.function_parts = fkeys.parts
     result._function_keys = fkeys.by_marker
     result.is_sublattice_dispatch = child_of is not None
@@ -128,7 +133,7 @@ def frozen_work(lattice: Lattice, replacements: dict, args: tuple, kwargs: dict)
 
 
 def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
-             disable_run: bool = False) -> Callable[..., str]:
+             disable_run: bool = False, reuse_previous_results: Optional[bool] = None) -> Callable[..., str]:
     """Return a function that dispatches *lattice* with its arguments.
 
     The returned function traces the lattice with the given arguments, starts
@@ -137,27 +142,37 @@ def dispatch(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
     ``TypeError`` naming the lattice's signature, before anything is
     registered.  With *disable_run*, the dispatch is registered but not run.
 
+    With *reuse_previous_results* (a covalent_nb addition; the default is the
+    ``reuse_history`` setting, False unless changed), every node whose key
+    (its code, what the code reaches, its inputs) matches a COMPLETED node of
+    any earlier dispatch in the store takes that output instead of running:
+    reuse from history, across kernels and processes sharing the home.  Each
+    such node's reason names the dispatch, node and time it came from.
+
     >>> dispatch_id = dispatch(workflow)(1, 2)        # doctest: +SKIP
+    >>> dispatch_id = dispatch(workflow, reuse_previous_results=True)(1, 2)  # doctest: +SKIP
     """
     ignored_address(dispatcher_addr, "ct.dispatch")
     lattice = _check_lattice(lattice, "ct.dispatch")
+    history = bool(get_config("reuse_history") if reuse_previous_results is None else reuse_previous_results)
 
     def submit(*args: Any, **kwargs: Any) -> str:
         lattice.check_arguments(args, kwargs)  # before anything is pickled
         with collector_paused():
             frozen = frozen_work(lattice, {}, args, kwargs)
             trace = frozen.lattice.trace(frozen.args, frozen.kwargs)
-            return start_dispatch(frozen, trace, run=not disable_run).dispatch_id
+            return start_dispatch(frozen, trace, run=not disable_run, history=history).dispatch_id
 
     submit.__name__ = f"dispatch_{lattice.__name__}"
     submit.__doc__ = f"Dispatch lattice {lattice.__name__}; returns the dispatch id."
     return submit
 
 
-def dispatch_sync(lattice: Lattice, dispatcher_addr: Optional[str] = None) -> Callable[..., Result]:
+def dispatch_sync(lattice: Lattice, dispatcher_addr: Optional[str] = None, *,
+                  reuse_previous_results: Optional[bool] = None) -> Callable[..., Result]:
     """Like :func:`dispatch`, but the returned function waits and returns the :class:`Result`."""
     ignored_address(dispatcher_addr, "ct.dispatch_sync")
-    submit = dispatch(lattice)
+    submit = dispatch(lattice, reuse_previous_results=reuse_previous_results)
 
     def run(*args: Any, **kwargs: Any) -> Result:
         return get_result(submit(*args, **kwargs), wait=True)
@@ -244,7 +259,7 @@ def cancel(dispatch_id: str, task_ids: Optional[list] = None) -> str:
 
 def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Optional[Result],
                      on_end: Callable, before_start: Callable,
-                     cancel_parent: Optional[tuple] = None) -> Result:
+                     cancel_parent: Optional[tuple] = None, *, history: bool = False) -> Result:
     """Start a sublattice's own dispatch (called by a dispatcher for a sublattice node).
 
     *lattice* and the arguments are already the parent dispatch's private copies; they are
@@ -256,7 +271,7 @@ def start_sublattice(lattice: Lattice, args: list, kwargs: dict, reuse_from: Opt
     trace = lattice.trace(args, kwargs)
     frozen = FrozenWork(lattice, {}, args, kwargs, freeze(lattice, {}, args, kwargs))
     return start_dispatch(frozen, trace, parent=reuse_from, reuse=reuse_from is not None,
-                          child_of=ChildOf(on_end, before_start, cancel_parent))
+                          child_of=ChildOf(on_end, before_start, cancel_parent), history=history)
 
 
 def _make_durable(record: DispatchRecord) -> None:
@@ -266,4 +281,4 @@ def _make_durable(record: DispatchRecord) -> None:
 #: What every dispatcher is handed instead of importing the layers above it.
 SERVICES = DispatchServices(start_child=start_sublattice, running=RUNTIME.registry.running,
                             make_durable=_make_durable, ended=RUNTIME.registry.dispatch_ended,
-                            publish=RUNTIME.events.publish)
+                            publish=RUNTIME.events.publish, history=HISTORY)

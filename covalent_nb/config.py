@@ -28,6 +28,7 @@ DEFAULTS: dict = {
     "store": "sqlite",  # "sqlite" (durable, in home) or "memory"
     "store_inline_max": 16 * 1024,  # pickled values up to this many bytes live in the database, larger in blob files
     "local_workers": min(32, (os.cpu_count() or 1) + 4),
+    "reuse_history": False,  # the default of ct.dispatch(..., reuse_previous_results=): reuse from the store's history
     "deps_pip_install": True,
     "dask_address": None,  # None: start a LocalCluster on first use
     "dask_workers": 2,

@@ -109,7 +109,7 @@ def _parent_definition(parent: Result) -> tuple:
 
 def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
                replace_electrons: Optional[dict] = None,
-               reuse_previous_results: bool = False) -> Callable[..., str]:
+               reuse_previous_results: bool = False, *, reuse_history: bool = False) -> Callable[..., str]:
     """Return a function that re-runs a dispatched workflow.
 
     The workflow is the parent's as it was dispatched, with *replace_electrons*
@@ -117,7 +117,10 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
     parent's own replacements.  Called with no arguments, the returned function
     reuses the parent's args and kwargs.  With *reuse_previous_results*, a
     node whose key (code, what the code reaches, inputs) matches a COMPLETED
-    node of the parent takes its output without running.  The parent is never
+    node of the parent takes its output without running (Covalent's meaning:
+    the parent only).  With *reuse_history* as well (a covalent_nb addition,
+    never a default), a node the parent cannot serve may take the output of
+    any earlier dispatch in the store with the same key.  The parent is never
     changed.  Returns the new dispatch id at once; if the parent is still
     running, the redispatch starts when it has ended.
     """
@@ -146,12 +149,12 @@ def redispatch(dispatch_id: str, dispatcher_addr: Optional[str] = None,
                 trace = Trace(parent.graph.shallow_copy(), parent.replaced_nodes, frozenset())
                 frozen = FrozenWork(parent.lattice, merged, args, kwargs, work)
                 return start_dispatch(frozen, trace, parent=parent, reuse=bool(reuse_previous_results),
-                                      fkeys=fkeys).dispatch_id
+                                      fkeys=fkeys, history=bool(reuse_history)).dispatch_id
             lattice, replacements = _parent_definition(parent)
             replacements.update({name: merged[name] for name in changed})
             frozen = frozen_work(lattice, replacements, args, kwargs)
             trace = frozen.lattice.trace(frozen.args, frozen.kwargs, frozen.replacements)
-            return start_dispatch(frozen, trace, parent=parent,
-                                  reuse=bool(reuse_previous_results)).dispatch_id
+            return start_dispatch(frozen, trace, parent=parent, reuse=bool(reuse_previous_results),
+                                  history=bool(reuse_history)).dispatch_id
 
     return submit

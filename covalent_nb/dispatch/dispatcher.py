@@ -33,6 +33,7 @@ back and still reports each one.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import traceback
@@ -44,7 +45,6 @@ from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from ..serialization import IMMUTABLE, is_immutable
 from .freeze import CopyOf, Output, freeze_output
-from .executors.remote import RemoteValue
 from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord
@@ -53,6 +53,8 @@ from .messages import Cancel, ChildEnded, Done, Failed, Skipped, Started
 from .runner import FromRun, TaskSpec, argument, has_hooks
 
 __all__ = ["Dispatcher"]
+
+log = logging.getLogger(__name__)
 
 WAITING, SUBMITTED, RUNNING, DONE_, FAILED_, CANCELLED_, BLOCKED = range(7)
 
@@ -183,8 +185,47 @@ class Dispatcher:
             keys, unhashable = node_keys(graph, plan, fkeys, self.salt)
         result._table.key = keys
         result._unhashable = unhashable
+        history = self._history_hits(keys) if getattr(result, "reuse_history", False) else None
         self.reuse = decide_reuse(graph, plan, keys, unhashable, fkeys.parts, result.replaced_nodes,
-                                  result.replacements, parent, result.reuse_requested)
+                                  result.replacements, parent, result.reuse_requested, history)
+
+    def _history_hits(self, keys: list) -> dict:
+        """``{key: HistoryHit}`` for this dispatch's node keys found in the history (empty if none)."""
+        source = self.services.history
+        kinds = self.result.graph.kinds
+        wanted = {key for key, kind in zip(keys, kinds) if key is not None and kind != NodeKind.PARAMETER}
+        if source is None or not wanted:
+            return {}
+        try:
+            return source.find(wanted)
+        except Exception as exc:  # noqa: BLE001 - history is an optimisation: run everything instead
+            log.warning("covalent_nb: the reuse history could not be read (%s: %s); every node runs",
+                        type(exc).__name__, exc)
+            return {}
+
+    def _reused_outputs(self, reused: dict) -> Any:
+        """For each reused node in order, ``(node, ((dispatch id, node), value, bytes or None,
+        sublattice or None))``, or ``(node, exception)`` when its output cannot be read."""
+        parent = self.parent
+        history = self.services.history
+        if parent is not None:
+            parent_table = parent._table
+            pid = parent.dispatch_id
+            parent_raw, parent_frozen = parent_table.output.raw, parent_table.frozen
+        for node, source in reused.items():
+            try:
+                if type(source) is int:
+                    value = parent_raw[source]
+                    if type(value) in IMMUTABLE and source not in parent_frozen:
+                        data = None  # immutable: the very value, nothing to copy
+                    else:  # what the node returned then, untouched by anyone since
+                        value, data = parent_table.pristine(source)
+                    yield node, ((pid, source), value, data, parent_table.sublattice.get(source))
+                else:
+                    value, data, sub = history.output(source)
+                    yield node, ((source.dispatch_id, source.node_id), value, data, sub)
+            except Exception as exc:  # noqa: BLE001
+                yield node, exc
 
     def _start_run(self) -> None:
         result = self.result
@@ -217,29 +258,20 @@ class Dispatcher:
         events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6, self._plan_record())]
         if reuse.reused:
             t_reuse = now_us()
-            parent_table = self.parent._table
-            pid = self.parent.dispatch_id
             reused_from = table.reused_from
-            parent_raw, parent_frozen = parent_table.output.raw, parent_table.frozen
             raw = output.raw
-            for node, pnode in reuse.reused.items():
-                value = parent_raw[pnode]
-                if type(value) in IMMUTABLE and pnode not in parent_frozen:
-                    data = None  # immutable: the very value, nothing to copy
-                else:
-                    try:  # what the node returned then, untouched by anyone since
-                        value, data = parent_table.pristine(pnode)
-                    except Exception as exc:  # a stored output that cannot be read (damaged file): rerun
-                        table.reason[node] = f"recomputed: previous output could not be read ({exc})"
-                        continue
+            for node, source in self._reused_outputs(reuse.reused):
+                if isinstance(source, Exception):  # a stored output that cannot be read (damaged file): rerun
+                    table.reason[node] = f"recomputed: previous output could not be read ({source})"
+                    continue
+                origin, value, data, sub = source
                 status[node] = completed
                 start[node] = end[node] = t_reuse
                 raw[node] = value
                 if data is not None:
                     frozen[node] = data
-                reused_from[node] = (pid, pnode)
+                reused_from[node] = origin
                 state[node] = DONE_
-                sub = parent_table.sublattice.get(pnode)
                 if sub is not None:
                     table.sublattice[node] = sub
                 events.append(Event("node_reused", did, node, "COMPLETED", t_reuse / 1e6,
@@ -319,8 +351,6 @@ class Dispatcher:
                 value = self.raw[node] = value.value
         else:
             self.raw[node] = value
-            if type(value) is RemoteValue:  # kept on a Dask worker: consumers get the reference
-                self.private.add(node)
         table.start[node] = t_start
         table.end[node] = t_end
         table.status[node] = COMPLETED
@@ -388,8 +418,8 @@ class Dispatcher:
             argument = self._argument
             args = [argument(s, members, output, frozen, private) for s in sources]
             kwargs = {k: argument(s, members, output, frozen, private) for k, s in kw_sources}
-            shared = bool(members) or any(type(a) is CopyOf or type(a) is RemoteValue for a in args) or \
-                any(type(v) is CopyOf or type(v) is RemoteValue for v in kwargs.values())
+            shared = bool(members) or any(type(a) is CopyOf for a in args) or \
+                any(type(v) is CopyOf for v in kwargs.values())
         else:
             shared = False
             args = [output[s] for s in sources]
@@ -401,8 +431,6 @@ class Dispatcher:
     def _argument(source: int, members: Optional[set], output: list, frozen: dict, private: set) -> Any:
         if members and source in members:
             return FromRun(source)
-        if type(output[source]) is RemoteValue:  # a reference: Dask passes it on, run_task fetches it
-            return output[source]
         data = frozen.get(source)
         if data is not None:
             return CopyOf(data)
@@ -589,7 +617,8 @@ class Dispatcher:
             self.services.start_child(spec.function, [argument(a) for a in spec.args],
                              {k: argument(v) for k, v in spec.kwargs.items()}, reuse_from,
                              lambda child_result: self.deliver(ChildEnded(node, child_result)),
-                             record, (self.cancel_flag, node))
+                             record, (self.cancel_flag, node),
+                             history=getattr(result, "reuse_history", False))
         except BaseException as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.deliver(Failed(node, f"sublattice {result.graph.names[node]} could not start:\n{text}",

@@ -15,8 +15,9 @@ everything downstream of it differ from any earlier run.
 
 from __future__ import annotations
 
+import datetime as _dt
 import functools
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from ..states import NodeKind, Status
 
@@ -25,7 +26,8 @@ from .plan import plan_for
 from .hashing import (Hasher, Unhashable, describe_changes, digest, hooks_digest, parts_digest,
                       reuse_key_digest)
 
-__all__ = ["FunctionKeys", "function_keys", "node_keys", "decide_reuse", "Reuse"]
+__all__ = ["FunctionKeys", "function_keys", "node_keys", "decide_reuse", "Reuse", "HistoryHit",
+           "from_history_reason"]
 
 _LITERAL_KEYS = {int: "int:", float: "float:", bool: "bool:", type(None): "none:", str: "str:"}
 
@@ -177,12 +179,28 @@ def node_keys(graph: Any, plan: Any, fkeys: FunctionKeys, salt: str) -> tuple:
     return keys, unhashable
 
 
+class HistoryHit(NamedTuple):
+    """An earlier COMPLETED node with a given key, found in the store's history."""
+
+    dispatch_id: str
+    node_id: int
+    end_us: int
+
+
+def from_history_reason(hit: HistoryHit) -> str:
+    """The reason of a node reused from history: where its output comes from, and when it was made."""
+    when = _dt.datetime.fromtimestamp(hit.end_us / 1e6).strftime("%Y-%m-%d %H:%M:%S") if hit.end_us else "?"
+    return (f"reused from history: same code and inputs as node {hit.node_id} of {hit.dispatch_id} "
+            f"(ended {when})")
+
+
 class Reuse:
     """The reuse decision of a whole dispatch.
 
-    ``reused`` maps node ids to the parent's node id they take the output of;
-    ``reasons`` maps every electron-like node id to a sentence saying why it
-    was reused or recomputed.
+    ``reused`` maps node ids to where they take their output from: the
+    parent's node id (an ``int``), or a :class:`HistoryHit`; ``reasons`` maps
+    every electron-like node id to a sentence saying why it was reused or
+    recomputed.
     """
 
     __slots__ = ("reused", "reasons")
@@ -200,39 +218,39 @@ def _comparable(parent_graph: Any, node: int, name: str, kind: str, by_name: dic
 
 def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_name: dict,
                  replaced: frozenset, replacements: dict, parent: Optional[Any],
-                 reuse_requested: bool) -> Reuse:
+                 reuse_requested: bool, history: Optional[dict] = None) -> Reuse:
     """Decide, for every non-parameter node, reuse or recompute, with a reason.
 
     *parent* is the parent dispatch's :class:`~covalent_nb.results.result.Result`
-    (or None for a first dispatch).
+    (or None for a first dispatch); its nodes are reused when *reuse_requested*.
+    *history* (None unless reuse from history was asked for) maps keys to the
+    :class:`HistoryHit` of an earlier stored node; the parent is looked at first.
     """
     decision = Reuse()
     reasons = decision.reasons
     kinds, names, metadata = graph.kinds, graph.names, graph.metadata
-    if parent is None:
+    use_parent = parent is not None and reuse_requested
+    if not use_parent and history is None:
+        why = "first dispatch" if parent is None else \
+            "recomputed: reuse not requested (reuse_previous_results=False)"
         for node, kind in enumerate(kinds):
             if kind != NodeKind.PARAMETER:
-                reasons[node] = "first dispatch"
-        return decision
-    if not reuse_requested:
-        for node, kind in enumerate(kinds):
-            if kind != NodeKind.PARAMETER:
-                reasons[node] = "recomputed: reuse not requested (reuse_previous_results=False)"
+                reasons[node] = why
         return decision
 
-
-    table = parent._table
     completed = Status.COMPLETED
-    parent_keys = table.key
-    unstorable = table.unstorable  # outputs the store could not keep are never reused
     index: dict = {}
-    for pnode, pkey in enumerate(parent_keys):
-        if pkey is not None and table.status[pnode] is completed and pnode not in unstorable:
-            index.setdefault(pkey, pnode)
-    pid = parent.dispatch_id
+    if use_parent:
+        table = parent._table
+        unstorable = table.unstorable  # outputs the store could not keep are never reused
+        for pnode, pkey in enumerate(table.key):
+            if pkey is not None and table.status[pnode] is completed and pnode not in unstorable:
+                index.setdefault(pkey, pnode)
+        pid = parent.dispatch_id
+        parent_graph = parent.graph
+    history = history or {}
     reused = decision.reused
     inputs, waits = plan.inputs, plan.waits
-    parent_graph = parent.graph
     by_name: Optional[dict] = None
     old_names = {getattr(v, "__name__", k): k for k, v in (replacements or {}).items()}
     for node in plan.order:
@@ -240,15 +258,20 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         if kind == NodeKind.PARAMETER:
             continue
         key = keys[node]
-        if key is not None:
+        # a node that waits for a recomputed node (a side effect) is recomputed too
+        if key is not None and (not waits[node] or all(w in reused for w in waits[node])):
             hit = index.get(key)
-            # a node that waits for a recomputed node (a side effect) is recomputed too
-            if hit is not None and (not waits[node] or all(w in reused for w in waits[node])):
+            if hit is not None:
                 reused[node] = hit
                 reasons[node] = f"reused: same code and inputs as node {hit} of {pid}"
                 continue
+            found = history.get(key)
+            if found is not None:
+                reused[node] = found
+                reasons[node] = from_history_reason(found)
+                continue
         # Recomputed: find the first cause, most specific first.
-        if node in replaced:
+        if node in replaced and use_parent:
             reasons[node] = _replaced_reason(names[node], old_names, parent, parts_by_name)
             continue
         meta = metadata[node]
@@ -271,6 +294,9 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         if bad_param is not None:
             reasons[node] = (f"recomputed: not reusable (argument {bad_param[1]!r} cannot be hashed: "
                              f"{unhashable[bad_param[0]]})")
+            continue
+        if not use_parent:
+            reasons[node] = "recomputed: no earlier run of the same code and inputs in the history"
             continue
         if by_name is None:
             by_name = {}

@@ -29,16 +29,22 @@ class DispatchServices:
     ``ended(dispatch_id)``
         the dispatch has ended: forget its dispatcher;
     ``publish(events)``
-        hand a batch of events to whoever listens (the dispatcher does not know who).
+        hand a batch of events to whoever listens (the dispatcher does not know who);
+    ``history``
+        where reuse from history looks (None: nowhere): ``history.find(keys)``
+        returns ``{key: HistoryHit}`` for the keys an earlier stored COMPLETED
+        node had, and ``history.output(hit)`` that node's ``(value, pickled
+        bytes or None, sublattice result or None)``.
     """
 
-    __slots__ = ("start_child", "running", "make_durable", "ended", "publish")
+    __slots__ = ("start_child", "running", "make_durable", "ended", "publish", "history")
 
     def __init__(self, start_child: Callable[..., Any], running: Callable[[str], Optional[Any]],
                  make_durable: Callable[[Any], None], ended: Callable[[str], None],
-                 publish: Callable[[list], None]) -> None:
+                 publish: Callable[[list], None], history: Optional[Any] = None) -> None:
         self.start_child = start_child
         self.running = running
         self.make_durable = make_durable
         self.ended = ended
         self.publish = publish
+        self.history = history

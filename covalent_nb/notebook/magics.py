@@ -8,9 +8,10 @@ Load them with ``%load_ext covalent_nb`` (or list ``covalent_nb`` in
     last expression is returned.  With ``--run`` it is dispatched at once with
     the parameters' defaults and its live graph is shown; ``-o VAR`` stores
     that dispatch's id in ``VAR``.
-``%dispatch CALL``
+``%dispatch [--reuse] CALL``
     ``%dispatch workflow(1, 2)``: dispatch, show the live graph, return a
-    :class:`~covalent_nb.notebook.handle.DispatchHandle`.
+    :class:`~covalent_nb.notebook.handle.DispatchHandle`.  ``--reuse`` reuses
+    nodes from any earlier dispatch in the store (reuse from history).
 ``%redispatch [ID] [--replace OLD=NEW]... [--reuse] [ARGS]``
     Redispatch ``ID`` (a dispatch id, or ``$name`` of a variable holding an id
     or a handle; the kernel's last dispatch by default) with electron ``OLD``
@@ -324,11 +325,18 @@ class CovalentMagics(Magics):
     @line_magic
     @no_var_expand
     def dispatch(self, line: str) -> DispatchHandle:
-        """%dispatch CALL -- dispatch a lattice call, show its live graph, return a handle."""
+        """%dispatch [--reuse] CALL -- dispatch a lattice call, show its live graph, return a handle.
+
+        With ``--reuse``, nodes are reused from any earlier dispatch in the store
+        with the same code and inputs (``ct.dispatch(..., reuse_previous_results=True)``)."""
         usage = "%dispatch"
         text = line.strip()
+        reuse: Optional[bool] = None
+        if text == "--reuse" or text.startswith("--reuse "):
+            reuse, text = True, text[len("--reuse"):].strip()
         if not text:
-            raise UsageError("%dispatch needs a call of a lattice, e.g. %dispatch workflow(1, 2)")
+            raise UsageError("%dispatch needs a call of a lattice, e.g. %dispatch workflow(1, 2) "
+                             "or %dispatch --reuse workflow(1, 2)")
         try:
             tree = ast.parse(text, mode="eval")
         except SyntaxError as exc:
@@ -355,7 +363,7 @@ class CovalentMagics(Magics):
             args, kwargs = call_arguments(call, self._ns, usage)
         except UserInputError as exc:
             raise UsageError(str(exc)) from exc.__cause__
-        dispatch_id = self._start(lambda: _dispatch(target)(*args, **kwargs), usage)
+        dispatch_id = self._start(lambda: _dispatch(target, reuse_previous_results=reuse)(*args, **kwargs), usage)
         return self._show(dispatch_id)
 
     # -- %redispatch --------------------------------------------------------------------

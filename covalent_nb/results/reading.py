@@ -91,7 +91,8 @@ def _build(store: Any, row: dict) -> StoredResult:
         did, lattice.copy_for_dispatch(graph, tuple(inputs["args"]), dict(inputs["kwargs"])), graph,
         tuple(inputs["args"]), dict(inputs["kwargs"]), parent_dispatch_id=row["parent_id"],
         root_dispatch_id=row["root_id"], replacements=replacements,
-        replaced_nodes=frozenset(facts["replaced_nodes"]), reuse_requested=facts["reuse_requested"])
+        replaced_nodes=frozenset(facts["replaced_nodes"]), reuse_requested=facts["reuse_requested"],
+        reuse_history=facts.get("reuse_history", False))
     result.snapshot = snapshot
     result.function_parts = facts["function_parts"]
     result.executor_names = set(facts["executor_names"])

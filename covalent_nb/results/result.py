@@ -240,7 +240,7 @@ class Result:
     def __init__(self, dispatch_id: str, lattice: Any, graph: Any, args: tuple, kwargs: dict,
                  *, parent_dispatch_id: Optional[str] = None, root_dispatch_id: Optional[str] = None,
                  replacements: Optional[dict] = None, replaced_nodes: frozenset = frozenset(),
-                 reuse_requested: bool = False) -> None:
+                 reuse_requested: bool = False, reuse_history: bool = False) -> None:
         self.dispatch_id = dispatch_id
         self.parent_dispatch_id = parent_dispatch_id
         self.root_dispatch_id = root_dispatch_id or dispatch_id
@@ -250,6 +250,8 @@ class Result:
         self.replacements: dict = dict(replacements or {})
         self.replaced_nodes = frozenset(replaced_nodes)
         self.reuse_requested = reuse_requested
+        #: Whether nodes may be reused from any earlier dispatch in the store (not only the parent).
+        self.reuse_history = reuse_history
         self.status: Status = Status.NEW_OBJECT
         self.error: Optional[str] = None
         self._result: Any = None
@@ -349,15 +351,21 @@ class Result:
                 if kinds[i] != NodeKind.PARAMETER and i not in table.reused_from and table.start[i] is not None]
 
     def reuse_summary(self) -> dict:
-        """Counts of reused and recomputed nodes and of each recompute reason."""
+        """Counts of reused and recomputed nodes and of each recompute reason.
+
+        ``from_parent`` and ``from_history`` split ``reused`` by where the outputs came from.
+        """
         reasons: dict = {}
         table = self._table
         for i in self.recomputed_nodes:
             reason = table.reason.get(i, "")
             head = reason.split(":", 1)[0] if reason else "no reason recorded"
             reasons[head] = reasons.get(head, 0) + 1
+        parent = self.parent_dispatch_id
+        from_parent = sum(1 for did, _ in table.reused_from.values() if did == parent)
         return {"reused": len(table.reused_from), "recomputed": len(self.recomputed_nodes),
-                "reasons": reasons}
+                "reasons": reasons, "from_parent": from_parent,
+                "from_history": len(table.reused_from) - from_parent}
 
     def failure_lines(self) -> list:
         """For a FAILED dispatch, its headline and one line per failed node with its exception line.

@@ -24,6 +24,11 @@ Tables:
 ``blob_refs``
     which dispatch refers to which blob, so a delete removes a blob only
     when nothing else refers to it.
+``node_keys``
+    the history index: the reuse key of every COMPLETED node whose output is
+    stored, so that ``ct.dispatch(..., reuse_previous_results=True)`` finds an
+    earlier run of the same work in one indexed lookup per key, however long
+    the history (see :meth:`SQLiteStore.find_keys`).
 
 Writes go through one :class:`~covalent_nb.results.writer.Writer` thread per
 store; reads, deletes and recovery use a second connection from the caller's
@@ -52,7 +57,8 @@ from .history import DispatchList, SpaceFreed, check_prune_criteria, summary
 from .loaded import StoredResult
 from .owners import OwnerLock
 from .reading import build_result, fill_records
-from .records import decode_batch
+from .records import decode_batch, decode_plan
+from ..dispatch.reuse import HistoryHit
 from ..states import NodeKind, Status, now_us
 from .upkeep import delete, mark_interrupted, recover, sweep_orphan_blobs
 from .values import BLOB, INLINE, NotStored, StoreError, StoreUnavailable, dumps, reason_of
@@ -65,7 +71,7 @@ STORE_OF: dict = {}
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # 1: a development format (parts in the dispatches row), never released
+SCHEMA_VERSION = 3  # 1: a development format, never released; 2: before node_keys (migrated on open)
 DATABASE = "dispatches.db"
 _UNFINISHED = ("NEW_OBJECT", "RUNNING")
 PARTS = ("graph", "inputs", "snapshot", "facts", "plan", "outcome")
@@ -119,6 +125,13 @@ CREATE TABLE IF NOT EXISTS blob_refs (
     PRIMARY KEY (digest, dispatch_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blob_refs_by_dispatch ON blob_refs (dispatch_id);
+CREATE TABLE IF NOT EXISTS node_keys (
+    key         BLOB NOT NULL,       -- a COMPLETED node's reuse key (16 bytes), its output stored
+    seq         INTEGER NOT NULL,    -- dispatches.seq of its dispatch
+    node        INTEGER NOT NULL,
+    end_us      INTEGER NOT NULL,
+    PRIMARY KEY (key, seq, node)
+) WITHOUT ROWID;
 """
 
 
@@ -194,6 +207,28 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def index_history(conn: sqlite3.Connection) -> None:
+    """Fill ``node_keys`` from the dispatches already stored (a store of format 2 being upgraded)."""
+    for seq, did, plan in conn.execute(
+            "SELECT d.seq, d.dispatch_id, p.value FROM dispatches d JOIN dispatch_parts p "
+            "ON p.dispatch_id = d.dispatch_id AND p.part = 'plan'").fetchall():
+        try:
+            keys = decode_plan(plan)[0]
+            final: dict = {}
+            for (payload,) in conn.execute("SELECT payload FROM node_batches WHERE dispatch_id = ? ORDER BY id",
+                                           (did,)):
+                batch = decode_batch(payload)
+                for node, status, end in zip(batch.nodes, batch.statuses, batch.ends):
+                    stored = node in batch.refs or node in batch.packed
+                    final[node] = (status is Status.COMPLETED and stored, end)
+        except Exception as exc:  # noqa: BLE001 - a dispatch that cannot be read is left out of history
+            log.warning("covalent_nb: dispatch %s is left out of the reuse history (%s)", did, reason_of(exc))
+            continue
+        rows = [(bytes.fromhex(keys[node]), seq, node, end or 0) for node, (ok, end) in final.items()
+                if ok and node < len(keys) and keys[node] is not None]
+        conn.executemany("INSERT OR IGNORE INTO node_keys (key, seq, node, end_us) VALUES (?, ?, ?, ?)", rows)
+
+
 class SQLiteStore:
     """A durable store in one home directory (see the module docstring)."""
 
@@ -235,7 +270,7 @@ class SQLiteStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"the store in {self.home} was written by a newer covalent_nb "
                              f"(format {version}; this one reads format {SCHEMA_VERSION})")
-        if 0 < version < SCHEMA_VERSION:
+        if version == 1:
             raise StoreError(f"the store in {self.home} has format {version}, a development format this "
                              f"covalent_nb does not read; move {self.db_path} away to start afresh")
         if version == 0:  # a new database: settings that only take effect before the first table
@@ -249,6 +284,8 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):  # (so no comment in _SCHEMA may hold a semicolon)
                 if statement.strip():
                     conn.execute(statement)
+            if version == 2:
+                index_history(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -294,6 +331,40 @@ class SQLiteStore:
                              f"{self.db_path}: {reason_of(exc)}") from exc
 
     @_names_damage
+    @_names_damage
+    def find_keys(self, keys: Iterable[str]) -> dict:
+        """The newest stored COMPLETED node for each of *keys*: ``{key: HistoryHit}``.
+
+        One lookup in the ``node_keys`` index per key (in chunks), so the cost
+        follows the number of keys asked for, not the size of the history.
+        """
+        wanted = {}
+        for key in keys:
+            try:
+                wanted[bytes.fromhex(key)] = key
+            except (TypeError, ValueError):
+                continue  # not a digest: never stored under it
+        best: dict = {}
+        with self._lock:
+            conn = self._conn
+            items = list(wanted)
+            for start in range(0, len(items), 500):
+                chunk = items[start:start + 500]
+                rows = conn.execute("SELECT key, seq, node, end_us FROM node_keys WHERE key IN "
+                                    f"({','.join('?' * len(chunk))})", chunk).fetchall()
+                for key, seq, node, end_us in rows:
+                    found = best.get(key)
+                    if found is None or end_us > found[2]:
+                        best[key] = (seq, node, end_us)
+            seqs = sorted({seq for seq, _, _ in best.values()})
+            ids: dict = {}
+            for start in range(0, len(seqs), 500):
+                chunk = seqs[start:start + 500]
+                ids.update(conn.execute("SELECT seq, dispatch_id FROM dispatches WHERE seq IN "
+                                        f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        return {wanted[key]: HistoryHit(ids[seq], node, end_us) for key, (seq, node, end_us) in best.items()
+                if seq in ids}
+
     def ids_starting_with(self, prefix: str, limit: int = 10) -> list:
         """Ids of stored dispatches that start with *prefix* (at most *limit*)."""
         low, high = prefix, prefix + "\U0010ffff"
@@ -335,6 +406,7 @@ class SQLiteStore:
         facts = {
             "replaced_nodes": sorted(result.replaced_nodes),
             "reuse_requested": bool(result.reuse_requested),
+            "reuse_history": bool(getattr(result, "reuse_history", False)),
             "function_parts": result.function_parts,
             "executor_names": sorted(result.executor_names),
             "snapshot_error": getattr(result, "snapshot_error", None),

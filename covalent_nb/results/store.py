@@ -40,6 +40,7 @@ from typing import Any, Iterable, Optional
 from .. import config
 from ..dispatch.runtime import RUNTIME
 from .history import DispatchList, SpaceFreed, check_prune_criteria, summary_of
+from .history_source import KernelIndex
 from .sqlite_store import STORE_OF, SQLiteStore
 from .upkeep import forget_dispatch
 
@@ -55,6 +56,11 @@ class MemoryStore:
 
     def __init__(self, why: Optional[str] = None) -> None:
         self.why = why  # set when this replaces a durable store that could not be opened
+        self._history = KernelIndex()
+
+    def find_keys(self, keys: Iterable[str]) -> dict:
+        """This kernel's ended dispatches as the history (see :mod:`.history_source`)."""
+        return self._history.find(keys)
 
     def dispatch_submitted(self, result: Any) -> None:
         pass

@@ -14,7 +14,7 @@ from typing import Any
 from ..dispatch.runtime import RUNTIME
 from . import graph_codec
 from .history import SpaceFreed
-from .records import summarize
+from .records import decode_plan, summarize
 
 __all__ = ["delete", "forget_dispatch", "recover", "mark_interrupted", "interrupted_error",
            "remove_unreferenced", "sweep_orphan_blobs"]
@@ -49,6 +49,7 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
                 digests.update(d for (d,) in conn.execute(
                     "SELECT digest FROM blob_refs WHERE dispatch_id = ?", (did,)))
             keyed = [(did,) for did in ids]
+            forget_history(conn, ids)
             conn.executemany("DELETE FROM node_batches WHERE dispatch_id = ?", keyed)
             conn.executemany("DELETE FROM dispatch_parts WHERE dispatch_id = ?", keyed)
             conn.executemany("DELETE FROM blob_refs WHERE dispatch_id = ?", keyed)
@@ -74,6 +75,32 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
         for key in [k for k in list(store.known_refs) if k[0] == did]:  # list(): the writer adds keys
             store.known_refs.pop(key, None)
     return SpaceFreed(ids, blob_bytes, max(0, free_after - free_before) * page_size)
+
+
+def forget_history(conn: Any, dispatch_ids: list) -> None:
+    """Take *dispatch_ids* out of the history index (inside the caller's transaction)."""
+    for did in dispatch_ids:
+        found = conn.execute("SELECT d.seq, p.value FROM dispatches d LEFT JOIN dispatch_parts p ON "
+                             "p.dispatch_id = d.dispatch_id AND p.part = 'plan' WHERE d.dispatch_id = ?",
+                             (did,)).fetchone()
+        if found is None:
+            continue
+        seq, plan = found
+        try:
+            keys = decode_plan(plan)[0] if plan is not None else None
+        except Exception:  # noqa: BLE001 - an unreadable plan: find its rows the slow way
+            keys = None
+        if keys is None:
+            conn.execute("DELETE FROM node_keys WHERE seq = ?", (seq,))
+            continue
+        rows = []
+        for node, key in enumerate(keys):
+            if key is not None and len(key) == 32:
+                try:
+                    rows.append((bytes.fromhex(key), seq, node))
+                except ValueError:
+                    pass
+        conn.executemany("DELETE FROM node_keys WHERE key = ? AND seq = ? AND node = ?", rows)
 
 
 def remove_unreferenced(store: Any, digests: Any) -> int:

@@ -127,11 +127,12 @@ class Submission:
 class _Progress:
     """What the writer knows of one dispatch between its submission and its end."""
 
-    __slots__ = ("dispatch_id", "plan_written")
+    __slots__ = ("dispatch_id", "plan_written", "keys")
 
     def __init__(self, dispatch_id: str) -> None:
         self.dispatch_id = dispatch_id
         self.plan_written = False
+        self.keys: Optional[tuple] = None  # node keys, for the history index (known once it starts)
 
 
 class Writer:
@@ -413,6 +414,7 @@ class Writer:
                 continue
             tx.plans.append((str(Status.RUNNING), plan.start_us, _encode_plan(plan), tx.now, did))
             state.plan_written = True
+            state.keys = plan.keys
         for did, records in touched.items():
             if did not in progress:
                 continue  # its submission could not be stored
@@ -491,6 +493,13 @@ class Writer:
                              parts)
         if tx.containers:
             conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", tx.containers)
+        for did, rows in tx.key_rows.items():
+            if rows:
+                found = conn.execute("SELECT seq FROM dispatches WHERE dispatch_id = ?", (did,)).fetchone()
+                if found is not None:
+                    seq = found[0]
+                    conn.executemany("INSERT OR IGNORE INTO node_keys (key, seq, node, end_us) VALUES (?, ?, ?, ?)",
+                                     [(key, seq, node, end) for key, node, end in rows])
         conn.execute("COMMIT")
 
     # -- building records ----------------------------------------------------------
@@ -553,6 +562,18 @@ class Writer:
             else:
                 ref = INLINE + data
             refs[node] = ref
+        state = self.progress.get(did)
+        keys = state.keys if state is not None else None
+        if keys:  # the history index: every COMPLETED node whose output is stored, by key
+            index_rows = tx.key_rows.setdefault(did, [])
+            end_of = dict(zip(nodes, ends))
+            for node in (*refs, *packed_nodes):
+                key = keys[node] if node < len(keys) else None
+                if key is not None and len(key) == 32:
+                    try:
+                        index_rows.append((bytes.fromhex(key), node, end_of.get(node) or 0))
+                    except ValueError:
+                        pass
         sparse: dict = {}
         for field in ("error", "stdout", "stderr", "reused_from", "executor"):
             found = {r.node_id: getattr(r, field) for r in records if getattr(r, field)}
@@ -595,7 +616,7 @@ class _Transaction:
     """Everything one commit writes, gathered before the database is touched."""
 
     __slots__ = ("now", "submissions", "ends", "blobs", "blob_refs", "batches", "plans", "finals",
-                 "containers")
+                 "containers", "key_rows")
 
     def __init__(self, now: int) -> None:
         self.now = now
@@ -607,6 +628,7 @@ class _Transaction:
         self.plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
         self.finals: list = []  # _Final
         self.containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
+        self.key_rows: dict = {}  # dispatch id -> [(key bytes, node, end_us)] for the history index
 
 
 def _encode_plan(plan: Any) -> bytes:

@@ -722,3 +722,33 @@ def test_edits_while_a_dispatch_runs_do_not_change_what_it_computes(data):
     # Everything runs after the gate, which reads an Event (not hashable): which untouched nodes
     # are reused is not asserted here (expected_reuse says "may"); touched ones must not be.
     check_reuse(child, expected_reuse(spec, edit))
+
+
+@PROFILE
+@given(data=st.data())
+def test_dispatching_again_with_reuse_from_history_returns_what_a_fresh_dispatch_returns(data):
+    """The notebook habit (issue 16): edit a cell, run the dispatch cell again, reusing from history.
+
+    The history holds every earlier example's dispatches too: workflows with the same task
+    names and other code, other arguments, other globals.  None of them may leak in.
+    """
+    spec = data.draw(specs(), label="workflow")
+    edit = data.draw(edits(spec), label="edit")
+    note("--- notebook ---\n" + source(spec))
+    note(f"--- edit: {edit.kind} {edit.target or ''} ---\n{edit.cell or edit.mutate_args or ''}")
+
+    namespace, live_args, parent = dispatch_leaving_args_alone(spec)
+    apply_edit(edit, namespace, live_args)
+    args = copy.deepcopy(live_args)  # what the user dispatches now: the namespace's arguments as they are
+    again = wait_for(ct.dispatch(namespace["flow"], reuse_previous_results=True)(*live_args))
+    expected = fresh_result(edit.new_spec, args)  # after: the oracle's own run must not serve the dispatch
+    assert same(again.result, expected), (again.result, expected)
+    check_reasons(again)
+    # What the edit left alone must come from history (the earlier dispatch has it); what it
+    # touched may still be reused, from an earlier example that ran the same code on the same inputs.
+    as_now = dataclasses.replace(edit, replace="all", args="live")
+    nodes = task_nodes(again)
+    missed = [f"{name}: {again.get_node_result(nodes[name])['reason']}"
+              for name, want in expected_reuse(spec, as_now).items()
+              if want == "must" and not again.get_node_result(nodes[name])["reused"]]
+    assert not missed, missed
