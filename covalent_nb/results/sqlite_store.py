@@ -48,6 +48,7 @@ import pickle
 import sqlite3
 import stat
 import threading
+import time
 import warnings
 from typing import Any, Callable, Iterable, Optional
 
@@ -74,6 +75,8 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 3  # 1: a development format, never released; 2: before node_keys (migrated on open)
 DATABASE = "dispatches.db"
 _UNFINISHED = ("NEW_OBJECT", "RUNNING")
+#: How long a whole dispatch id that is not in the store is looked for again (see SQLiteStore.load).
+NEW_ID_GRACE_S = 0.5
 PARTS = ("graph", "inputs", "snapshot", "facts", "plan", "outcome")
 
 _SCHEMA = """
@@ -294,22 +297,27 @@ class SQLiteStore:
 
     # -- the dispatcher's three calls ---------------------------------------------
     def dispatch_submitted(self, result: Any) -> None:
-        """Store a new dispatch; return once its row is committed.
+        """Queue a new dispatch for the store and return at once.
 
-        Never raises: a dispatch that cannot be stored still runs, with
-        ``result.store_error`` saying why.
+        The writer commits its row before any other record of the dispatch,
+        within :attr:`Writer.gather_s` (at once when something waits, such as
+        the dispatch's end).  Never raises: a dispatch that cannot be stored
+        still runs, with ``result.store_error`` saying why.
         """
         try:
             submission = self._submission(result)
-            self.writer.request("submit", submission)
-        except StoreUnavailable as exc:  # kept by the writer, written once the store can be
-            result.store_error = DELAYED + str(exc)
         except Exception as exc:  # noqa: BLE001
             result.store_error = f"the dispatch could not be stored in {self.home}: {reason_of(exc)}"
             log.warning("covalent_nb: %s", result.store_error)
             return
         self._live[result.dispatch_id] = result
         STORE_OF[result.dispatch_id] = self
+        try:
+            self.writer.submit(submission)
+        except Exception as exc:  # noqa: BLE001 - the writer has stopped (the process is exiting)
+            self._live.pop(result.dispatch_id, None)
+            STORE_OF.pop(result.dispatch_id, None)
+            result.store_error = f"the dispatch could not be stored in {self.home}: {reason_of(exc)}"
 
     def on_events(self, events: list) -> None:
         """Receive a batch of the dispatcher's events (only queues them)."""
@@ -330,7 +338,6 @@ class SQLiteStore:
             raise StoreError(f"the records of dispatch {record.dispatch_id} could not be written to "
                              f"{self.db_path}: {reason_of(exc)}") from exc
 
-    @_names_damage
     @_names_damage
     def find_keys(self, keys: Iterable[str]) -> dict:
         """The newest stored COMPLETED node for each of *keys*: ``{key: HistoryHit}``.
@@ -365,8 +372,10 @@ class SQLiteStore:
         return {wanted[key]: HistoryHit(ids[seq], node, end_us) for key, (seq, node, end_us) in best.items()
                 if seq in ids}
 
+    @_names_damage
     def ids_starting_with(self, prefix: str, limit: int = 10) -> list:
         """Ids of stored dispatches that start with *prefix* (at most *limit*)."""
+        self.writer.settle()  # this process's own new dispatches first
         low, high = prefix, prefix + "\U0010ffff"
         with self._lock:
             rows = self._conn.execute("SELECT dispatch_id FROM dispatches WHERE dispatch_id >= ? AND "
@@ -375,8 +384,18 @@ class SQLiteStore:
 
     @_names_damage
     def load(self, dispatch_id: str) -> Optional[StoredResult]:
-        """Rebuild a dispatch's :class:`Result` from the store, or return None."""
+        """Rebuild a dispatch's :class:`Result` from the store, or return None.
+
+        ``ct.dispatch`` returns before its row is committed (within a millisecond
+        or so, see :meth:`dispatch_submitted`), so an id that is not there yet is
+        looked for again for up to :data:`NEW_ID_GRACE_S` before it is called unknown.
+        """
+        self.writer.settle()  # this process's own new dispatches first
         row = self._row(dispatch_id)
+        deadline = time.monotonic() + NEW_ID_GRACE_S
+        while row is None and len(dispatch_id) == 36 and time.monotonic() < deadline:
+            time.sleep(0.01)  # another process may have just dispatched it
+            row = self._row(dispatch_id)
         if row is None:
             return None
         if row["status"] in _UNFINISHED and row["owner"] != self.owner.token:
@@ -483,6 +502,7 @@ class SQLiteStore:
     @_names_damage
     def list_dispatches(self, limit: Optional[int] = None, include_sublattices: bool = False) -> DispatchList:
         """Summaries of the stored dispatches, newest first (see :mod:`.history`)."""
+        self.writer.settle()  # this process's own new dispatches first
         self.recover()
         query = ("SELECT dispatch_id, lattice_name, status, start_us, end_us, parent_id, reused, recomputed, "
                  "error FROM dispatches" + ("" if include_sublattices else " WHERE sublattice = 0") +
@@ -498,6 +518,7 @@ class SQLiteStore:
     @_names_damage
     def delete_dispatch(self, dispatch_id: str) -> SpaceFreed:
         """Delete one ended dispatch (and its sublattice dispatches); report the space freed."""
+        self.writer.settle()  # this process's own new dispatches first
         row = self._row(dispatch_id)
         if row is None:
             raise ValueError(f"no dispatch with id {dispatch_id!r} in the store {self.home}")
@@ -513,6 +534,7 @@ class SQLiteStore:
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
         """Delete ended dispatches matching every criterion given; report the space freed."""
+        self.writer.settle()  # this process's own new dispatches first
         criteria = check_prune_criteria(older_than, keep_last, status)
         self.recover()
         with self._lock:

@@ -10,17 +10,23 @@ many dispatcher batches, so the cost per node stays a few microseconds.
 
 Items on the queue:
 
-``("submit", Submission, Waiter)``  a new dispatch (row prepared by the caller)
+``("submit", Submission, None)``    a new dispatch (row prepared by the caller; not waited for)
 ``("events", [Event, ...])``         a batch from the event stream
 ``("end", DispatchRecord, Waiter)``  a dispatch ended: write what is left, final status
 ``("flush", None, Waiter)``          commit everything queued before it
 ``("stop", None, Waiter)``           flush, close the connection, end the thread
 
 A :class:`Waiter` is set once the item's transaction has committed (or
-failed, with the exception).  Submissions and ends are committed with an
-fsync of the write-ahead log (``synchronous=FULL``); batches of node records
-in between only with a write to it, which survives the process being
-killed, and are made fully durable by the next fsync.
+failed, with the exception).
+
+What "durable" means here: every commit is written to SQLite's write-ahead
+log (WAL mode, ``synchronous=NORMAL``), which survives the process being
+killed (SIGKILL, a crash, a kernel restart) the moment the commit returns.
+The log is fsync'd at checkpoints, not at each commit, so a power loss or an
+operating-system crash can lose the last commits (SQLite keeps the database
+consistent either way).  An fsync per dispatch cost 1-7 ms on the machines
+measured, more than a small dispatch itself; ``docs/store.md`` lists what
+each failure loses.
 """
 
 from __future__ import annotations
@@ -166,12 +172,24 @@ class Writer:
         self.outage: Optional[str] = None
         #: Dispatches with records waiting for the store to be writable again.
         self.deferred: set = set()
+        #: Ids of dispatches whose submission is queued and not yet written, set apart or kept
+        #: for later: a read from another thread waits for them first (see :meth:`settle`).
+        self.unwritten: set = set()
         self.thread = threading.Thread(target=self._main, name="covalent_nb-store-writer", daemon=True)
         self.thread.start()
 
     # -- called from other threads --------------------------------------------
     def put_events(self, events: list) -> None:
         self.queue.put(("events", events, None))
+
+    def submit(self, submission: Submission) -> None:
+        """Queue a new dispatch's row (not waited for: see ``SQLiteStore.dispatch_submitted``)."""
+        with self._state_lock:
+            if self._stopped or not self.thread.is_alive():
+                raise RuntimeError("the store's writer thread has stopped")
+            self.unwritten.add(submission.row["dispatch_id"])
+            self.queue.put(("submit", submission, None))
+        self._urgent.set()  # written at once, though nobody waits: other processes see it soon
 
     def request(self, kind: str, payload: Any = None) -> None:
         """Queue an item and wait until it is committed."""
@@ -274,8 +292,23 @@ class Writer:
                 return exc
         return None  # not reached
 
+    def _settled(self, items: list) -> None:
+        """*items* were written, set apart or kept for later: readers need not wait for them."""
+        for kind, payload, _ in items:
+            if kind == "submit":
+                self.unwritten.discard(payload.row["dispatch_id"])
+
+    def settle(self) -> None:
+        """Return once the submissions queued so far were written (a read then sees them)."""
+        if self.unwritten and threading.current_thread() is not self.thread:
+            try:
+                self.request("flush")
+            except Exception:  # noqa: BLE001 - an outage: the read shows what the store has
+                pass
+
     def _written(self, items: list) -> None:
         """*items* are committed: wake their waiters; end an outage if one was on."""
+        self._settled(items)
         for item in items:
             if item[2] is not None:
                 item[2].set(None)
@@ -295,6 +328,7 @@ class Writer:
                         "ending meanwhile are kept in this process and written as soon as it can be; their "
                         "results stay readable in this kernel.", self.store.location, cause)
         self.outage = cause
+        self._settled(items)
         kept = []
         for kind, payload, waiter in items:
             if waiter is not None:
@@ -302,6 +336,10 @@ class Writer:
                                             "records are kept in memory and written when it can be"))
             if kind == "submit":
                 self.deferred.add(payload.row["dispatch_id"])
+                if payload.result.store_error is None:
+                    payload.result.store_error = f"{DELAYED}{self.store.location} cannot be written now " \
+                                                 f"({cause}); the records are kept in memory and written " \
+                                                 "when it can be"
             elif kind == "end":
                 self.deferred.add(payload.dispatch_id)
             if kind in ("submit", "events", "end"):
@@ -311,11 +349,14 @@ class Writer:
     def _skip(self, item: tuple, error: BaseException) -> None:
         """*item* cannot be written for a reason of its own: write what can be of it, say so."""
         kind, payload, waiter = item
+        self._settled([item])
         did = _dispatch_ids([item])[0] if kind in ("submit", "events", "end") else "-"
         log.error("covalent_nb store: a record of dispatch %s could not be written to %s and was left out: %s",
                   did, self.store.location, reason_of(error))
         if kind == "submit":
             self.progress.pop(did, None)  # its later records have nowhere to go
+            payload.result.store_error = f"the dispatch could not be stored in {self.store.location}: " \
+                                         f"{reason_of(error)}"
         elif kind == "end":
             error = self._end_bare(payload, error) or error
             if error is None:
@@ -431,21 +472,11 @@ class Writer:
         for digest, data, _, _ in tx.blobs:
             if data is not None:
                 store.blobs.put(data, digest)
-        conn = self._conn
-        durable = bool(tx.submissions or tx.ends)
-        if durable:
-            conn.execute("PRAGMA synchronous = FULL")
         try:
             self._transaction(tx)
         except BaseException:
-            self._rollback()  # before the PRAGMA below, which a transaction left open would refuse
+            self._rollback()
             raise
-        finally:
-            if durable:
-                try:
-                    conn.execute("PRAGMA synchronous = NORMAL")
-                except sqlite3.Error as exc:  # never hide the write's own outcome
-                    log.debug("covalent_nb store: synchronous left FULL: %s", exc)
 
     def _transaction(self, tx: "_Transaction") -> None:
         """The SQLite transaction of :meth:`_commit` (the caller rolls back on failure)."""
