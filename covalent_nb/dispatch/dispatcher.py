@@ -45,6 +45,7 @@ from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from ..serialization import IMMUTABLE, is_immutable
 from .freeze import CopyOf, Output, freeze_output
+from .executors.remote import RemoteValue
 from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord
@@ -265,6 +266,9 @@ class Dispatcher:
                     table.reason[node] = f"recomputed: previous output could not be read ({source})"
                     continue
                 origin, value, data, sub = source
+                if type(value) is RemoteValue:  # reused by reference: its value stays where it is
+                    data = None
+                    self.private.add(node)
                 status[node] = completed
                 start[node] = end[node] = t_reuse
                 raw[node] = value
@@ -351,6 +355,8 @@ class Dispatcher:
                 value = self.raw[node] = value.value
         else:
             self.raw[node] = value
+            if type(value) is RemoteValue:  # kept on a Dask worker: consumers get the reference
+                self.private.add(node)
         table.start[node] = t_start
         table.end[node] = t_end
         table.status[node] = COMPLETED
@@ -418,8 +424,8 @@ class Dispatcher:
             argument = self._argument
             args = [argument(s, members, output, frozen, private) for s in sources]
             kwargs = {k: argument(s, members, output, frozen, private) for k, s in kw_sources}
-            shared = bool(members) or any(type(a) is CopyOf for a in args) or \
-                any(type(v) is CopyOf for v in kwargs.values())
+            shared = bool(members) or any(type(a) is CopyOf or type(a) is RemoteValue for a in args) or \
+                any(type(v) is CopyOf or type(v) is RemoteValue for v in kwargs.values())
         else:
             shared = False
             args = [output[s] for s in sources]
@@ -431,6 +437,8 @@ class Dispatcher:
     def _argument(source: int, members: Optional[set], output: list, frozen: dict, private: set) -> Any:
         if members and source in members:
             return FromRun(source)
+        if type(output[source]) is RemoteValue:  # a reference: Dask passes it on, run_task fetches it
+            return output[source]
         data = frozen.get(source)
         if data is not None:
             return CopyOf(data)
