@@ -21,7 +21,7 @@ from .dispatch.reuse import FunctionKeys, function_keys
 from .dispatch.node_records import DispatchRecord
 from .dispatch.services import DispatchServices
 from .config import get_config
-from .results.history_source import HISTORY
+from .results.history_source import HistorySource
 from .results.result import Result
 from .results.store import active_store, end_dispatch
 from .workflow.electron import Electron
@@ -281,4 +281,4 @@ def _make_durable(record: DispatchRecord) -> None:
 #: What every dispatcher is handed instead of importing the layers above it.
 SERVICES = DispatchServices(start_child=start_sublattice, running=RUNTIME.registry.running,
                             make_durable=_make_durable, ended=RUNTIME.registry.dispatch_ended,
-                            publish=RUNTIME.events.publish, history=HISTORY)
+                            publish=RUNTIME.events.publish, history=HistorySource(active_store))

@@ -20,7 +20,7 @@ in it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..dispatch.reuse import HistoryHit
 from ..dispatch.runtime import RUNTIME
@@ -28,25 +28,27 @@ from ..serialization import IMMUTABLE
 from ..states import NodeKind, Status
 from .values import StoreError
 
-__all__ = ["HistorySource", "KernelIndex", "HISTORY"]
+__all__ = ["HistorySource", "KernelIndex"]
 
 
 class HistorySource:
-    """The dispatcher's way into the history (one for the process: :data:`HISTORY`)."""
+    """The dispatcher's way into the history: *active_store()* returns the store in use.
+
+    The API layer makes the one the dispatchers are handed (``covalent_nb.api.SERVICES``).
+    """
+
+    def __init__(self, active_store: Callable[[], Any]) -> None:
+        self.active_store = active_store
 
     def find(self, keys: Iterable[str]) -> dict:
         """``{key: HistoryHit}``: the newest stored COMPLETED node for each key that has one."""
-        from .store import active_store  # (store imports the writer, which imports nothing of this)
-
-        return active_store().find_keys(keys)
+        return self.active_store().find_keys(keys)
 
     def output(self, hit: HistoryHit) -> tuple:
         """``(value, pickled bytes or None, sublattice result or None)`` of the node *hit* names."""
-        from .store import active_store
-
         result = RUNTIME.registry.lookup(hit.dispatch_id)
         if result is None:
-            result = active_store().load(hit.dispatch_id)
+            result = self.active_store().load(hit.dispatch_id)
             if result is None:
                 raise StoreError(f"dispatch {hit.dispatch_id} is no longer in the store")
             RUNTIME.registry.register(result, None)
@@ -57,10 +59,6 @@ class HistorySource:
             return value, None, table.sublattice.get(node)
         value, data = table.pristine(node)
         return value, data, table.sublattice.get(node)
-
-
-#: The history every dispatcher is handed (see covalent_nb.api.SERVICES).
-HISTORY = HistorySource()
 
 
 class KernelIndex:
