@@ -51,6 +51,7 @@ Traits (Python -> browser unless noted)
     ``palette``, ``width``, ``height``, ``engine``, ``direction`` (TB or LR).
 ``states`` (str): one code character per node (see :mod:`.states`).
 ``replaced`` (list[int]): nodes whose electron was replaced at redispatch.
+``cancel_requested`` (bool): ``ct.cancel`` was called through this widget.
 ``failures`` (list[dict]): each failed node's ``node_id``, ``name``,
     ``line`` (the exception's last line) and ``error`` (the stored text).
 ``hide_params`` (bool, both ways): hide parameter and postprocess nodes.
@@ -96,7 +97,9 @@ DOM contract (stable; the browser tests rely on it)
   ``.cnb-failures-more`` line): ``.cnb-failure-name`` (click: centre and select
   the node), ``.cnb-failure-line`` (the exception line) and a ``<details>``
   whose ``pre.cnb-failure-traceback`` is the full stored text.
-* ``button.cnb-cancel`` (hidden unless the dispatch runs) sends the cancel message.
+* ``button.cnb-cancel`` (hidden unless the dispatch runs) sends the cancel message;
+  once Python has called ``ct.cancel`` it reads "Cancelling…", is disabled and
+  has ``data-requested="true"`` until the running tasks finish.
 * ``.cnb-details`` is the details pane, laid over the canvas's right side (the
   canvas keeps its size) (``hidden`` until a node is clicked;
   ``data-node-id`` is the shown node; ``data-loading="true"`` until Python's
@@ -372,6 +375,7 @@ class LatticeGraph(anywidget.AnyWidget):
     states = traitlets.Unicode("").tag(sync=True)
     replaced = traitlets.List(traitlets.Int()).tag(sync=True)
     failures = traitlets.List().tag(sync=True)
+    cancel_requested = traitlets.Bool(False).tag(sync=True)
     hide_params = traitlets.Bool(False).tag(sync=True)
     expanded = traitlets.Dict().tag(sync=True)
     selected = traitlets.Int(-1).tag(sync=True)
@@ -452,8 +456,14 @@ class LatticeGraph(anywidget.AnyWidget):
         self.expanded = {k: v for k, v in self.expanded.items() if k != group_id}
 
     def cancel(self) -> str:
-        """Cancel the dispatch (what the Cancel button does): ``ct.cancel(dispatch_id)``."""
-        return _cancel(self.dispatch_id)
+        """Cancel the dispatch (what the Cancel button does): ``ct.cancel(dispatch_id)``.
+
+        Tasks that have not started will not start; running tasks finish first,
+        then the dispatch ends CANCELLED.  ``cancel_requested`` turns True.
+        """
+        answer = _cancel(self.dispatch_id)
+        self.cancel_requested = True
+        return answer
 
     def on_open_panel(self, callback: Callable[["LatticeGraph"], Any], remove: bool = False) -> None:
         """Call *callback(widget)* when the "Redispatch…" button is pressed."""
@@ -521,7 +531,8 @@ class LatticeGraph(anywidget.AnyWidget):
                     self.status = status
                 if (update.started or update.resync) and result.start_us:
                     self.started_at = _epoch_ms(result.start_us)
-                if (update.ended or update.resync) and result.ended and result.end_us:
+                # The end event comes before the Result counts as ended; its end time is set.
+                if (update.ended or update.resync and result.ended) and result.end_us:
                     self.ended_at = _epoch_ms(result.end_us)
                 failures = self._failure_list()
                 if failures != self.failures:

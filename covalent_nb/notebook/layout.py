@@ -167,10 +167,10 @@ def compact_labels(graph: Any, nodes: Sequence[int]) -> list[str]:
                 labels[v] = name[1:]
         elif kind == NodeKind.ELECTRON_LIST:
             count = len(inputs.get(v, ()))
-            labels[v] = f"[{count} item{'s' if count != 1 else ''}]"
+            labels[v] = f"[{count:,} item{'s' if count != 1 else ''}]"
         elif kind == NodeKind.ELECTRON_DICT:
             count = len(inputs.get(v, ()))
-            labels[v] = "{" + f"{count} key{'s' if count != 1 else ''}" + "}"
+            labels[v] = "{" + f"{count:,} key{'s' if count != 1 else ''}" + "}"
         elif kind == NodeKind.POSTPROCESS:
             labels[v] = "result"
         else:

@@ -3,7 +3,7 @@
 // out again.
 //
 // Model traits read: dispatch_id, status, started_at, ended_at, graph, states,
-// replaced, failures, details, hide_params, expanded. Written: selected,
+// replaced, failures, cancel_requested, details, hide_params, expanded. Written: selected,
 // hide_params, expanded. Custom messages sent: {event: "open_panel"},
 // {event: "cancel"}. The DOM contract is documented in
 // covalent_nb/notebook/graph_widget.py.
@@ -339,7 +339,13 @@ function render({ model, el }) {
     status.dataset.status = s;
     const running = isRunning();
     cancel.hidden = !running;
-    if (!running) {
+    const requested = Boolean(model.get("cancel_requested"));
+    cancel.dataset.requested = String(requested);
+    if (requested && running) {
+      cancel.disabled = true;
+      cancel.textContent = "Cancelling…";
+      cancel.title = "Cancelled: tasks not started will not start; running tasks finish first";
+    } else if (!running) {
       cancel.disabled = false;
       cancel.textContent = "Cancel";
     }
@@ -531,9 +537,9 @@ function render({ model, el }) {
   /** Centre node `nodeId` (expanding the page of its group when needed); select it if asked. */
   function reveal(nodeId, andSelect) {
     if (nodes[nodeId]) {
-      centreOn(nodes[nodeId]);
       mark(null);
       if (andSelect) select(nodeId);
+      centreOn(nodes[nodeId]); // after select: the pane it opens narrows what is visible
       return true;
     }
     const where = findInGroups(nodeId, groupMembers);
@@ -601,14 +607,13 @@ function render({ model, el }) {
     searchStatus.textContent = `${matchAt + 1} / ${matches.length}`;
     searchStatus.dataset.matches = String(matches.length);
     const el = cy.getElementById(graph.ids[k]);
-    if (el.hidden && el.hidden()) return;
-    centreOn(el);
     if (graph.roles[k] === "g") {
       mark(el);
     } else {
       mark(null);
       select(Number(graph.ids[k]));
     }
+    centreOn(el); // after select: the pane it opens narrows what is visible
   }
   search.addEventListener("keydown", (evt) => {
     if (evt.key === "Enter") {
@@ -659,6 +664,7 @@ function render({ model, el }) {
 
   listen("change:states", recolour);
   listen("change:status", updateStatus);
+  listen("change:cancel_requested", updateStatus);
   listen("change:started_at", updateElapsed);
   listen("change:ended_at", updateElapsed);
   listen("change:failures", updateFailures);

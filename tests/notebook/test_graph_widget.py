@@ -170,6 +170,8 @@ def test_live_updates_come_from_the_publisher_thread_and_follow_the_dispatch(gat
     assert widget.counts()["completed"] == 3
     assert seen, "no live update reached the widget"
     assert {thread for *_, thread in seen} == {"covalent-nb-widget-publisher"}
+    # the header's clock: the start and end times arrive with the events
+    assert wait_until(lambda: widget.ended_at > widget.started_at > 0), (widget.started_at, widget.ended_at)
 
 
 def test_on_ended_runs_once_on_the_publisher_thread_after_the_final_states_are_drawn(gate):
@@ -443,7 +445,9 @@ def test_the_cancel_message_cancels_the_running_dispatch(gate):
     widget = LatticeGraph(dispatch_id)
     assert wait_until(lambda: widget.status == "RUNNING")
     assert wait_until(lambda: widget.started_at > 0)
+    assert not widget.cancel_requested
     widget._handle_custom_msg({"event": "cancel"}, [])  # what the Cancel button sends
+    assert widget.cancel_requested  # the button now reads "Cancelling…"
     gate.set()  # running tasks finish; the dispatch still ends cancelled
     result = ct.get_result(dispatch_id, wait=True)
     assert result.status == "CANCELLED"
