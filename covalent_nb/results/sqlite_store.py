@@ -28,7 +28,12 @@ Tables:
     the history index: the reuse key of every COMPLETED node whose output is
     stored, so that ``ct.dispatch(..., reuse_previous_results=True)`` finds an
     earlier run of the same work in one indexed lookup per key, however long
-    the history (see :meth:`SQLiteStore.find_keys`).
+    the history (see :meth:`SQLiteStore.find_keys`).  Kept only in homes
+    where reuse from history has been used (``settings``): an index row costs
+    10-25 µs of random B-tree insertion, as much as a small task's whole
+    dispatch, which nobody who never reuses from history should pay.
+``settings``
+    facts about the home itself (``history_index``).
 
 Writes go through one :class:`~covalent_nb.results.writer.Writer` thread per
 store; reads, deletes and recovery use a second connection from the caller's
@@ -63,7 +68,7 @@ from ..dispatch.reuse import HistoryHit
 from ..states import NodeKind, Status, now_us
 from .upkeep import delete, mark_interrupted, recover, sweep_orphan_blobs
 from .values import BLOB, INLINE, NotStored, StoreError, StoreUnavailable, dumps, reason_of
-from .writer import DELAYED, Submission, Writer
+from .writer import DELAYED, Submission, Writer, history_indexed, index_rows
 
 __all__ = ["SQLiteStore"]
 
@@ -134,6 +139,10 @@ CREATE TABLE IF NOT EXISTS node_keys (
     node        INTEGER NOT NULL,
     end_us      INTEGER NOT NULL,
     PRIMARY KEY (key, seq, node)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+    name        TEXT PRIMARY KEY,    -- history_index: present once node_keys is kept up to date
+    value       TEXT
 ) WITHOUT ROWID;
 """
 
@@ -210,8 +219,9 @@ def _storable(value: Any) -> Any:
     return value
 
 
-def index_history(conn: sqlite3.Connection) -> None:
-    """Fill ``node_keys`` from the dispatches already stored (a store of format 2 being upgraded)."""
+def index_history(conn: sqlite3.Connection) -> int:
+    """Fill ``node_keys`` from every dispatch stored so far; return how many rows it added."""
+    before = conn.total_changes
     for seq, did, plan in conn.execute(
             "SELECT d.seq, d.dispatch_id, p.value FROM dispatches d JOIN dispatch_parts p "
             "ON p.dispatch_id = d.dispatch_id AND p.part = 'plan'").fetchall():
@@ -227,9 +237,10 @@ def index_history(conn: sqlite3.Connection) -> None:
         except Exception as exc:  # noqa: BLE001 - a dispatch that cannot be read is left out of history
             log.warning("covalent_nb: dispatch %s is left out of the reuse history (%s)", did, reason_of(exc))
             continue
-        rows = [(bytes.fromhex(keys[node]), seq, node, end or 0) for node, (ok, end) in final.items()
-                if ok and node < len(keys) and keys[node] is not None]
+        rows = index_rows(keys, seq, [node for node, (ok, _) in final.items() if ok],
+                          {node: end for node, (_, end) in final.items()})
         conn.executemany("INSERT OR IGNORE INTO node_keys (key, seq, node, end_us) VALUES (?, ?, ?, ?)", rows)
+    return conn.total_changes - before
 
 
 class SQLiteStore:
@@ -250,10 +261,17 @@ class SQLiteStore:
         self._create_schema()
         self._live: dict = {}  # dispatch id -> Result submitted here and not yet ended
         self._loading: set = set()
+        self._history_on = False  # the history index is known to be on (see find_keys)
         self._closed = False
-        self.recover()
+        try:  # a damaged page must not make the whole store unusable: reads that miss it still work
+            self.recover()
+        except StoreError as exc:
+            log.warning("covalent_nb: %s", exc)
         self.owner.sweep()
-        sweep_orphan_blobs(self)
+        try:
+            sweep_orphan_blobs(self)
+        except sqlite3.DatabaseError as exc:
+            log.warning("covalent_nb: %s", damaged(self.db_path, exc))
         self.writer = Writer(self)
         atexit.register(self.close)
 
@@ -287,8 +305,6 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):  # (so no comment in _SCHEMA may hold a semicolon)
                 if statement.strip():
                     conn.execute(statement)
-            if version == 2:
-                index_history(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -344,7 +360,13 @@ class SQLiteStore:
 
         One lookup in the ``node_keys`` index per key (in chunks), so the cost
         follows the number of keys asked for, not the size of the history.
+        The first lookup in a home turns the index on and fills it from every
+        dispatch stored so far (once; in the same transaction that turns it on,
+        so that no writer, in any process, can commit records in between that
+        neither it nor the catch-up indexes).
         """
+        if not self._history_on:
+            self._turn_history_on()
         wanted = {}
         for key in keys:
             try:
@@ -373,6 +395,26 @@ class SQLiteStore:
                 if seq in ids}
 
     @_names_damage
+    def _turn_history_on(self) -> None:
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                added = 0
+                if not history_indexed(conn):
+                    t0 = time.perf_counter()
+                    added = index_history(conn)
+                    conn.execute("INSERT OR IGNORE INTO settings (name, value) VALUES ('history_index', 'on')")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if added:
+            log.warning("covalent_nb: reuse from history is used in %s for the first time: indexed the %d "
+                        "completed node(s) stored so far in %.1f s (once)", self.home, added,
+                        time.perf_counter() - t0)
+        self._history_on = True
+
     def ids_starting_with(self, prefix: str, limit: int = 10) -> list:
         """Ids of stored dispatches that start with *prefix* (at most *limit*)."""
         self.writer.settle()  # this process's own new dispatches first

@@ -69,6 +69,24 @@ def is_outage(error: BaseException) -> bool:
     return isinstance(error, (OSError, sqlite3.OperationalError)) or type(error) is sqlite3.DatabaseError
 
 
+def history_indexed(conn: sqlite3.Connection) -> bool:
+    """Whether this home keeps the history index (on once any process reused from history here)."""
+    return conn.execute("SELECT 1 FROM settings WHERE name = 'history_index'").fetchone() is not None
+
+
+def index_rows(keys: Any, seq: int, nodes: Any, end_of: dict) -> list:
+    """``node_keys`` rows ``(key bytes, seq, node, end_us)`` for *nodes* of the dispatch *seq*."""
+    rows = []
+    for node in nodes:
+        key = keys[node] if node < len(keys) else None
+        if key is not None and len(key) == 32:
+            try:
+                rows.append((bytes.fromhex(key), seq, node, end_of.get(node) or 0))
+            except ValueError:
+                continue
+    return rows
+
+
 def _is_busy(error: sqlite3.OperationalError) -> bool:
     text = str(error).lower()
     return "locked" in text or "busy" in text
@@ -225,6 +243,9 @@ class Writer:
             while not empty():
                 items.append(get())
             stopping = any(item[0] == "stop" for item in items)
+            if stopping:  # answered once the connection is closed, below: not after this write
+                stop_waiters = [w for kind, _, w in items if kind == "stop" and w is not None]
+                items = [(kind, p, None) if kind == "stop" else (kind, p, w) for kind, p, w in items]
             pending = self._write_all(items)
             pause = min(pause * 2, RETRY_MAX_S) if pending else RETRY_FIRST_S
             late: list = []
@@ -245,6 +266,8 @@ class Writer:
             if not stopping and not pending and empty():
                 self._idle()
         conn.close()
+        for waiter in stop_waiters:
+            waiter.set(None)
 
     def _write_all(self, items: list) -> list:
         """Write *items*; return those to try again later because the store cannot be written.
@@ -524,13 +547,13 @@ class Writer:
                              parts)
         if tx.containers:
             conn.executemany("UPDATE dispatches SET container_id = ? WHERE dispatch_id = ?", tx.containers)
-        for did, rows in tx.key_rows.items():
-            if rows:
+        if tx.key_rows and history_indexed(conn):  # read inside the transaction: see SQLiteStore.find_keys
+            for did, keys, nodes, ends, refs, packed_nodes in tx.key_rows:
                 found = conn.execute("SELECT seq FROM dispatches WHERE dispatch_id = ?", (did,)).fetchone()
                 if found is not None:
-                    seq = found[0]
+                    end_of = dict(zip(nodes, ends))
                     conn.executemany("INSERT OR IGNORE INTO node_keys (key, seq, node, end_us) VALUES (?, ?, ?, ?)",
-                                     [(key, seq, node, end) for key, node, end in rows])
+                                     index_rows(keys, found[0], (*refs, *packed_nodes), end_of))
         conn.execute("COMMIT")
 
     # -- building records ----------------------------------------------------------
@@ -595,16 +618,8 @@ class Writer:
             refs[node] = ref
         state = self.progress.get(did)
         keys = state.keys if state is not None else None
-        if keys:  # the history index: every COMPLETED node whose output is stored, by key
-            index_rows = tx.key_rows.setdefault(did, [])
-            end_of = dict(zip(nodes, ends))
-            for node in (*refs, *packed_nodes):
-                key = keys[node] if node < len(keys) else None
-                if key is not None and len(key) == 32:
-                    try:
-                        index_rows.append((bytes.fromhex(key), node, end_of.get(node) or 0))
-                    except ValueError:
-                        pass
+        if keys:  # for the history index, if it is on (see _transaction): the nodes whose output is stored
+            tx.key_rows.append((did, keys, nodes, ends, refs, packed_nodes))
         sparse: dict = {}
         for field in ("error", "stdout", "stderr", "reused_from", "executor"):
             found = {r.node_id: getattr(r, field) for r in records if getattr(r, field)}
@@ -659,7 +674,7 @@ class _Transaction:
         self.plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
         self.finals: list = []  # _Final
         self.containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
-        self.key_rows: dict = {}  # dispatch id -> [(key bytes, node, end_us)] for the history index
+        self.key_rows: list = []  # (dispatch id, keys, nodes, ends, refs, packed nodes) for the history index
 
 
 def _encode_plan(plan: Any) -> bytes:

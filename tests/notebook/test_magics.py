@@ -308,7 +308,8 @@ def test_dispatch_without_the_graph_widget_prints_a_text_line(ip, monkeypatch, t
 def test_dispatch_errors(ip):
     run(ip, WORKFLOW)
     assert usage_error(ip, "%dispatch") == \
-        "%dispatch needs a call of a lattice, e.g. %dispatch workflow(1, 2)"
+        "%dispatch needs a call of a lattice, e.g. %dispatch workflow(1, 2) or %dispatch --reuse workflow(1, 2)"
+    assert usage_error(ip, "%dispatch --reuse") == usage_error(ip, "%dispatch")
     assert usage_error(ip, "%dispatch workflow(1,") == (
         "%dispatch: 'workflow(1,' is not a Python call ('(' was never closed); write e.g. "
         "%dispatch workflow(1, 2)")
