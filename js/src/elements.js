@@ -32,10 +32,13 @@ export function buildElements(graph, itemStates, replaced, hideParams, part = "a
   for (let e = 0; e < edges.length / 2; e++) {
     const s = edges[2 * e];
     const t = edges[2 * e + 1];
-    if (!wanted(isAux(s) || isAux(t))) continue;
+    const aux = isAux(s) || isAux(t);
+    if (!wanted(aux)) continue;
     const data = { id: `e${e}`, source: ids[s], target: ids[t] };
     if (edgeLabels && edgeLabels[e]) data.label = edgeLabels[e];
-    elements.push({ group: "edges", data });
+    const edge = { group: "edges", data };
+    if (aux) edge.classes = hideParams ? "cnb-aux cnb-hidden" : "cnb-aux";
+    elements.push(edge);
   }
   return elements;
 }

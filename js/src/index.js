@@ -33,6 +33,8 @@ const MAX_CANVAS = 640;
 const FAR_ZOOM = 0.06;
 const ENDED = new Set(["COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED", "POSTPROCESSING_FAILED", "PENDING_POSTPROCESSING_FAILED"]);
 const FAILURES_SHOWN = 20;
+// Elements added per idle slice when the hidden parameters are created in the background.
+const AUX_SLICE = 400;
 
 function h(tag, attrs = {}, children = []) {
   const node = document.createElement(tag);
@@ -631,21 +633,74 @@ function render({ model, el }) {
 
   // -- controls -----------------------------------------------------------------------------
   hideBox.checked = Boolean(model.get("hide_params"));
+  // The hidden aux items of a big graph (parameters, postprocess) are added in
+  // small slices while the page is idle after the first paint: no long task
+  // then, and "show parameters" only has to flip a class.
+  let auxQueue = null;
+  const whenIdle = (fn) => (window.requestIdleCallback ? requestIdleCallback(fn, { timeout: 1000 }) : setTimeout(fn, 16));
+  function addAux(limit) {
+    if (!auxQueue) return;
+    const slice = auxQueue.splice(0, limit);
+    const added = cy.add(slice);
+    if (far) added.edges().addClass("cnb-far");
+    if (auxQueue.length) return;
+    auxQueue = null;
+    auxCreated = true;
+    root.dataset.auxReady = "true";
+    indexNodes();
+    // States that changed while the slices waited.
+    cy.batch(() => cy.nodes(".cnb-aux").forEach((n) => {
+      const state = codes[encoded[n.data("node")]] || "pending";
+      if (n.data("state") !== state) n.data("state", state);
+    }));
+  }
+  function createAuxInBackground() {
+    if (auxCreated || auxQueue) return;
+    auxQueue = elements("aux");
+    const step = () => {
+      if (!auxQueue) return;
+      addAux(AUX_SLICE);
+      if (auxQueue) whenIdle(step);
+    };
+    whenIdle(step);
+  }
   function applyHide() {
     const hide = Boolean(model.get("hide_params"));
     hideBox.checked = hide;
     if (!hide && !auxCreated) {
-      auxCreated = true;
-      const added = cy.add(elements("aux"));
-      if (far) added.edges().addClass("cnb-far");
-      indexNodes();
+      if (!auxQueue) auxQueue = elements("aux");
+      addAux(Infinity);
+    }
+    setAuxHidden(hide);
+  }
+  // Showing or hiding thousands of parameters restyles each of them: what is
+  // in view (and around it) changes at once, the rest in idle slices, so the
+  // click is answered within a frame or two and no task blocks the page.
+  let hideGeneration = 0;
+  function setAuxHidden(hide) {
+    const generation = ++hideGeneration;
+    const apply = (eles) => cy.batch(() => (hide ? eles.addClass("cnb-hidden") : eles.removeClass("cnb-hidden")));
+    const all = cy.elements(".cnb-aux");
+    if (all.length <= AUX_SLICE * 2) {
+      apply(all);
       return;
     }
-    cy.batch(() => {
-      const aux = cy.nodes(".cnb-aux");
-      if (hide) aux.addClass("cnb-hidden");
-      else aux.removeClass("cnb-hidden");
+    const ext = cy.extent();
+    const padX = ext.w / 2;
+    const padY = ext.h / 2;
+    const near = all.nodes().filter((n) => {
+      const p = n.position();
+      return p.x >= ext.x1 - padX && p.x <= ext.x2 + padX && p.y >= ext.y1 - padY && p.y <= ext.y2 + padY;
     });
+    const first = near.union(near.connectedEdges(".cnb-aux"));
+    apply(first);
+    const rest = all.difference(first).toArray();
+    const step = () => {
+      if (generation !== hideGeneration || !rest.length) return;
+      apply(cy.collection(rest.splice(0, AUX_SLICE)));
+      whenIdle(step);
+    };
+    whenIdle(step);
   }
   hideBox.addEventListener("change", () => {
     model.set("hide_params", hideBox.checked);
@@ -681,6 +736,7 @@ function render({ model, el }) {
     prepare();
     root.dataset.dispatchId = model.get("dispatch_id");
     const keepSelected = selected;
+    auxQueue = null;
     cy.batch(() => {
       cy.elements().remove();
       auxCreated = true;
@@ -763,6 +819,7 @@ function render({ model, el }) {
     lastSize = { w: canvas.clientWidth, h: canvas.clientHeight };
     initialView();
   }
+  cy.one("render", () => whenIdle(createAuxInBackground));
 
   return () => {
     for (const fn of cleanups.reverse()) {

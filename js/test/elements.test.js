@@ -46,6 +46,9 @@ test("classes mark roles, aux, parameter, replaced and hidden nodes", () => {
   assert.deepEqual(cls("5"), ["cnb-aux", "cnb-hidden", "cnb-role-a"]);
   assert.deepEqual(cls("2"), ["cnb-replaced", "cnb-role-e"]);
   assert.deepEqual(cls("0"), ["cnb-role-e"]);
+  // edges to hidden parameters hide with them (they are invisible, not removed)
+  assert.deepEqual(cls("e0"), ["cnb-aux", "cnb-hidden"]);
+  assert.equal(els.find((e) => e.data.id === "e1").classes, undefined);
 });
 
 test("main and aux parts split the graph without overlap or loss", () => {

@@ -78,9 +78,33 @@ test("stylesheet draws large graphs cheaply: haystack edges, no arrows", () => {
 test("stylesheet marks replaced nodes and hides hidden ones", () => {
   const sheet = stylesheet({ palette: PALETTE, theme: FALLBACK_THEME, large: false });
   assert.equal(sheet.find((r) => r.selector === "node.cnb-replaced").style["border-color"], PALETTE.replaced);
-  assert.equal(sheet.find((r) => r.selector.includes(".cnb-hidden")).style.display, "none");
+  // Hidden parameters stay measured (invisible), and take no clicks.
+  const hidden = sheet.find((r) => r.selector === ".cnb-hidden").style;
+  assert.equal(hidden.visibility, "hidden");
+  assert.equal(hidden.events, "no");
   // Edges are dropped when zoomed far out.
-  assert.ok(sheet.find((r) => r.selector.includes("edge.cnb-far")));
+  assert.equal(sheet.find((r) => r.selector === "edge.cnb-far").style.display, "none");
+});
+
+test("selection is a ring in the accent colour that never tints the fill", () => {
+  const sheet = stylesheet({ palette: PALETTE, theme: FALLBACK_THEME, large: false });
+  const selected = sheet.find((r) => r.selector === "node.cnb-selected").style;
+  assert.equal(selected["outline-color"], FALLBACK_THEME.accent);
+  assert.ok(selected["outline-width"] >= 2);
+  for (const key of Object.keys(selected)) {
+    assert.ok(!key.startsWith("background") && !key.startsWith("overlay"), key);
+  }
+});
+
+test("labels are 11 px or more at zoom 1; groups are cards coloured by their state", () => {
+  const sheet = stylesheet({ palette: PALETTE, theme: FALLBACK_THEME, large: false });
+  for (const rule of sheet) {
+    const size = rule.style["font-size"];
+    if (size !== undefined) assert.ok(size >= 11, `${rule.selector}: ${size}`);
+  }
+  const group = sheet.find((r) => r.selector === "node.cnb-group").style;
+  assert.equal(group["background-image"], "data(bar)");
+  assert.equal(group["border-color"]({ data: (k) => ({ state: "failed" })[k] }), PALETTE.failed);
 });
 
 test("fitViewport centres a box that fits", () => {
