@@ -14,6 +14,10 @@ Workloads (trivial tasks, so only overhead is measured):
 Also measured: a redispatch that reuses every node (vs a fresh dispatch) and a
 dispatch with key computation switched off (what keys cost).
 
+covalent_nb runs with the default, durable SQLite store (a fresh home per
+process) and, beside it, with the in-memory store (``--stores sqlite memory``,
+the default; either alone with ``--stores sqlite``).
+
 Usage::
 
     python benchmarks/dispatch_overhead.py            # N=10000, 5 repeats
@@ -29,10 +33,10 @@ import textwrap
 from workloads import LATTICES, run_fresh
 
 COVALENT_NB = textwrap.dedent("""
-    import gc, json, sys, time
+    import gc, json, sys, tempfile, time
     import covalent_nb as ct
-    N, SHAPE, MODE = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-    ct.set_config(store="memory")
+    N, SHAPE, MODE, STORE = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[5]
+    ct.set_config(store=STORE, home=tempfile.mkdtemp(prefix="covalent_nb_bench_"))
 
     exec(sys.argv[4])  # the shared workloads (benchmarks/workloads.py)
 
@@ -117,25 +121,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--stores", nargs="+", default=["sqlite", "memory"], choices=["sqlite", "memory"])
+    parser.add_argument("--shapes", nargs="+", default=["fanout", "chain", "seed"])
     options = parser.parse_args()
     n = str(options.n)
     rows = []
-    for shape in ("fanout", "chain", "seed"):
-        ours, theirs, redis, nokeys = [], [], [], []
-        for _ in range(options.repeats):  # interleaved, so drift hits both sides alike
-            mine = run_fresh(COVALENT_NB, n, shape, "redispatch", LATTICES)
-            ours.append(mine["seconds"])
-            redis.append(mine["redispatch_seconds"])
+    for shape in options.shapes:
+        ours = {store: [] for store in options.stores}
+        redis = {store: [] for store in options.stores}
+        nokeys = {store: [] for store in options.stores}
+        theirs = []
+        for _ in range(options.repeats):  # interleaved, so drift hits every side alike
             theirs.append(run_fresh(DASK, n, shape)["seconds"])
-            if shape != "seed":
-                nokeys.append(run_fresh(COVALENT_NB, n, shape, "nokeys", LATTICES)["seconds"])
-        rows.append((shape, median(ours), median(theirs), median(redis), median(nokeys) if nokeys else None))
+            for store in options.stores:
+                mine = run_fresh(COVALENT_NB, n, shape, "redispatch", LATTICES, store)
+                ours[store].append(mine["seconds"])
+                redis[store].append(mine["redispatch_seconds"])
+                if shape != "seed":
+                    nokeys[store].append(run_fresh(COVALENT_NB, n, shape, "nokeys", LATTICES, store)["seconds"])
+        for store in options.stores:
+            rows.append((shape, store, median(ours[store]), median(theirs), median(redis[store]),
+                         median(nokeys[store]) if nokeys[store] else None))
     print(f"\nN = {options.n}, medians of {options.repeats} runs, each in a fresh process\n")
-    print("| workload | covalent_nb | dask.threaded.get | ratio | full-reuse redispatch | redispatch / dispatch | without keys |")
-    print("|---|---|---|---|---|---|---|")
-    for shape, ours, theirs, redis, nokeys in rows:
+    print("| workload | store | covalent_nb | dask.threaded.get | ratio | full-reuse redispatch | "
+          "redispatch / dispatch | without keys |")
+    print("|---|---|---|---|---|---|---|---|")
+    for shape, store, ours, theirs, redis, nokeys in rows:
         unit = lambda s: f"{s * 1e3:.1f} ms" if s >= 1e-3 else f"{s * 1e6:.0f} µs"  # noqa: E731
-        print(f"| {shape} | {unit(ours)} | {unit(theirs)} | {ours / theirs:.2f} | {unit(redis)} | "
+        label = "SQLite (durable, default)" if store == "sqlite" else "memory"
+        print(f"| {shape} | {label} | {unit(ours)} | {unit(theirs)} | {ours / theirs:.2f} | {unit(redis)} | "
               f"{redis / ours:.2f} | {unit(nokeys) if nokeys else '-'} |")
 
 
