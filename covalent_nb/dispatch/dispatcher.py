@@ -45,13 +45,14 @@ from .gcpause import collector_paused
 from .executors import CancelFlag, resolve_executor
 from ..serialization import IMMUTABLE, is_immutable
 from .freeze import CopyOf, Output, freeze_output
-from .executors.remote import RemoteValue
+from .executors.remote import RemoteTree, RemoteValue, is_remote
 from .plan import plan_for
 from .reuse import FunctionKeys, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord
 from .services import DispatchServices
 from .messages import Cancel, ChildEnded, Done, Failed, Skipped, Started
 from .runner import FromRun, TaskSpec, argument, has_hooks
+from ..workflow.tracing import packs_as_is
 
 __all__ = ["Dispatcher"]
 
@@ -97,6 +98,10 @@ class Dispatcher:
         self.raw, self.frozen = table.output.raw, table.frozen  # the dispatcher thread's to write
         self.names, self.functions = result.graph.names, result.graph.functions
         self.executors: set = set()
+        # True once an output kept outside the kernel (a Dask RemoteValue) is among the outputs:
+        # only then are the lattice's result nodes looked at for packing references (_packs_references)
+        self.remote_seen = False
+        self._packers: dict = {}
         self.thread = threading.Thread(target=self._main, name=f"covalent_nb-dispatch-{result.dispatch_id[:8]}",
                                        daemon=True)
         self._resolve_executors()
@@ -266,9 +271,11 @@ class Dispatcher:
                     table.reason[node] = f"recomputed: previous output could not be read ({source})"
                     continue
                 origin, value, data, sub = source
-                if type(value) is RemoteValue:  # reused by reference: its value stays where it is
+                if is_remote(value):  # reused by reference: its value stays where it is
+                    value = value.share()  # its own reference: deleting the parent leaves it readable
                     data = None
                     self.private.add(node)
+                    self.remote_seen = True
                 status[node] = completed
                 start[node] = end[node] = t_reuse
                 raw[node] = value
@@ -355,8 +362,9 @@ class Dispatcher:
                 value = self.raw[node] = value.value
         else:
             self.raw[node] = value
-            if type(value) is RemoteValue:  # kept on a Dask worker: consumers get the reference
+            if type(value) is RemoteValue or type(value) is RemoteTree:  # kept outside: consumers get the reference
                 self.private.add(node)
+                self.remote_seen = True
         table.start[node] = t_start
         table.end[node] = t_end
         table.status[node] = COMPLETED
@@ -462,6 +470,11 @@ class Dispatcher:
                 self._start_sublattice(node)
                 continue
             executor = node_executor[node]
+            if self.remote_seen and kinds[node] in _PACKING_KINDS and self._packs_references(node):
+                state[node] = SUBMITTED
+                executor_record[node] = executor.name
+                self._pack_references(node)
+                continue
             state[node] = SUBMITTED
             executor_record[node] = executor.name
             run = [self._spec(node, None)]
@@ -476,6 +489,8 @@ class Dispatcher:
                     if (state[child] != WAITING or node_executor[child] is not executor
                             or kinds[child] == NodeKind.SUBLATTICE):
                         break
+                    if self.remote_seen and kinds[child] in _PACKING_KINDS and self._packs_references(child):
+                        break  # packed from references when it is ready (_launch)
                     if members is None:
                         members = {node}
                     if any(state[p] != DONE_ and p not in members for p in parents[child]):
@@ -502,6 +517,54 @@ class Dispatcher:
                     for spec in run:
                         if state[spec.node_id] == SUBMITTED:
                             self.deliver(Failed(spec.node_id, text, now, now + 1))
+
+    # -- the lattice's result, kept by reference -------------------------------------
+    def _packs_references(self, node: int) -> bool:
+        """True when *node* only packs its inputs for the lattice's result and one of them is kept remote.
+
+        Such a node (the ``:postprocess:`` node, or a list/tuple/dict node whose
+        consumers are all such nodes) is built here from the references, so the
+        lattice's return value never enters the kernel until someone reads it.
+        """
+        plan = self.plan
+        raw = self.raw
+        sources = plan.arg_sources[node]
+        if not any(is_remote(raw[s]) for s in sources) and \
+                not any(is_remote(raw[s]) for _, s in plan.kwarg_sources[node]):
+            return False
+        return self._packer(node)
+
+    def _packer(self, node: int) -> bool:
+        known = self._packers.get(node)
+        if known is None:
+            kinds = self.result.graph.kinds
+            known = (kinds[node] in _PACKING_KINDS and node not in self._hooks
+                     and packs_as_is(self.functions[node])
+                     and all(self._packer(child) for child in self.plan.children[node]))
+            self._packers[node] = known
+        return known
+
+    def _pack_references(self, node: int) -> None:
+        """Build *node*'s output from references (never fetching them); deliver it as Done."""
+        plan = self.plan
+        raw, frozen, private = self.raw, self.frozen, self.private
+
+        def given(source: int) -> Any:
+            value = raw[source]
+            if type(value) is RemoteValue:
+                return value
+            if type(value) is RemoteTree:
+                return value.value
+            return argument(self._argument(source, None, raw, frozen, private))
+
+        t_start = now_us()
+        try:
+            value = self.functions[node](*[given(s) for s in plan.arg_sources[node]],
+                                         **{k: given(s) for k, s in plan.kwarg_sources[node]})
+        except Exception:  # noqa: BLE001 - e.g. an output that cannot be read back
+            self.deliver(Failed(node, traceback.format_exc(), t_start, now_us()))
+            return
+        self.deliver(Done(node, RemoteTree.of(value), t_start, max(now_us(), t_start + 1), "", ""))
 
     # -- outcomes ----------------------------------------------------------------
     def _fail(self, node: int, text: str, t_start: Optional[int], t_end: Optional[int],
@@ -677,7 +740,8 @@ class Dispatcher:
                 result.status = Status.CANCELLED
             else:
                 post = len(table.status) - 1
-                result._result = table.output[_postprocess_node(result.graph)] if post >= 0 else None
+                # held as it is: a result kept by reference is fetched when result.result is read
+                result._result = table.output.held(_postprocess_node(result.graph)) if post >= 0 else None
                 result.status = Status.COMPLETED
         try:
             self.services.make_durable(self._dispatch_record())  # durable before reported ended
@@ -686,6 +750,10 @@ class Dispatcher:
         self.services.publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
         self.services.ended(result.dispatch_id)
         result._finish()  # runs the done callbacks, then wakes the waiters
+
+
+#: Kinds of the nodes that may pack references for the lattice's result (see Dispatcher._packs_references).
+_PACKING_KINDS = frozenset({NodeKind.POSTPROCESS, NodeKind.ELECTRON_LIST, NodeKind.ELECTRON_DICT})
 
 
 def _postprocess_node(graph: Any) -> Optional[int]:

@@ -14,7 +14,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from ..dispatch.executors.local import lending_worker
-from ..dispatch.executors.remote import RemoteValue
+from ..dispatch.executors.remote import RemoteTree, RemoteValue, is_remote
 from ..states import ENDED, NodeKind, Status, widget_state
 from ..serialization import IMMUTABLE
 from .failures import failed_nodes, failure_text
@@ -68,8 +68,17 @@ class LazyOutputs:
         if value is _UNLOADED:
             value = self._load(index if index >= 0 else index + len(self.raw))
             self.raw[index] = value
-        if type(value) is RemoteValue:  # kept on a Dask worker or in blob storage: fetched once, here
+        if type(value) is RemoteValue or type(value) is RemoteTree:  # kept outside the kernel: fetched once, here
             return value.fetch()
+        return value
+
+    def held(self, index: int) -> Any:
+        """A node's output as this table holds it: loaded if need be, but a value kept outside the
+        kernel (:class:`RemoteValue`, :class:`RemoteTree`) stays a reference, never fetched."""
+        value = self.raw[index]
+        if value is _UNLOADED:
+            value = self._load(index if index >= 0 else index + len(self.raw))
+            self.raw[index] = value
         return value
 
     def location(self, index: int) -> Optional[dict]:
@@ -78,7 +87,17 @@ class LazyOutputs:
         Looks only at what is already loaded: it never reads a value to answer.
         """
         value = self.raw[index]
-        return value.describe() if type(value) is RemoteValue else None
+        return value.describe() if is_remote(value) else None
+
+    def release(self) -> None:
+        """Let go of the Dask futures of outputs kept on a cluster (the dispatch is deleted or forgotten).
+
+        A value not durable is freed by the cluster and can no longer be read;
+        a durable one stays readable from blob storage.
+        """
+        for value in self.raw:
+            if is_remote(value):
+                value.release()
 
     def fresh(self, index: int) -> Any:
         """A node's value unpickled anew (not the cached object others may have changed)."""
@@ -185,8 +204,12 @@ class NodeTable:
                 data = None
         return value, data
 
-    def node_result(self, node_id: int) -> dict:
-        """Covalent's node record for *node_id*, plus covalent_nb's reuse fields."""
+    def node_result(self, node_id: int, fetch: bool = True) -> dict:
+        """Covalent's node record for *node_id*, plus covalent_nb's reuse fields.
+
+        With *fetch* False, an output kept outside the kernel is given as its
+        reference (:class:`RemoteValue` or :class:`RemoteTree`), not fetched.
+        """
         self.check(node_id)
         reused_from = self.reused_from.get(node_id)
         return {
@@ -195,7 +218,7 @@ class NodeTable:
             "start_time": us_to_datetime(self.start[node_id]),
             "end_time": us_to_datetime(self.end[node_id]),
             "status": self.status[node_id],
-            "output": self.output[node_id],
+            "output": self.output[node_id] if fetch else self.output.held(node_id),
             "error": self.error.get(node_id),
             "sublattice_result": self.sublattice.get(node_id),
             "stdout": self.stdout.get(node_id, ""),
@@ -276,8 +299,15 @@ class Result:
     # -- Covalent's attributes ----------------------------------------------
     @property
     def result(self) -> Any:
-        """The workflow's output (None until the dispatch has COMPLETED)."""
-        return self._result if self.status == Status.COMPLETED else None
+        """The workflow's output (None until the dispatch has COMPLETED).
+
+        A return value made of Dask outputs kept outside the kernel is fetched
+        on first access (once), not when the dispatch ends.
+        """
+        if self.status != Status.COMPLETED:
+            return None
+        value = self._result
+        return value.fetch() if type(value) is RemoteValue or type(value) is RemoteTree else value
 
     @property
     def start_time(self) -> Optional[_dt.datetime]:
@@ -295,15 +325,19 @@ class Result:
     def transport_graph(self):
         return self.graph
 
-    def get_node_result(self, node_id: int) -> dict:
+    def get_node_result(self, node_id: int, *, fetch: bool = True) -> dict:
         """Return the record of one node.
 
         Keys: ``node_id, node_name, start_time, end_time, status, output, error,
         sublattice_result, stdout, stderr`` (as Covalent), plus ``executor``,
         ``key``, ``reused`` (bool), ``reused_from`` (``(dispatch_id, node_id)``
-        or None) and ``reason`` (why the node was reused or recomputed).
+        or None), ``reason`` (why the node was reused or recomputed) and
+        ``output_location`` (for a Dask output kept outside the kernel: where
+        it lives, its size, whether it is durable; else None).  With
+        ``fetch=False`` such an output is given as its reference instead of
+        being fetched into the kernel.
         """
-        return self._table.node_result(node_id)
+        return self._table.node_result(node_id, fetch)
 
     def get_all_node_results(self) -> list:
         """Return every node's record, in node id order."""

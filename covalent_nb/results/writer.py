@@ -45,7 +45,7 @@ from ..dispatch.runtime import RUNTIME
 from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
 from .values import BLOB, INLINE, StoreUnavailable, dumps, reason_of, sql_text
-from ..dispatch.executors.remote import RemoteValue
+from ..dispatch.executors.remote import RemoteTree, RemoteValue
 
 __all__ = ["Writer", "Waiter", "Submission"]
 
@@ -557,6 +557,16 @@ class Writer:
         conn.execute("COMMIT")
 
     # -- building records ----------------------------------------------------------
+    def _remote_refs(self, value: Any, did: str, tx: "_Transaction") -> None:
+        """Name the blobs that Dask workers wrote for *value* (a RemoteValue, or a RemoteTree of them).
+
+        One in this store's blobs gets a ``blob_refs`` row: the record names it
+        (inline), and the row keeps the file until the dispatch is deleted.
+        """
+        for reference in (value.references() if type(value) is RemoteTree else (value,)):
+            if reference.digest is not None and reference.location == self.store.blobs.path(reference.digest):
+                tx.blob_refs.append((reference.digest, did, reference.size))
+
     def _encode(self, did: str, records: list, by_value: bool, tx: "_Transaction") -> bytes:
         """One batch of node records, from the dispatcher's immutable records."""
         if len(records) > 1:  # a node's last record wins
@@ -597,10 +607,8 @@ class Writer:
                 blob_refs.append((digest, did, self.store.blobs.size(digest)))
                 refs[node] = ref
                 continue
-            if kind is RemoteValue and value.digest is not None and value.location == self.store.blobs.path(value.digest):
-                # a Dask worker wrote it into this store's blobs: the record names it (inline, below),
-                # and this reference keeps the file until the dispatch is deleted
-                blob_refs.append((value.digest, did, value.size))
+            if kind is RemoteValue or kind is RemoteTree:
+                self._remote_refs(value, did, tx)
             try:
                 if data is None:
                     data = dumps(value, by_value_registry=by_value)

@@ -32,7 +32,7 @@ from ..states import NodeKind
 from .graph import (ELECTRON_DICT_NAME, ELECTRON_LIST_NAME, PARAMETER_PREFIX,
                     POSTPROCESS_NAME, SUBLATTICE_PREFIX, WAIT_EDGE_NAME, TransportGraph)
 
-__all__ = ["BoundElectron", "Build", "current_build", "record_call", "wait", "gather_set"]
+__all__ = ["BoundElectron", "Build", "current_build", "record_call", "wait", "gather_set", "packs_as_is"]
 
 _local = threading.local()
 
@@ -185,6 +185,16 @@ def _as_dataclass(kind: type, names: tuple, *values: Any) -> Any:
 
 def _as_keyed_dict(keys: tuple, *values: Any) -> dict:
     return dict(zip(keys, values))
+
+
+def packs_as_is(function: Any) -> bool:
+    """True for the functions of collection and postprocess nodes that only put their inputs in a
+    list, tuple or dict (or return them), never looking at them: such a node can pack references
+    to values kept elsewhere (a Dask output) as well as the values.  A set (hashes its items), a
+    namedtuple or a dataclass (runs the user's class) is not one of them."""
+    if type(function) is functools.partial:
+        return function.func is _as_keyed_dict and not function.keywords
+    return function is _reconstruct or function is _as_list or function is _as_tuple or function is _as_dict
 
 
 def _holds_output(value: Any, depth: int = 0) -> bool:

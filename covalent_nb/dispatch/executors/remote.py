@@ -36,7 +36,8 @@ from typing import Any, Optional
 from ...serialization import loads
 from ..freeze import Output
 
-__all__ = ["RemoteValue", "write_blob", "read_blob", "blob_digest", "human_size"]
+__all__ = ["RemoteValue", "RemoteTree", "is_remote", "write_blob", "read_blob", "remove_blob", "blob_digest",
+           "human_size"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 80
@@ -184,8 +185,25 @@ class RemoteValue:
         self._future = future
 
     def release(self) -> None:
-        """Let the cluster free the value (it stays readable from blob storage, if durable)."""
+        """Let the cluster free the value (it stays readable from blob storage, if durable).
+
+        Dask frees the worker's copy once no ``Future`` of its key is left in
+        the kernel: this reference drops its own; another one :meth:`share`
+        made keeps the value alive.
+        """
         self._future = None
+
+    def share(self) -> "RemoteValue":
+        """Another reference to the same value (a reused output), holding the same future.
+
+        Releasing one (its dispatch deleted) leaves the other readable: the
+        cluster keeps the value while any reference holds the future.
+        """
+        twin = RemoteValue(self.key, self.digest, self.size, self.summary, self.location, self.reason,
+                           self.cluster)
+        twin._future = self._future
+        twin._value = self._value
+        return twin
 
     def lives(self) -> str:
         """Where the value is, in words."""
@@ -239,6 +257,129 @@ class RemoteValue:
     def __repr__(self) -> str:
         durable = "durable" if self.location is not None else f"not durable: {self.reason}"
         return f"<{self.summary}: {human_size(self.size)} in {self.lives()}; {durable}>"
+
+
+class RemoteTree:
+    """A list, tuple or dict holding :class:`RemoteValue` references: a lattice's return value kept by reference.
+
+    The dispatcher builds the lattice's ``:postprocess:`` node (and the
+    collection nodes that feed only it) from references when their inputs are
+    Dask outputs kept remote, so the return value never has to enter the
+    kernel.  :meth:`fetch` returns the structure with every reference fetched
+    (once; later calls give the same object).  Pickled (into the store), it is
+    the structure with the references alone.
+    """
+
+    __slots__ = ("value", "_fetched", "_lock")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._fetched: Any = _NOTHING
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def of(value: Any) -> Any:
+        """*value* as a reference: a RemoteValue as it is, a structure holding some as a RemoteTree."""
+        return value if type(value) is RemoteValue else RemoteTree(value)
+
+    @property
+    def fetched(self) -> bool:
+        """True once :meth:`fetch` has brought the values into this process."""
+        return self._fetched is not _NOTHING
+
+    def references(self) -> list:
+        """The :class:`RemoteValue` objects inside, in order."""
+        return list(_references(self.value))
+
+    def fetch(self) -> Any:
+        """The structure with each reference replaced by its value (read once)."""
+        value = self._fetched
+        if value is not _NOTHING:
+            return value
+        with self._lock:
+            if self._fetched is _NOTHING:
+                self._fetched = _fetched(self.value)
+            return self._fetched
+
+    def release(self) -> None:
+        """Release every reference inside (see :meth:`RemoteValue.release`)."""
+        for reference in _references(self.value):
+            reference.release()
+
+    def share(self) -> "RemoteTree":
+        """The same structure with shared references (see :meth:`RemoteValue.share`)."""
+        return RemoteTree(_mapped(self.value, RemoteValue.share))
+
+    def describe(self) -> dict:
+        """Where the values inside live, their total size, whether all are durable (never fetches)."""
+        references = list({id(r): r for r in self.references()}.values())  # a value returned twice counts once
+        size = sum(r.size for r in references)
+        durable = all(r.durable for r in references)
+        places = list(dict.fromkeys(r.lives() for r in references))
+        reasons = list(dict.fromkeys(r.reason for r in references if r.reason))
+        return {"lives": "; ".join(places) or "nowhere any more", "size": size, "size_text": human_size(size),
+                "durable": durable, "reason": "; ".join(reasons) or None, "key": None, "digest": None,
+                "summary": short_repr(_mapped(self.value, lambda r: _Shown(r.summary))),
+                "count": len(references)}
+
+    def __reduce__(self):
+        return (RemoteTree, (self.value,))
+
+    def __repr__(self) -> str:
+        info = self.describe()
+        return f"<{info['summary']}: {info['count']} value(s), {info['size_text']} kept outside the kernel>"
+
+
+class _Shown:
+    """Shows a reference's short repr inside a structure's repr."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _mapped(value: Any, change: Any) -> Any:
+    """*value* with each RemoteValue inside replaced by ``change(it)`` (lists, tuples, dicts; others as they are)."""
+    kind = type(value)
+    if kind is RemoteValue:
+        return change(value)
+    if kind is RemoteTree:
+        return _mapped(value.value, change)
+    if kind is list:
+        return [_mapped(v, change) for v in value]
+    if kind is tuple:
+        return tuple(_mapped(v, change) for v in value)
+    if kind is dict:
+        return {k: _mapped(v, change) for k, v in value.items()}
+    return value
+
+
+def _fetched(value: Any) -> Any:
+    return _mapped(value, RemoteValue.fetch)
+
+
+def _references(value: Any):
+    kind = type(value)
+    if kind is RemoteValue:
+        yield value
+    elif kind is RemoteTree:
+        yield from _references(value.value)
+    elif kind is list or kind is tuple:
+        for item in value:
+            yield from _references(item)
+    elif kind is dict:
+        for item in value.values():
+            yield from _references(item)
+
+
+def is_remote(value: Any) -> bool:
+    """True for an output kept outside the kernel (a :class:`RemoteValue` or :class:`RemoteTree`)."""
+    kind = type(value)
+    return kind is RemoteValue or kind is RemoteTree
 
 
 class _Nothing:

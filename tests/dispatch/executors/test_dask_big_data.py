@@ -22,7 +22,7 @@ import pytest
 
 import covalent_nb as ct
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster
-from covalent_nb.dispatch.executors.remote import RemoteValue, blob_digest
+from covalent_nb.dispatch.executors.remote import RemoteTree, RemoteValue, blob_digest
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(180)]
 
@@ -277,3 +277,58 @@ def test_separate_processes_with_blob_storage_given_as_an_fsspec_url(home, nb, s
         print(record["output_location"]["lives"].split()[0], record["output"].shape[0])
     ''', home)
     assert out.split() == ["blob", str(SIZE)]
+
+
+# -- the lattice's return value stays a reference until someone reads it (issue 15) ------------------
+def _post(result) -> int:
+    return result.graph.kinds.index(ct.states.NodeKind.POSTPROCESS)
+
+
+def test_the_lattices_return_value_is_fetched_only_when_result_is_read(home, nb):
+    @ct.lattice
+    def returns_big(n):
+        big = nb.make(n)
+        return [big, {"total": nb.total(big), "n": n}], big
+
+    result = ct.dispatch_sync(returns_big)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    made = result._table.output.raw[node(result, "make")]
+    held = result._table.output.raw[_post(result)]
+    assert type(made) is RemoteValue and type(held) is RemoteTree
+    # the postprocess and the list/dict nodes feeding it were packed from the reference
+    assert len(held.references()) == 2 and not made.fetched and not held.fetched
+    record = result.get_node_result(_post(result), fetch=False)
+    assert record["output"] is held and record["output_location"]["size"] == made.size
+    assert not made.fetched
+    assert ct.get_result(result.dispatch_id) is result and not made.fetched
+    value = result.result  # the first read fetches, once
+    assert made.fetched and held.fetched and result.result is value
+    (array, small), again = value
+    assert array.shape == (SIZE,) and int(array[-1]) == (SIZE - 1) % 256
+    assert small == {"total": EXPECTED_TOTAL, "n": SIZE} and again.shape == (SIZE,)
+
+
+def test_a_returned_dask_output_is_read_lazily_in_a_new_process(home, nb):
+    @ct.lattice
+    def returns_it(n):
+        return nb.make(n)
+
+    result = ct.dispatch_sync(returns_it)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    made = result._table.output.raw[node(result, "make")]
+    assert result._table.output.raw[_post(result)] is made and not made.fetched
+    assert ct.get_result(result.dispatch_id).result.shape == (SIZE,) and made.fetched
+    out = run_script(f'''
+        import json
+        import covalent_nb as ct
+        from covalent_nb.dispatch.executors.remote import RemoteValue
+        result = ct.get_result({result.dispatch_id!r})
+        post = result.graph.kinds.index("postprocess")
+        held = result._table.output.held(post)
+        before = type(held) is RemoteValue and not held.fetched and held.durable
+        value = result.result
+        print(json.dumps({{"before": before, "after": held.fetched, "size": int(value.size),
+                          "last": int(value[-1])}}))
+    ''', home)
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report == {"before": True, "after": True, "size": SIZE, "last": (SIZE - 1) % 256}
