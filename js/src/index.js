@@ -800,6 +800,12 @@ function render({ model, el }) {
   };
   document.addEventListener("scroll", onScroll, { capture: true, passive: true });
   cleanups.push(() => document.removeEventListener("scroll", onScroll, { capture: true }));
+  // The rows above the canvas change height (the Cancel button goes, the failure
+  // banner comes, a group is expanded): the canvas moves on the page without a
+  // scroll, and cytoscape's cached position of it must follow, or clicks miss.
+  const above = new ResizeObserver(() => onScroll());
+  for (const row of [header, functionsEl, failuresEl, toolbar, groupbar]) above.observe(row);
+  cleanups.push(() => above.disconnect());
 
   // JupyterLab switches theme by changing attributes on <body>.
   const themeObserver = new MutationObserver(() => {

@@ -24,11 +24,19 @@ import pytest
 pytestmark = pytest.mark.browser
 
 FAN_OUT = '''
+import os
+import time
 import covalent_nb as ct
 %load_ext covalent_nb
 
+GATE = {gate!r}
+
 @ct.electron
 def featurize(i):
+    if i in (1234, 4321):  # two slow ones: the group shows them running
+        deadline = time.monotonic() + 300
+        while not os.path.exists(GATE) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return i * i
 
 @ct.electron
@@ -126,12 +134,23 @@ SMALLEST_LABEL = """(root) => {
 }"""
 
 
-def test_a_5000_fan_out_is_one_group_that_expands_page_by_page(jupyter_frontend):
-    nb = jupyter_frontend.open_notebook("fan_out.ipynb", [FAN_OUT, "run = %dispatch pipeline(5000)"])
+def test_a_5000_fan_out_is_one_group_that_expands_page_by_page(jupyter_frontend, tmp_path):
+    gate = tmp_path / "gate"
+    nb = jupyter_frontend.open_notebook("fan_out.ipynb", [FAN_OUT.format(gate=str(gate)),
+                                                          "run = %dispatch pipeline(5000)"])
     nb.run_all()
     dispatch_id = dispatch_id_of(nb, "run")
-    wait_for_status(nb, dispatch_id, "COMPLETED")
     root = graph(dispatch_id)
+    # live: the group counts its members as they run
+    nb.wait_until(lambda: evaluate(nb, dispatch_id, "(root) => root.__cy.getElementById('g0').data('summary')"),
+                  done=lambda s: s == "featurize ×5,000: 4,998 done, 2 running", timeout=90,
+                  what="the group's live summary")
+    assert "4,998 / 5,001 electrons done · 2 running" in nb.locator(f"{root} .cnb-progress").first.inner_text()
+    assert nb.locator(f"{root} button.cnb-cancel").first.is_visible()
+    nb.locator(root).first.scroll_into_view_if_needed()
+    nb.screenshot("grouped-running", selector=root)
+    gate.touch()
+    wait_for_status(nb, dispatch_id, "COMPLETED")
     group = nb.wait_until(lambda: evaluate(nb, dispatch_id, """(root) => {
         const g = root.__cy.getElementById('g0');
         return g.length ? {count: g.data('count'), summary: g.data('summary'), state: g.data('state'),
