@@ -47,11 +47,20 @@ class Registry:
         return None
 
     def forget(self, dispatch_id: str) -> None:
+        """Let go of a dispatch (deleted, pruned): its result, and what it holds on a Dask cluster.
+
+        Outputs kept on a cluster only for this result (Dask outputs that are
+        not durable) are released, so the workers free their memory; a durable
+        one stays readable from blob storage.
+        """
         with self._lock:
-            self._results.pop(dispatch_id, None)
+            result = self._results.pop(dispatch_id, None)
             self._running.pop(dispatch_id, None)
             if dispatch_id in self._order:
                 self._order.remove(dispatch_id)
+        release = getattr(result, "release_remote_outputs", None)
+        if release is not None:
+            release()
 
     def all_results(self) -> list:
         with self._lock:

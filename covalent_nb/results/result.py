@@ -349,6 +349,18 @@ class Result:
         return {f"{names[i]}({i})": outputs[i] for i in range(self._table.size)}
 
     # -- covalent_nb's additions -------------------------------------------
+    def release_remote_outputs(self) -> None:
+        """Let the Dask cluster free the outputs this result keeps there (called when it is deleted).
+
+        A Dask output that is not durable can no longer be read afterwards
+        (reading it raises ``LookupError``, saying so); a durable one is read
+        from blob storage.
+        """
+        self._table.output.release()
+        value = self._result
+        if type(value) is RemoteValue or type(value) is RemoteTree:
+            value.release()
+
     @property
     def ended(self) -> bool:
         """True once the dispatch has ended (its records are final)."""

@@ -150,7 +150,7 @@ class RemoteValue:
     """
 
     __slots__ = ("key", "digest", "size", "summary", "location", "reason", "cluster", "_future",
-                 "_value", "_lock")
+                 "_value", "_lock", "_released")
 
     def __init__(self, key: str, digest: Optional[str], size: int, summary: str,
                  location: Optional[str], reason: Optional[str], cluster: str = "") -> None:
@@ -164,6 +164,7 @@ class RemoteValue:
         self._future: Any = None
         self._value: Any = _NOTHING
         self._lock = threading.Lock()
+        self._released = False
 
     @property
     def durable(self) -> bool:
@@ -191,6 +192,8 @@ class RemoteValue:
         the kernel: this reference drops its own; another one :meth:`share`
         made keeps the value alive.
         """
+        if self._future is not None:
+            self._released = True
         self._future = None
 
     def share(self) -> "RemoteValue":
@@ -245,9 +248,11 @@ class RemoteValue:
                 failure = exc
         if self.location is not None:
             return loads(read_blob(self.location, self.digest))
+        gone = ("its dispatch was deleted (or its result forgotten), which let the cluster free it"
+                if self._released else "it is no longer there")
         raise LookupError(
             f"the output of Dask task {self.key} ({human_size(self.size)}) was kept only on the Dask "
-            f"cluster ({self.reason or 'not durable'}), and it is no longer there"
+            f"cluster ({self.reason or 'not durable'}), and {gone}"
             + (f": {type(failure).__name__}: {failure}" if failure is not None else ""))
 
     def __reduce__(self):

@@ -332,3 +332,66 @@ def test_a_returned_dask_output_is_read_lazily_in_a_new_process(home, nb):
     ''', home)
     report = json.loads(out.strip().splitlines()[-1])
     assert report == {"before": True, "after": True, "size": SIZE, "last": (SIZE - 1) % 256}
+
+
+# -- outputs kept only on the cluster are freed with their dispatch ----------------------------------
+def _on_workers(client, key: str) -> bool:
+    """True while some worker holds the data of Dask task *key* (asked of the workers themselves)."""
+    held = client.run(lambda dask_worker: [str(k) for k in dask_worker.data.keys()])
+    return any(key in keys for keys in held.values()) or bool(client.who_has().get(key))
+
+
+def _wait_until_freed(client, key: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while _on_workers(client, key):
+        assert time.monotonic() < deadline, f"the workers still hold {key}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", ["delete", "prune"])
+def test_deleting_the_dispatch_frees_a_value_kept_only_on_the_cluster(home, nb, how):
+    ct.set_config(store="memory")
+    client = DaskExecutor().client
+
+    @ct.lattice
+    def returns_big(n):
+        return nb.make(n)
+
+    result = ct.dispatch_sync(returns_big)(SIZE)
+    keeper = ct.dispatch_sync(returns_big)(SIZE)  # another dispatch's value stays where it is
+    assert result.status == keeper.status == ct.Status.COMPLETED, (result.error, keeper.error)
+    reference = result._table.output.raw[node(result, "make")]
+    kept = keeper._table.output.raw[node(keeper, "make")]
+    assert not reference.durable and reference.future is not None
+    assert _on_workers(client, reference.key) and _on_workers(client, kept.key)
+    if how == "delete":
+        ct.delete_dispatch(result.dispatch_id)
+    else:
+        ct.prune_dispatches(keep_last=1)  # keeper is the newest
+    _wait_until_freed(client, reference.key)
+    assert reference.future is None and not reference.fetched
+    with pytest.raises(LookupError, match="dispatch was deleted"):
+        result.result
+    assert _on_workers(client, kept.key)
+    assert keeper.result.shape == (SIZE,)
+
+
+def test_a_reused_value_outlives_the_deleted_parent_that_computed_it(home, nb, tmp_path):
+    ct.set_config(store="memory")
+    client = DaskExecutor().client
+
+    @ct.lattice
+    def returns_big(n):
+        return nb.make(n)
+
+    parent = ct.dispatch_sync(returns_big)(SIZE)
+    child = ct.get_result(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)(), wait=True)
+    assert child.status == ct.Status.COMPLETED, child.error
+    made = node(child, "make")
+    assert child.get_node_result(made)["reused"]
+    key = parent._table.output.raw[made].key
+    ct.delete_dispatch(parent.dispatch_id)
+    assert _on_workers(client, key)  # the child's reference still holds it
+    assert child.result.shape == (SIZE,)
+    ct.delete_dispatch(child.dispatch_id)
+    _wait_until_freed(client, key)
