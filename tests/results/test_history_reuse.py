@@ -210,9 +210,9 @@ def test_a_store_written_before_the_history_index_is_indexed_when_opened(home, r
 
 
 def test_dispatch_magic_reuse_option(home):
-    from IPython.testing.globalipapp import start_ipython
+    from IPython.core.interactiveshell import InteractiveShell
 
-    shell = start_ipython()
+    shell = InteractiveShell.instance()  # the process's one shell (other tests use it too)
     shell.run_line_magic("load_ext", "covalent_nb")
     shell.user_ns["squares"] = squares
     first = ct.dispatch_sync(squares)(3)
