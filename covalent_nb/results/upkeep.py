@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ..dispatch.runtime import RUNTIME
-from . import graph_codec
+from . import graph_codec, remote_blobs
 from .history import SpaceFreed
 from .records import decode_plan, summarize
 
@@ -48,14 +48,17 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
             for did in ids:
                 digests.update(d for (d,) in conn.execute(
                     "SELECT digest FROM blob_refs WHERE dispatch_id = ?", (did,)))
+            remote = remote_blobs.for_dispatches(conn, ids)  # files Dask workers wrote outside the home
             keyed = [(did,) for did in ids]
             forget_history(conn, ids)
             conn.executemany("DELETE FROM node_batches WHERE dispatch_id = ?", keyed)
             conn.executemany("DELETE FROM dispatch_parts WHERE dispatch_id = ?", keyed)
             conn.executemany("DELETE FROM blob_refs WHERE dispatch_id = ?", keyed)
+            remote_blobs.forget(conn, ids)
             conn.executemany("DELETE FROM dispatches WHERE dispatch_id = ?", keyed)
             orphans = [d for d in sorted(digests) if conn.execute(
                 "SELECT 1 FROM blob_refs WHERE digest = ? LIMIT 1", (d,)).fetchone() is None]
+            remote = {place: remote[place] for place in remote_blobs.unreferenced(conn, remote)}
             free_after = conn.execute("PRAGMA freelist_count").fetchone()[0]
             conn.execute("COMMIT")
         except BaseException:
@@ -65,7 +68,7 @@ def delete(store: Any, dispatch_ids: list) -> SpaceFreed:
         # Only once the records are gone for good: a failure before the commit
         # leaves every dispatch whole; a crash after it leaves files that no
         # record names, which the next opening of the store sweeps away.
-        blob_bytes = remove_unreferenced(store, orphans)
+        blob_bytes = remove_unreferenced(store, orphans) + remote_blobs.remove(store, remote)
         try:
             conn.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the file system
         except sqlite3.Error:

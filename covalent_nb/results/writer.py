@@ -46,6 +46,7 @@ from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
 from .values import BLOB, INLINE, StoreUnavailable, dumps, reason_of, sql_text
 from ..dispatch.executors.remote import RemoteTree, RemoteValue
+from . import remote_blobs
 
 __all__ = ["Writer", "Waiter", "Submission"]
 
@@ -533,6 +534,8 @@ class Writer:
         if tx.blob_refs:
             conn.executemany("INSERT OR IGNORE INTO blob_refs (digest, dispatch_id, size) VALUES (?, ?, ?)",
                              tx.blob_refs)
+        if tx.remote_refs:
+            remote_blobs.record(conn, tx.remote_refs)
         if tx.finals:
             conn.executemany(
                 "UPDATE dispatches SET status = ?, error = ?, start_us = ?, end_us = ?, updated_us = ?, "
@@ -561,11 +564,17 @@ class Writer:
         """Name the blobs that Dask workers wrote for *value* (a RemoteValue, or a RemoteTree of them).
 
         One in this store's blobs gets a ``blob_refs`` row: the record names it
-        (inline), and the row keeps the file until the dispatch is deleted.
+        (inline), and the row keeps the file until the dispatch is deleted.  One
+        in blob storage elsewhere (a path or fsspec URL) gets a ``remote_blobs``
+        row, so deleting the last dispatch naming it removes it there too.
         """
         for reference in (value.references() if type(value) is RemoteTree else (value,)):
-            if reference.digest is not None and reference.location == self.store.blobs.path(reference.digest):
+            if reference.digest is None or reference.location is None:
+                continue
+            if reference.location == self.store.blobs.path(reference.digest):
                 tx.blob_refs.append((reference.digest, did, reference.size))
+            else:
+                tx.remote_refs.append((reference.location, did, reference.size))
 
     def _encode(self, did: str, records: list, by_value: bool, tx: "_Transaction") -> bytes:
         """One batch of node records, from the dispatcher's immutable records."""
@@ -669,8 +678,8 @@ class _Final(NamedTuple):
 class _Transaction:
     """Everything one commit writes, gathered before the database is touched."""
 
-    __slots__ = ("now", "submissions", "ends", "blobs", "blob_refs", "batches", "plans", "finals",
-                 "containers", "key_rows")
+    __slots__ = ("now", "submissions", "ends", "blobs", "blob_refs", "remote_refs", "batches", "plans",
+                 "finals", "containers", "key_rows")
 
     def __init__(self, now: int) -> None:
         self.now = now
@@ -678,6 +687,7 @@ class _Transaction:
         self.ends: list = []  # DispatchRecord
         self.blobs: list = []  # (digest, bytes or None, dispatch id, value or None)
         self.blob_refs: list = []  # (digest, dispatch id, size)
+        self.remote_refs: list = []  # (location, dispatch id, size): blobs Dask workers wrote outside the home
         self.batches: list = []  # (dispatch id, payload)
         self.plans: list = []  # (status, start_us, plan bytes, updated_us, dispatch id)
         self.finals: list = []  # _Final

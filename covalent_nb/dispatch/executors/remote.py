@@ -134,6 +134,23 @@ def read_blob(location: str, digest: Optional[str]) -> bytes:
     return data
 
 
+def remove_blob(location: str) -> bool:
+    """Remove the blob file at *location* (a path or fsspec URL); False if it was not there."""
+    if _is_local(location):
+        try:
+            os.unlink(_local_path(location))
+        except FileNotFoundError:
+            return False
+        return True
+    import fsspec  # optional (the dask extra), and needed only for URLs
+
+    fs, path = fsspec.core.url_to_fs(location)
+    if not fs.exists(path):
+        return False
+    fs.rm_file(path)
+    return True
+
+
 class RemoteValue:
     """A node's output kept outside the kernel: on a Dask worker, durable in blob storage or not.
 

@@ -395,3 +395,37 @@ def test_a_reused_value_outlives_the_deleted_parent_that_computed_it(home, nb, t
     assert child.result.shape == (SIZE,)
     ct.delete_dispatch(child.dispatch_id)
     _wait_until_freed(client, key)
+
+
+# -- blob storage at a URL is managed by the store: deleting the last dispatch naming a file removes it --
+def test_deleting_dispatches_removes_their_files_from_blob_storage_at_a_url(home, nb, tmp_path):
+    shared = tmp_path / "url-blobs"
+    there = DaskExecutor(blob_storage=f"file://{shared}")  # the kernel's cluster, writing at the URL
+    make_there = ct.electron(nb.make.function, executor=there)
+
+    @ct.lattice
+    def returns_big(n):
+        return make_there(n)
+
+    first = ct.dispatch_sync(returns_big)(SIZE)
+    second = ct.dispatch_sync(returns_big)(SIZE)  # the same bytes: the same file
+    other = ct.dispatch_sync(returns_big)(SIZE + 1)
+    assert {first.status, second.status, other.status} == {ct.Status.COMPLETED}
+    same, own = (r._table.output.raw[node(r, "make")] for r in (first, other))
+    assert same.durable and same.location.startswith(f"file://{shared}/")
+    same_file, own_file = (shared / v.digest[:2] / v.digest for v in (same, own))
+    assert same_file.exists() and own_file.exists()
+    assert not list((tmp_path / "home").rglob(same.digest))  # not in the home's blobs
+
+    freed = ct.delete_dispatch(first.dispatch_id)
+    assert same_file.exists() and freed.blob_bytes == 0  # the second dispatch still names it
+    out = run_script(f'''
+        import covalent_nb as ct
+        print(ct.get_result({second.dispatch_id!r}).result.shape[0])
+    ''', home)
+    assert out.split() == [str(SIZE)]
+    freed = ct.delete_dispatch(second.dispatch_id)
+    assert not same_file.exists() and freed.blob_bytes == same.size
+    assert own_file.exists()
+    ct.prune_dispatches(keep_last=0)
+    assert not own_file.exists()
