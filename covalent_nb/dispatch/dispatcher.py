@@ -264,6 +264,7 @@ class Dispatcher:
         events = [Event("dispatch_started", did, None, "RUNNING", t0 / 1e6, self._plan_record())]
         if reuse.reused:
             t_reuse = now_us()
+            t_seconds = t_reuse / 1e6
             reused_from = table.reused_from
             raw = output.raw
             for node, source in self._reused_outputs(reuse.reused):
@@ -285,8 +286,11 @@ class Dispatcher:
                 state[node] = DONE_
                 if sub is not None:
                     table.sublattice[node] = sub
-                events.append(Event("node_reused", did, node, "COMPLETED", t_reuse / 1e6,
-                                    self._node_record(node)))
+                # The record as _node_record would build it, without its lookups (per node, it counts).
+                record = _new(NodeRecord, (did, node, completed, t_reuse, t_reuse, None if data is not None else value,
+                                           data, None, "", "", None, origin, None,
+                                           sub.dispatch_id if sub is not None else None))
+                events.append(_new(Event, ("node_reused", did, node, "COMPLETED", t_seconds, record)))
 
         waiting = self.waiting = list(plan.in_degree)
         for node in range(size):

@@ -41,6 +41,7 @@ from typing import Any, NamedTuple, Optional
 
 from .blobs import blob_digest
 from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
+from ..dispatch.node_records import NodeRecord
 from ..dispatch.runtime import RUNTIME
 from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
@@ -68,6 +69,11 @@ def is_outage(error: BaseException) -> bool:
     encoded fails every time; it is set apart instead (see ``Writer._skip``).
     """
     return isinstance(error, (OSError, sqlite3.OperationalError)) or type(error) is sqlite3.DatabaseError
+
+
+#: The sparse fields of a batch and their positions in a NodeRecord.
+_SPARSE_AT = tuple((field, NodeRecord._fields.index(field))
+                   for field in ("error", "stdout", "stderr", "reused_from", "executor"))
 
 
 def history_indexed(conn: sqlite3.Connection) -> bool:
@@ -638,8 +644,8 @@ class Writer:
         if keys:  # for the history index, if it is on (see _transaction): the nodes whose output is stored
             tx.key_rows.append((did, keys, nodes, ends, refs, packed_nodes))
         sparse: dict = {}
-        for field in ("error", "stdout", "stderr", "reused_from", "executor"):
-            found = {r.node_id: getattr(r, field) for r in records if getattr(r, field)}
+        for field, at in _SPARSE_AT:  # by position: a NodeRecord is a tuple (per node, getattr counts)
+            found = {r[1]: r[at] for r in records if r[at]}
             if found:
                 sparse[field] = found
         if unstorable:
