@@ -637,7 +637,7 @@ def node_details(result: Any, node_id: int) -> dict:
     graph = result.graph
     if not 0 <= node_id < len(graph):
         return {}
-    record = result.get_node_result(node_id)
+    record = result.get_node_result(node_id, fetch=False)  # a Dask output kept remote is not fetched
     start, end = record.get("start_time"), record.get("end_time")
     state = result.node_states()[node_id] if hasattr(result, "node_states") else ""
     details = {
@@ -654,6 +654,7 @@ def node_details(result: Any, node_id: int) -> dict:
         "end_ms": _datetime_ms(end),
         "duration": _node_duration(start, end),
         "inputs": _inputs_text(result, node_id),
+        "location": _location_text(record.get("output_location")),
         "output": _short_repr(record.get("output")) if _has_output(record) else "",
         "stdout": _tail(record.get("stdout") or "", _STREAM_MAX),
         "stderr": _tail(record.get("stderr") or "", _STREAM_MAX),
@@ -662,6 +663,14 @@ def node_details(result: Any, node_id: int) -> dict:
         "source": _source_text(graph, node_id),
     }
     return details
+
+def _location_text(where: Optional[dict]) -> str:
+    """Where a Dask output kept outside the kernel lives, its size, durable or not ("" for others)."""
+    if not where:
+        return ""
+    durable = "durable" if where.get("durable") else f"not durable: {where.get('reason') or 'no blob storage'}"
+    return f"{where.get('lives')} · {where.get('size_text')} · {durable}"
+
 
 
 def _has_output(record: dict) -> bool:
@@ -692,7 +701,7 @@ def _inputs_text(result: Any, node_id: int) -> str:
         if graph.kinds[source] == NodeKind.PARAMETER:
             value = graph.values[source] if hasattr(graph, "values") else None
         else:
-            source_record = result.get_node_result(source)
+            source_record = result.get_node_result(source, fetch=False)
             if not _has_output(source_record):
                 lines.append(f"{edge_name} = <{graph.names[source]}({source}) not done>")
                 continue

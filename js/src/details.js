@@ -14,6 +14,7 @@ export const DETAIL_FIELDS = Object.freeze([
   ["reason", "Reuse"],
   ["inputs", "Inputs"],
   ["output", "Output"],
+  ["location", "Lives in"],
   ["stdout", "stdout"],
   ["stderr", "stderr"],
   ["error", "Error"],

@@ -4,7 +4,7 @@ import { DETAIL_FIELDS, detailValues } from "../src/details.js";
 
 const FIELDS = [
   "node_name", "node_id", "status", "executor", "start_time", "end_time", "duration",
-  "inputs", "output", "stdout", "stderr", "error", "reason", "source",
+  "inputs", "output", "location", "stdout", "stderr", "error", "reason", "source",
 ];
 
 test("the pane has exactly the fields of the DOM contract", () => {

@@ -529,3 +529,53 @@ def test_the_kernel_publishes_the_final_picture_last_and_never_redraws_the_widge
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.mark.dask
+@pytest.mark.timeout(180)
+def test_details_say_where_a_dask_value_lives_without_fetching_it(tmp_path):
+    """Issue 15: a Dask output kept outside the kernel shows its place, size and durability."""
+    import numpy as np
+
+    from covalent_nb.dispatch.executors.dask import close_local_cluster
+    from covalent_nb.dispatch.executors.remote import RemoteValue
+
+    @ct.electron(executor="dask")
+    def make_big(n):
+        return np.ones(n, dtype=np.uint8)
+
+    @ct.electron(executor="dask")
+    def count(a):
+        return int(a.sum())
+
+    @ct.lattice
+    def big_flow(n):
+        big = make_big(n)
+        return count(big), big
+
+    keys = ("home", "store", "dask_address", "dask_workers", "dask_blob_storage")
+    settings = {key: ct.get_config(key) for key in keys}
+    try:
+        for store, where in (("memory", "Dask worker memory"), ("sqlite", "blob storage")):
+            ct.set_config(home=str(tmp_path / store), store=store, dask_address=None, dask_workers=1,
+                          dask_blob_storage=None)
+            result = ct.dispatch_sync(big_flow)(2_000_000)
+            assert result.status == ct.Status.COMPLETED, result.error
+            names = list(result.graph.names)
+            made, counted = names.index("make_big"), names.index("count")
+            post = result.graph.kinds.index("postprocess")
+            reference = result._table.output.raw[made]
+            assert type(reference) is RemoteValue
+            details = gw.node_details(result, made)
+            assert where in details["location"] and "2.0 MB" in details["location"]
+            assert ("· durable" in details["location"]) == (store == "sqlite")
+            if store == "memory":
+                assert "not durable: the store is 'memory'" in details["location"]
+            assert "2.0 MB" in details["output"]  # the reference's repr, not the array's
+            assert "2.0 MB" in gw.node_details(result, counted)["inputs"]
+            assert gw.node_details(result, counted)["location"] == ""  # a small output came to the kernel
+            assert where in gw.node_details(result, post)["location"]
+            assert not reference.fetched  # nothing above brought the value into the kernel
+    finally:
+        close_local_cluster()
+        ct.set_config(settings)
