@@ -9,8 +9,15 @@ to the next.  Measured, each in a run of its own:
   whether the kernel fetched the value (it must not);
 * wall time with the SQLite store (the worker writes the output into the
   home's blob directory: durable) and with the memory store (the output stays
-  on the cluster: not durable), and, for scale, the time a worker takes to
-  write ``n`` bytes to a file with an fsync (what durable storage costs at least).
+  on the cluster: not durable);
+* on a worker, what durable storage is made of, each step timed alone with
+  the functions the worker runs (medians): pickling the value
+  (``freeze_output``, paid by every mutable output, durable or not), its
+  BLAKE2b-256 digest (the store's blob naming), writing the bytes to a file
+  with an fsync and a rename, and ``store_blob`` (what the worker does: the
+  write with the digest computed in a second thread meanwhile), next to a
+  plain write of the array's memory to a file with an fsync (what durable
+  storage costs at least), and SHA-256 for comparison (not the store's format).
 
 Usage::
 
@@ -27,12 +34,16 @@ import tempfile
 import threading
 import time
 
+import hashlib
+import uuid
+
 import numpy as np
 import psutil
 
 import covalent_nb as ct
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster
-from covalent_nb.dispatch.executors.remote import RemoteValue
+from covalent_nb.dispatch.executors.remote import RemoteValue, blob_digest, store_blob
+from covalent_nb.dispatch.freeze import freeze_output
 
 
 @ct.electron(executor="dask")
@@ -95,20 +106,58 @@ def one_run(n: int) -> dict:
             "durable": reference.durable, "reason": reference.reason}
 
 
-def write_on_worker(n: int, directory: str) -> float:
-    """Seconds a worker takes to write n bytes to a file and fsync it."""
-    def write(path=os.path.join(directory, "probe.bin"), n=n):
-        data = np.ones(n, dtype=np.uint8).tobytes()
-        t = time.perf_counter()
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        seconds = time.perf_counter() - t
-        os.unlink(path)
-        return seconds
+def _write_synced(path: str, data) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[os.write(fd, view[:64 << 20]):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
-    return DaskExecutor().client.submit(write, pure=False).result()
+
+def split_on_worker(n: int, directory: str, turn: int) -> dict:
+    """On a worker, each step of durable storage of an n-byte array timed alone (seconds).
+
+    The three disk writes take turns going first (*turn*): the first write of
+    a round pays for the page cache the previous round left dirty.
+    """
+    def steps(n=n, directory=directory, turn=turn):
+        value = np.ones(n, dtype=np.uint8)
+        took = {}
+        t = time.perf_counter()
+        data, _ = freeze_output(value)
+        took["pickle"] = time.perf_counter() - t
+        t = time.perf_counter()
+        blob_digest(data)
+        took["blake2b"] = time.perf_counter() - t
+        t = time.perf_counter()
+        hashlib.sha256(data).hexdigest()
+        took["sha256"] = time.perf_counter() - t
+        probe = os.path.join(directory, f"probe-{uuid.uuid4().hex}")
+
+        def write():
+            _write_synced(probe + ".tmp", data)
+            os.replace(probe + ".tmp", probe)
+            os.unlink(probe)
+
+        def durable():
+            os.unlink(store_blob(os.path.join(directory, "bench-blobs"), data)[1])
+
+        def plain():
+            _write_synced(probe, value)
+            os.unlink(probe)
+
+        disk = [("write", write), ("store_blob", durable), ("plain", plain)]
+        for step, run in disk[turn % 3:] + disk[:turn % 3]:
+            os.sync()  # each write starts with nothing dirty
+            t = time.perf_counter()
+            run()
+            took[step] = time.perf_counter() - t
+        return took
+
+    return DaskExecutor().client.submit(steps, pure=False).result()
 
 
 def main() -> None:
@@ -129,7 +178,7 @@ def main() -> None:
                 ct.set_config(store=store)
                 runs = [one_run(n) for _ in range(options.repeats)]
                 rows.append((store, runs))
-            disk = statistics.median(write_on_worker(n, home) for _ in range(options.repeats))
+            splits = [split_on_worker(n, home, turn) for turn in range(3 * max(1, options.repeats // 2))]
         finally:
             close_local_cluster()
             ct.shutdown()
@@ -145,7 +194,23 @@ def main() -> None:
         fetched = "yes" if any(r["fetched"] for r in runs) else "no"
         print(f"| {store} | {where} | {growth:.1f} MB (max {max(r['growth_mb'] for r in runs):.1f}) | "
               f"{fetched} | {seconds:.2f} s |")
-    print(f"\nA worker writing {n / 1e6:.0f} MB to a file with fsync: {disk:.2f} s.")
+    def median(step: str) -> float:
+        return statistics.median(s[step] for s in splits)
+
+    plain = median("plain")
+    print(f"\nOn a worker, {n / 1e6:.0f} MB, each step alone, median of {len(splits)}:\n")
+    print("| step | seconds | vs plain write |")
+    print("| --- | ---: | ---: |")
+    for step, label in (("plain", "plain write of the array's memory + fsync (the floor)"),
+                        ("pickle", "pickling the output (every mutable output pays it, durable or not)"),
+                        ("blake2b", "BLAKE2b-256 digest (the store's blob name)"),
+                        ("write", "writing the pickled bytes + fsync + rename"),
+                        ("store_blob", "what the worker does: write, digest in a second thread"),
+                        ("sha256", "SHA-256 digest, for comparison (not the store's format)")):
+        print(f"| {label} | {median(step):.2f} | {median(step) / plain:.2f}x |")
+    extra = median("store_blob")
+    print(f"\nDurable storage on top of pickling: {extra:.2f} s = {extra / plain:.2f}x the plain write "
+          f"(digest then write, one after the other: {median('blake2b') + median('write'):.2f} s).")
 
 
 if __name__ == "__main__":

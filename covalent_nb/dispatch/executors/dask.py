@@ -50,7 +50,7 @@ from ..runner import FromRun, TaskSpec, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor
 from .dask_connection import Connection, close_local_cluster
-from .remote import RemoteValue, blob_digest, short_repr, write_blob
+from .remote import RemoteValue, short_repr, store_blob
 
 __all__ = ["DaskExecutor", "close_local_cluster", "local_cluster"]
 
@@ -140,8 +140,7 @@ def _keep_large(outcome: tuple, storage: Optional[str], why_not: Optional[str], 
     reason = why_not
     if storage is not None:
         try:
-            digest = blob_digest(data)
-            location = write_blob(storage, data, digest)
+            digest, location = store_blob(storage, data)
             reason = None
         except Exception as exc:  # noqa: BLE001 - unreachable, full, refused: say so in the record
             reason = f"the worker could not write to blob storage {storage} ({type(exc).__name__}: {exc})"
