@@ -123,7 +123,7 @@ import re
 import reprlib
 import threading
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional, Sequence, Union
+from typing import Any, Callable, ClassVar, Optional, Union
 
 import anywidget
 import traitlets
@@ -134,8 +134,7 @@ from ..states import NodeKind
 from ..results.history import format_duration
 from ..workflow.source import source_of
 from .grouping import PAGE_SIZE, Drawing, Group, encode_runs, find_groups, make_drawing
-from .layout import (AUX_KINDS, cached, compact_labels, compute_positions, item_size,
-                     printable, _resolve_engine)
+from .layout import cached, compact_labels, compute_positions, item_size, printable, resolve_engine
 from .publisher import Update, get_publisher
 from .states import CODES, PALETTE, count_states, encode_states, status_text
 
@@ -215,7 +214,7 @@ def graph_payload(graph: Any, engine: str = "auto", expanded: Optional[dict] = N
             g = groups[it.group]
             labels.append(_group_label(graph, g))
             roles.append("g")
-    engine = _resolve_engine(engine, len(items))
+    engine = resolve_engine(engine, len(items))
     key = ("drawing", graph.shape_key(), engine, group, tuple(sorted(drawing.pages.items())))
     sizes = [item_size(lab, role) for lab, role in zip(labels, roles)]
     layout = cached(key, lambda: compute_positions(sizes, drawing.pairs, engine, "auto"))
@@ -654,8 +653,8 @@ def node_details(result: Any, node_id: int) -> dict:
         "end_ms": _datetime_ms(end),
         "duration": _node_duration(start, end),
         "inputs": _inputs_text(result, node_id),
-        "location": _location_text(record.get("output_location")),
         "output": _short_repr(record.get("output")) if _has_output(record) else "",
+        "location": _location_text(record.get("output_location")),
         "stdout": _tail(record.get("stdout") or "", _STREAM_MAX),
         "stderr": _tail(record.get("stderr") or "", _STREAM_MAX),
         "error": _tail(str(record.get("error") or ""), _STREAM_MAX),
@@ -664,13 +663,13 @@ def node_details(result: Any, node_id: int) -> dict:
     }
     return details
 
+
 def _location_text(where: Optional[dict]) -> str:
     """Where a Dask output kept outside the kernel lives, its size, durable or not ("" for others)."""
     if not where:
         return ""
     durable = "durable" if where.get("durable") else f"not durable: {where.get('reason') or 'no blob storage'}"
     return f"{where.get('lives')} · {where.get('size_text')} · {durable}"
-
 
 
 def _has_output(record: dict) -> bool:

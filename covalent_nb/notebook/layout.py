@@ -33,7 +33,7 @@ from ..states import NodeKind
 __all__ = [
     "Layout", "GraphShape", "layout_graph", "compute_layout", "compute_positions", "dot_available",
     "display_label", "node_size", "item_size", "choose_direction", "AUX_KINDS", "ENGINES",
-    "DOT_MAX_NODES", "clear_cache", "cached", "compact_labels", "printable",
+    "DOT_MAX_NODES", "clear_cache", "cached", "compact_labels", "printable", "resolve_engine",
 ]
 
 #: Node kinds drawn small and hidden by the "hide parameters" toggle.
@@ -320,6 +320,11 @@ def choose_direction(sizes: Sequence[tuple[int, int]], pairs: Sequence[tuple[int
     if down.height > view_h and down.height > down.width:
         return across if zoom(across) >= zoom(down) * 0.85 else down
     return across if zoom(across) > zoom(down) * 1.05 else down
+
+
+def resolve_engine(engine: str, size: int) -> str:
+    """The engine ``"auto"`` means for a drawing of *size* items (see :func:`layout_graph`)."""
+    return _resolve_engine(engine, size)
 
 
 def _resolve_engine(engine: str, size: int) -> str:

@@ -41,7 +41,6 @@ from typing import Any, Callable, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.display import display
 
 from ..dispatch.runtime import RUNTIME
 from ..api import dispatch as _dispatch, get_result

@@ -12,7 +12,6 @@ network request refused, and looks at what is on screen.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 

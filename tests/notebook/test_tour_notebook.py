@@ -41,8 +41,8 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
     # %%lattice defines, shows nothing
     assert cells["lattice"].outputs == []
     # %dispatch shows the live graph, with its static picture for saved notebooks
-    [graph] = shown(cells["dispatch"])
-    assert WIDGET in graph and "<svg" in graph["image/svg+xml"]
+    graph, picture = shown(cells["dispatch"])  # the widget, then its picture (graph_widget.show_live)
+    assert WIDGET in graph and "<svg" in picture["image/svg+xml"]
     assert stdout(cells["result"]) == "COMPLETED 1.5\n"
 
     # the failing task: FAILED with the task's own traceback, pointing at its line
@@ -52,7 +52,7 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
     assert re.search(r"Cell In\[\d+\], line 4, in check_positive\(x\)\n.*"
                      r"----> 4 +raise ValueError.*\nValueError: expected a positive number, got -4\n$",
                      report, re.S)
-    assert len(shown(cells["failure"])) == 1
+    assert len(shown(cells["failure"])) == 2  # the widget and its picture
 
     # the panel is shown, then driven as the button would
     [panel] = shown(cells["panel"])
@@ -96,4 +96,4 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
     else:
         assert setup.startswith("tasks run on the Dask cluster at ")
         assert stdout(cells["dask-result"]) == "15 on ['dask']\n"
-    assert len(shown(cells["dask-run"])) == 1
+    assert len(shown(cells["dask-run"])) == 2  # the widget and its picture

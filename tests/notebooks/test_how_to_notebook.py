@@ -48,4 +48,5 @@ def check_one_run(tmp_path):
 
     shown = code[9].outputs[0]["data"]
     assert "application/vnd.jupyter.widget-view+json" in shown  # the live graph
-    assert "<svg" in shown["image/svg+xml"]  # and its picture for a notebook saved without a kernel
+    picture = code[9].outputs[1]["data"]  # and its picture, for exported and saved notebooks
+    assert "<svg" in picture["image/svg+xml"] and "COMPLETED" in picture["image/svg+xml"]
