@@ -579,3 +579,23 @@ def test_details_say_where_a_dask_value_lives_without_fetching_it(tmp_path):
     finally:
         close_local_cluster()
         ct.set_config(settings)
+
+
+def test_a_graph_displayed_in_ipython_is_the_widget_then_its_picture():
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    result = ct.dispatch_sync(wide_failing)(8)
+    shell.user_ns.update(graph=LatticeGraph(result), result=result)
+    for name in ("graph", "result"):
+        with capture_output() as captured:
+            shell.run_cell(name, store_history=False)
+        widget, picture = captured.outputs
+        assert "application/vnd.jupyter.widget-view+json" in widget.data
+        assert "image/svg+xml" not in widget.data
+        assert "FAILED" in picture.data["image/svg+xml"]
+        assert gw.static_class(result.dispatch_id) in picture.data["text/html"]
+    # a FAILED Result keeps its failure lines as the text a console shows
+    assert widget.data["text/plain"].startswith("FAILED")
+    assert "fails_on_three" in widget.data["text/plain"]
