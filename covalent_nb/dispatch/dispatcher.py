@@ -643,7 +643,11 @@ class Dispatcher:
         if node_ids is None:
             flag.all = True
             self.result._cancel_requested = True
-            targets = [n for n in range(len(state)) if state[n] == WAITING]
+            # Not started, and never will: waiting nodes, and links of a chain handed to an
+            # executor whose parent has not finished (the executor skips them: the flag is set).
+            waiting = getattr(self, "waiting", None) or [0] * len(state)
+            targets = [n for n in range(len(state))
+                       if state[n] == WAITING or (state[n] == SUBMITTED and waiting[n] > 0)]
         else:
             size = len(state)
             node_ids = [n for n in node_ids if isinstance(n, int) and 0 <= n < size]

@@ -149,6 +149,15 @@ def test_cancel_stops_nodes_that_have_not_started():
     assert started.wait(10)
     message = ct.cancel(dispatch_id)
     assert "cancellation" in message
+    # What has not started shows CANCELLED at once, while the running task runs on
+    # (inc(inc(...)) is a chain the executor runs as one: its links were handed over already).
+    live = ct.get_result(dispatch_id)
+    electrons = [i for i, k in enumerate(live.graph.kinds) if k == "electron"]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and [live.get_node_result(i)["status"] for i in electrons[1:]] \
+            != ["CANCELLED", "CANCELLED"]:
+        time.sleep(0.01)
+    assert [live.get_node_result(i)["status"] for i in electrons] == ["RUNNING", "CANCELLED", "CANCELLED"]
     gate.set()
     result = ct.get_result(dispatch_id, wait=True)
     assert result.status == "CANCELLED"
