@@ -37,9 +37,7 @@ import ipywidgets
 
 from ..api import get_result
 from ..redispatch import redispatch
-from ..results.failures import FAILED_COLOUR, failed_nodes, failure_html, status_badge
 from ..results.result import Result
-from ..states import Status
 from .choices import (ElectronRow, candidates, changed_since_dispatch, electron_rows,
                       lattice_signature, literal_text, resolve_dispatch, reuse_report,
                       reuse_report_html, short_repr)
@@ -47,8 +45,7 @@ from .graph_widget import LatticeGraph, show_live
 from .handle import text_summary
 from .userspace import KEEP, UserInputError, describe_error, parse_value, user_namespace
 
-__all__ = ["RedispatchPanel", "redispatch_panel", "LiveView", "live_view", "panel_slot",
-           "failure_banner"]
+__all__ = ["RedispatchPanel", "redispatch_panel", "LiveView", "live_view", "panel_slot"]
 
 log = logging.getLogger(__name__)
 
@@ -488,28 +485,18 @@ def panel_slot(graph: Any) -> Optional[Any]:
 class LiveView(ipywidgets.VBox):
     """A dispatch's live graph, with a box under it for the redispatch panel.
 
-    Above the graph, :attr:`failure` stays empty unless the dispatch ends
-    FAILED; then it shows a red FAILED badge and each failed electron with
-    its exception line, its traceback one click away.  Displays like the
-    graph: its mime bundle carries the graph's static SVG, so a notebook
-    saved without widget state still shows the picture.
+    A FAILED dispatch is marked inside the graph itself (its header and its
+    failure banner, see :mod:`.graph_widget`), so the view adds nothing above
+    it.  Displays like the graph: its mime bundle carries the graph's static
+    SVG, so a notebook saved without widget state still shows the picture.
     """
 
     def __init__(self, graph: Any) -> None:
         self.graph = graph
-        self.failure = ipywidgets.HTML(layout=ipywidgets.Layout(width="100%"))
-        self.failure.add_class("cnb-failure")
         self.slot = ipywidgets.VBox(layout=ipywidgets.Layout(width="100%"))
         self.slot.add_class("cnb-panel-slot")
-        super().__init__([self.failure, graph, self.slot], layout=ipywidgets.Layout(width="100%"))
+        super().__init__([graph, self.slot], layout=ipywidgets.Layout(width="100%"))
         self.add_class("cnb-live-view")
-        result = getattr(graph, "result", None)
-        if result is not None:
-            # at once if it has ended; else on the dispatcher's thread as it ends (one trait change)
-            result.add_done_callback(self._show_failure)
-
-    def _show_failure(self, result: Result) -> None:
-        self.failure.value = failure_banner(result)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         data = super()._repr_mimebundle_(**kwargs)
@@ -522,21 +509,6 @@ class LiveView(ipywidgets.VBox):
         # Two outputs: the view, and the static picture nbconvert's HTML shows
         # (see graph_widget.show_live).
         show_live(self, self.graph, text)
-
-
-def failure_banner(result: Result) -> str:
-    """The HTML that marks a FAILED dispatch: a red badge, what failed and why ("" unless FAILED)."""
-    lines = result.failure_lines()
-    if not lines:
-        return ""
-    failures = failed_nodes(result)
-    head = html.escape(lines[0].removeprefix("FAILED").lstrip(": "))
-    body = failure_html(failures) if failures else ""
-    return (f'<div class="cnb-failure-banner" data-status="FAILED" style="border-left: 4px solid '
-            f"{FAILED_COLOUR}; background: rgba(211, 47, 47, 0.08); padding: 4px 8px; "
-            f'margin: 2px 0">{status_badge(Status.FAILED)} <b>{head}</b> '
-            f'<span style="color: {_MUTED_COLOUR}">dispatch {html.escape(result.dispatch_id)}</span>'
-            f"{body}</div>")
 
 
 def live_view(result: Result) -> Any:
