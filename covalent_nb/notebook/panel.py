@@ -34,6 +34,7 @@ import weakref
 from typing import Any, Mapping, Optional, Union
 
 import ipywidgets
+from IPython.display import display
 
 from ..api import get_result
 from ..redispatch import redispatch
@@ -167,7 +168,17 @@ class RedispatchPanel(ipywidgets.VBox):
             border="1px solid var(--jp-border-color2, #e0e0e0)", padding="4px 8px", margin="4px 0"))
         super().__init__(children, **kwargs)
         self.add_class("cnb-panel")
+        # Where the panel is drawn, its static description (a second output, see
+        # _ipython_display_) is hidden by this rule; where it is not (an HTML export read
+        # offline), nothing hides it.
+        self.children += (ipywidgets.HTML(
+            f"<style>.{self._static_class} {{ display: none !important; }}</style>",
+            layout=ipywidgets.Layout(display="none")),)
         self.refresh()
+
+    @property
+    def _static_class(self) -> str:
+        return "cnb-panel-static-" + (self.model_id or "")
 
     # -- building ------------------------------------------------------------------
     def _input_fields(self):
@@ -414,7 +425,8 @@ class RedispatchPanel(ipywidgets.VBox):
         done = ""
         if self.dispatches:
             done = f"<div>redispatched here as <code>{esc(', '.join(self.dispatches))}</code></div>"
-        return (f'<div class="cnb-panel-static" style="border: 1px solid #e0e0e0; padding: 4px 8px">'
+        return (f'<div class="cnb-panel-static {self._static_class}" '
+                f'style="border: 1px solid #e0e0e0; padding: 4px 8px">'
                 f"<b>Redispatch panel</b> for <code>{lattice}</code>, dispatch "
                 f"<code>{esc(self.parent.dispatch_id)}</code> "
                 f'<span style="color: #757575">(an interactive form: run the notebook to use it)</span>'
@@ -422,6 +434,15 @@ class RedispatchPanel(ipywidgets.VBox):
                 + (f"<div>inputs: {inputs}</div>" if inputs else "")
                 + f"<div>reuse previous results: {'yes' if self.reuse.value else 'no'}</div>"
                 + done + self.summary.value + "</div>")
+
+    def _ipython_display_(self) -> None:
+        """Two outputs: the form, then its static description, which the form hides where it
+        is drawn (an HTML export keeps the widget's state, and nbconvert prefers the widget
+        view, which a page read offline cannot draw: the description is what it shows)."""
+        data = self._repr_mimebundle_()
+        widget = {k: v for k, v in data.items() if k not in ("text/html", "text/plain")}
+        display({**widget, "text/plain": ""}, raw=True)  # the description is the next output
+        display({"text/html": self.static_html(), "text/plain": self.static_text()}, raw=True)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget, with a static description instead of ipywidgets' repr of its children.

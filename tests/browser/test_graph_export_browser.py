@@ -42,6 +42,7 @@ CELLS = [
     "run = %dispatch flow(1, 2)",
     "result = run.result()\nresult",          # a Result shown as a cell's value
     "ct.show(run.dispatch_id)",               # the view ct.show returns
+    "ct.redispatch_panel(run.dispatch_id)",   # the redispatch panel (ipywidgets)
 ]
 
 
@@ -60,7 +61,7 @@ def test_nbconvert_html_with_widget_state_shows_the_pictures_offline(browser, tm
     # The scenario of the issue: the widget state is in the page, and nbconvert chose
     # the widget view for each graph (a <script> only a CDN's manager can draw).
     assert "application/vnd.jupyter.widget-state+json" in html
-    assert html.count('<script type="application/vnd.jupyter.widget-view+json">') == 3
+    assert html.count('<script type="application/vnd.jupyter.widget-view+json">') == 4
 
     context = browser.new_context(viewport=VIEWPORT, offline=True)
     refused: list[str] = []
@@ -85,6 +86,11 @@ def test_nbconvert_html_with_widget_state_shows_the_pictures_offline(browser, tm
             assert "COMPLETED" in text and "3 / 3 electrons done" in text, text
         # every graph's picture sits right after its (empty) widget output
         assert page.locator(".jp-OutputArea-output .cnb-static-graph").count() == 3
+        # and the panel is described, never shown as ipywidgets' repr of its children
+        described = page.locator(".jp-OutputArea-output .cnb-panel-static")
+        assert described.count() == 1 and described.is_visible()
+        assert "Redispatch panel for flow" in described.inner_text()
+        assert "children=" not in page.locator("body").inner_text()
         page.locator(".cnb-static-graph").first.scroll_into_view_if_needed()
         page.screenshot(path=str(artifacts.path("nbconvert-offline.png")), full_page=True)
     finally:

@@ -137,6 +137,9 @@ def test_the_summary_puts_recomputed_nodes_first_and_collapses_the_reused(jupyte
     nb.run_all()
     nb.wait_for_output("first result: 554")
     panel = nb.wait_for_selector(PANEL, state="visible")
+    # its static description (the next output, for exported pages) is hidden where the form is drawn
+    assert nb.locator(".cnb-panel-static").count() == 1
+    assert not nb.locator(".cnb-panel-static").is_visible()
 
     # the toolbar stays on one line at ordinary widths
     for width in (800, 1000, 1200, 1400):

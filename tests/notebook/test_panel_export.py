@@ -9,6 +9,7 @@ where nbconvert falls back to the output's ``text/html``.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -36,21 +37,28 @@ def test_an_exported_panel_says_what_it_is_and_which_dispatch(tmp_path):
     executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
     dispatch_id, result = executed.cells[0].outputs[0]["text"].split()
     assert result == "1.5"
-    [output] = executed.cells[1].outputs
-    data = output["data"]
-    assert "application/vnd.jupyter.widget-view+json" in data  # a live notebook still gets the form
+    form, described = executed.cells[1].outputs  # the form, then its static description
+    assert "application/vnd.jupyter.widget-view+json" in form["data"]  # a live notebook gets the form
+    data = described["data"]
     assert data["text/plain"].startswith(f"RedispatchPanel: redispatch workflow (dispatch {dispatch_id})")
-    assert "children=" not in data["text/plain"]
+    assert "children=" not in data["text/plain"] + form["data"]["text/plain"]
+    # the form hides its description where it is drawn
+    model_id = form["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert f'class="cnb-panel-static cnb-panel-static-{model_id}"' in data["text/html"]
+    state = json.dumps(executed.metadata["widgets"])
+    assert f".cnb-panel-static-{model_id} {{ display: none !important; }}" in state
 
-    # as nbconvert exports it, with the widget state: no raw repr anywhere in the page
+    # as nbconvert exports it, with the widget state (drawn by scripts from a CDN, so nothing
+    # offline): the description is in the page as an output of its own
     page, _ = HTMLExporter().from_notebook_node(executed)
     assert "RedispatchPanel(children=" not in page and "children=(" not in page
+    assert f'<div class="cnb-panel-static cnb-panel-static-{model_id}"' in page
 
     # saved without widget state: the static description is what the page shows
     del executed.metadata["widgets"]
     page, _ = HTMLExporter().from_notebook_node(executed)
     assert "RedispatchPanel(children=" not in page
-    assert '<div class="cnb-panel-static"' in page
+    assert '<div class="cnb-panel-static cnb-panel-static-' in page
     assert f"<b>Redispatch panel</b> for <code>workflow</code>, dispatch <code>{dispatch_id}</code>" in page
     assert "<li><code>task_1</code></li><li><code>task_2</code></li>" in page
     assert "<code>a=1</code>, <code>b=2</code>" in page
