@@ -29,11 +29,7 @@ import textwrap
 
 from workloads import run_fresh
 
-FILL = textwrap.dedent("""
-    import json, sys, time
-    import covalent_nb as ct
-    ct.set_config(home=sys.argv[1])
-
+WORKFLOW = textwrap.dedent("""
     @ct.electron
     def inc(x):
         return x + 1
@@ -45,6 +41,14 @@ FILL = textwrap.dedent("""
     @ct.lattice
     def fanout(start, n):
         return total([inc(i) for i in range(start, start + n)])
+""")
+
+FILL = textwrap.dedent("""
+    import json, sys, time
+    import covalent_nb as ct
+    ct.set_config(home=sys.argv[1])
+
+    exec(sys.argv[-1])  # WORKFLOW: the fan-out of start .. start + n - 1
 
     first, count = int(sys.argv[2]), int(sys.argv[3])
     t0 = time.perf_counter()
@@ -60,17 +64,7 @@ MEASURE = textwrap.dedent("""
     ct.set_config(home=sys.argv[1])
     size, repeats = int(sys.argv[2]), int(sys.argv[3])
 
-    @ct.electron
-    def inc(x):
-        return x + 1
-
-    @ct.electron
-    def total(xs):
-        return sum(xs)
-
-    @ct.lattice
-    def fanout(start, n):
-        return total([inc(i) for i in range(start, start + n)])
+    exec(sys.argv[-1])  # WORKFLOW: the fan-out of start .. start + n - 1
 
     ct.get_result(ct.dispatch(fanout)(-10, 3), wait=True)  # warm up: imports, threads, store opened
     store = active_store()
@@ -111,9 +105,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for size in sorted(options.sizes):
         if size > stored:
-            run_fresh(FILL, home, str(stored), str(size - stored))
+            run_fresh(FILL, home, str(stored), str(size - stored), WORKFLOW)
             stored = size
-        m = run_fresh(MEASURE, home, str(size), str(options.repeats))
+        m = run_fresh(MEASURE, home, str(size), str(options.repeats), WORKFLOW)
         print(f"| {size:,} | {size * 1001:,} | {statistics.median(m['find']) * 1e3:.1f} ms "
               f"({m['found']} found) | {statistics.median(m['reuse']) * 1e3:.0f} ms | "
               f"{statistics.median(m['plain']) * 1e3:.0f} ms | {m['first'] * 1e3:.0f} ms |", flush=True)

@@ -203,47 +203,11 @@ def test_without_blob_storage_the_record_says_not_durable_and_the_cluster_keeps_
 
 
 # -- a scheduler and a worker as processes, blob storage named by an fsspec URL ------------------
-def _start(args: list, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], env=env, cwd=str(REPO),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-@pytest.fixture
-def scheduler_and_worker(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                         "--no-dashboard", "--scheduler-file", str(scheduler_file)], env)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert processes[0].poll() is None, processes[0].stderr.read().decode()
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.05)
-        processes.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
-                                 "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
-                                 "--no-dashboard"], env))
-        yield json.loads(scheduler_file.read_text())["address"]
-    finally:
-        for process in reversed(processes):
-            _stop(process)
-
-
 def test_separate_processes_with_blob_storage_given_as_an_fsspec_url(home, nb, scheduler_and_worker, tmp_path):
     shared = tmp_path / "shared-blobs"
     url = f"file://{shared}"
-    remote = DaskExecutor(address=scheduler_and_worker, blob_storage=url)
-    unreachable = DaskExecutor(address=scheduler_and_worker, blob_storage=f"file://{tmp_path}/file/blobs")
+    remote = DaskExecutor(address=scheduler_and_worker.address, blob_storage=url)
+    unreachable = DaskExecutor(address=scheduler_and_worker.address, blob_storage=f"file://{tmp_path}/file/blobs")
     (tmp_path / "file").write_text("a file where a directory should be")
     make_there = ct.electron(nb.make.function, executor=remote)
     make_nowhere = ct.electron(nb.make.function, executor=unreachable)

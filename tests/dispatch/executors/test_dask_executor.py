@@ -27,6 +27,7 @@ import pytest
 from distributed.security import Security
 
 import covalent_nb as ct
+from dask_processes import start_module, stop_process
 from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster, local_cluster
 
@@ -487,43 +488,6 @@ def test_futures_are_dropped_when_the_dispatch_ends(cluster, nb):
 
 
 # -- a scheduler and a worker started as processes, reached by address ------------------
-def _start(args: list, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", *args], env=env, cwd=str(REPO),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-@pytest.fixture
-def scheduler_and_worker(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                         "--no-dashboard", "--scheduler-file", str(scheduler_file)], env)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert processes[0].poll() is None, processes[0].stderr.read().decode()
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.05)
-        processes.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
-                                 "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
-                                 "--no-dashboard"], env))
-        address = json.loads(scheduler_file.read_text())["address"]
-        yield SimpleNamespace(address=address, worker=processes[1])
-    finally:
-        for process in reversed(processes):
-            _stop(process)
-
-
 def test_scheduler_and_worker_processes_reached_by_address(scheduler_and_worker, nb):
     address = scheduler_and_worker.address
     assert address.startswith("tcp://127.0.0.1:")  # the user's own cluster: plain TCP, as Dask starts it
@@ -582,7 +546,7 @@ def tls_scheduler_and_worker(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION="True")
     scheduler_file = tmp_path / "scheduler.json"
-    processes = [_start(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol",
+    processes = [start_module(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol",
                          "tls", "--no-dashboard", "--scheduler-file", str(scheduler_file), *tls], env)]
     try:
         deadline = time.monotonic() + 60
@@ -590,7 +554,7 @@ def tls_scheduler_and_worker(tmp_path):
             assert processes[0].poll() is None, processes[0].stderr.read().decode()
             assert time.monotonic() < deadline, "the scheduler did not start"
             time.sleep(0.05)
-        processes.append(_start(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
+        processes.append(start_module(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
                                  "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
                                  "--no-dashboard", *tls], env))
         address = json.loads(scheduler_file.read_text())["address"]
@@ -599,7 +563,7 @@ def tls_scheduler_and_worker(tmp_path):
         yield SimpleNamespace(address=address, security=security)
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
 
 
 def test_a_tls_cluster_reached_by_address_with_the_users_security(tls_scheduler_and_worker, nb):
