@@ -87,8 +87,8 @@ DOM contract (stable; the browser tests rely on it)
 * ``.cnb-legend`` holds one ``[data-state="<state>"]`` element per state
   (pending, running, completed, reused, failed, cancelled), always present,
   whose text reads ``"<state> <count>"`` (e.g. ``completed 3``) and which
-  carries ``data-count="<count>"``.  Counts cover every node except parameter
-  nodes.  A ``[data-marker="replaced"]`` element counts replaced nodes (hidden
+  carries ``data-count="<count>"``.  Counts cover the electrons (as the
+  header does), not parameters or bookkeeping nodes.  A ``[data-marker="replaced"]`` element counts replaced nodes (hidden
   when there are none).
 * ``input.cnb-search`` finds a node by name (or number): Enter centres and
   selects the next match; ``.cnb-search-status`` says ``k / m`` or ``no match``.
@@ -428,7 +428,7 @@ class LatticeGraph(anywidget.AnyWidget):
         return self._result
 
     def counts(self) -> dict[str, int]:
-        """Nodes per state, as the legend shows them (parameter nodes left out)."""
+        """Electrons per state, as the legend shows them (parameters and bookkeeping left out)."""
         return count_states(self.states, self._result.graph.kinds)
 
     def electrons(self) -> dict[str, int]:

@@ -49,8 +49,9 @@ PALETTE: Mapping[str, str] = {
     "replaced": "#d6409f",
 }
 
-#: Node kinds that are not counted in the legend (inputs, complete at start).
-UNCOUNTED_KINDS = frozenset({NodeKind.PARAMETER})
+#: Node kinds that are not counted in the legend: it counts the electrons (and sublattices),
+#: the tasks the user wrote, not parameters or bookkeeping (lists, getters, the postprocess).
+UNCOUNTED_KINDS = frozenset({NodeKind.PARAMETER} | NodeKind.INTERNAL)
 
 
 def encode_states(states: Iterable[str]) -> str:
@@ -70,8 +71,8 @@ def decode_states(encoded: str) -> list[str]:
 def count_states(states: Sequence[str], kinds: Optional[Sequence[str]] = None) -> dict[str, int]:
     """Count nodes per display state, every state present, zero included.
 
-    *states* are names (or an encoded string).  When *kinds* is given,
-    parameter nodes are left out, as the widget's legend does.
+    *states* are names (or an encoded string).  When *kinds* is given, only
+    electrons and sublattices are counted, as the widget's legend does.
     """
     if isinstance(states, str):
         states = decode_states(states)

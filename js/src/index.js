@@ -172,8 +172,9 @@ function render({ model, el }) {
     palette = graph.palette;
     electrons = electronIndices(graph.kinds || "");
     const kinds = graph.kinds || "";
+    // the legend counts electrons (and sublattices): the tasks the user wrote, not bookkeeping
     uncounted = new Set();
-    for (let i = 0; i < kinds.length; i++) if (kinds[i] === "p") uncounted.add(i);
+    for (let i = 0; i < kinds.length; i++) if (kinds[i] !== "e" && kinds[i] !== "s") uncounted.add(i);
     groupMembers = new Map((graph.groups || []).map((g) => [g.id, decodeRuns(g.runs)]));
     functionMembers = (graph.functions || []).map((f) => ({ ...f, members: decodeRuns(f.runs) }));
     large = graph.ids.length > LARGE_GRAPH;

@@ -4,7 +4,7 @@
         nb = lab.open_notebook("x.ipynb", ["import covalent_nb as ct", "..."])
         nb.run_all()
         nb.wait_for_output("COMPLETED")
-        nb.wait_for_selector('.cnb-legend [data-state="completed"][data-count="7"]')
+        nb.wait_for_selector('.cnb-legend [data-state="completed"][data-count="3"]')
         nb.click_cy_node(where=lambda n: n["data"].get("name") == "task_1")
         assert nb.locator('.cnb-details [data-field="node_name"]').inner_text() == "task_1"
         nb.screenshot("after-click")

@@ -286,7 +286,7 @@ def test_cancel_ends_a_running_dispatch(jupyter_frontend, tmp_path):
     nb.screenshot("cancelling", selector=root)
     (gates / "go").touch()  # the running task finishes, nothing else starts, the dispatch ends
     wait_for_status(nb, dispatch_id, "CANCELLED")
-    nb.wait_for_selector(f'{root} .cnb-legend [data-state="cancelled"][data-count="3"]', timeout=30)
+    nb.wait_for_selector(f'{root} .cnb-legend [data-state="cancelled"][data-count="2"]', timeout=30)
     assert not nb.locator(f"{root} button.cnb-cancel").first.is_visible()
     nb.screenshot("cancelled", selector=root)
 

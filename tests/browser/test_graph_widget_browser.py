@@ -20,7 +20,7 @@ from seed_source import SEED_TASKS as SEED_SOURCE_TASKS
 
 pytestmark = pytest.mark.browser
 
-COUNTED_NODES = 4  # task_0, task_1, task_2 and the postprocess node
+COUNTED_NODES = 3  # the legend counts electrons: task_0, task_1, task_2 (not the postprocess)
 
 SEED_TASKS = SEED_SOURCE_TASKS + SEED_LATTICE
 
@@ -133,12 +133,12 @@ def test_legend_follows_a_running_dispatch(jupyter_frontend, tmp_path):
     nb.run_all()
     dispatch_id = printed_id(nb, "dispatch id:")
 
-    # task_0 waits at its gate: nothing has completed, three nodes are pending
-    wait_for_legend(nb, dispatch_id, running=1, pending=3, completed=0, status="RUNNING")
+    # task_0 waits at its gate: nothing has completed, the two other electrons are pending
+    wait_for_legend(nb, dispatch_id, running=1, pending=2, completed=0, status="RUNNING")
     nb.screenshot("running")
 
     (gates / "task_0").touch()
-    wait_for_legend(nb, dispatch_id, completed=1, running=1, pending=2)
+    wait_for_legend(nb, dispatch_id, completed=1, running=1, pending=1)
 
     # keep the kernel busy in another cell; the graph must still move
     nb.run_cell('import time; time.sleep(120); print("busy cell done")')

@@ -131,7 +131,7 @@ def test_built_from_a_dispatch_id_or_a_result_with_the_graph_and_states():
         assert len(graph["edges"]) == 2 * len(result.graph.edges)
         assert graph["codes"] == {code: state for state, code in CODES.items()}
         assert graph["palette"] == dict(PALETTE)  # the browser's only colours (js/src/style.js)
-        assert widget.counts()["completed"] == 4
+        assert widget.counts()["completed"] == 3  # the electrons: not parameters nor the postprocess
     with pytest.raises(TypeError):
         LatticeGraph(42)
     with pytest.raises(ValueError):
@@ -163,11 +163,11 @@ def test_live_updates_come_from_the_publisher_thread_and_follow_the_dispatch(gat
     # Node 0 is gated: running until the gate opens, double (node 2) pending.
     assert wait_until(lambda: widget.states[0] == CODES["running"]), widget.states
     assert widget.status == "RUNNING"
-    assert widget.counts()["running"] == 1 and widget.counts()["pending"] == 2
+    assert widget.counts()["running"] == 1 and widget.counts()["pending"] == 1  # electrons only
     gate.set()
     assert wait_until(lambda: widget.status == "COMPLETED"), widget.status
     assert widget.states == encode_states(["completed"] * 4)
-    assert widget.counts()["completed"] == 3
+    assert widget.counts()["completed"] == 2
     assert seen, "no live update reached the widget"
     assert {thread for *_, thread in seen} == {"covalent-nb-widget-publisher"}
     # the header's clock: the start and end times arrive with the events
@@ -234,7 +234,7 @@ def test_redispatch_with_reuse_shows_reused_and_replaced_nodes():
     assert widget.status == "COMPLETED"
     counts = widget.counts()
     assert counts["reused"] == 2  # both doubles
-    assert counts["completed"] == 2  # the replaced add and the postprocess
+    assert counts["completed"] == 1  # the replaced add (the legend counts electrons only)
     assert widget.replaced == [4]
     assert "reused 2" in widget.to_svg()
 

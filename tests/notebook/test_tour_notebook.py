@@ -55,8 +55,8 @@ def test_the_tour_runs_and_shows_each_step(tmp_path, monkeypatch):
     assert len(shown(cells["failure"])) == 2  # the widget and its picture
 
     # the panel is shown, then driven as the button would
-    [panel] = shown(cells["panel"])
-    assert WIDGET in panel and "RedispatchPanel" in panel["text/plain"]
+    panel, described = shown(cells["panel"])  # the form, then its description for exported pages
+    assert WIDGET in panel and described["text/plain"].startswith("RedispatchPanel: redispatch")
     lines = stdout(cells["panel-code"]).splitlines()
     assert lines[0] == "6"
     assert lines[1] == "COMPLETED · result 6 · 2 reused · 2 recomputed"

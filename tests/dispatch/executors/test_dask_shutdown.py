@@ -82,6 +82,12 @@ def test_shutdown_during_a_dispatch_fails_its_running_and_waiting_nodes(fresh_cl
     result = ct.get_result(ct.dispatch(workflow)(str(tmp_path)))
     _wait_for(tmp_path / "started-a")
     _wait_for(tmp_path / "started-b")
+    # ...and the kernel has heard that they started (on a busy machine the worker's word comes later)
+    holds = [n for n, name in enumerate(result.graph.names) if name == "hold"]
+    deadline = time.monotonic() + 30
+    while any(result.get_node_result(n)["status"] != ct.Status.RUNNING for n in holds):
+        assert time.monotonic() < deadline, [result.get_node_result(n)["status"] for n in holds]
+        time.sleep(0.02)
     shut = time.monotonic()
     DaskExecutor().shutdown()  # another object for the same cluster: what it runs ends all the same
     assert result.wait(15), f"the dispatch is still {result.status} after shutdown"
