@@ -436,8 +436,8 @@ class Dispatcher:
             argument = self._argument
             args = [argument(s, members, output, frozen, private) for s in sources]
             kwargs = {k: argument(s, members, output, frozen, private) for k, s in kw_sources}
-            shared = bool(members) or any(type(a) is CopyOf or type(a) is RemoteValue for a in args) or \
-                any(type(v) is CopyOf or type(v) is RemoteValue for v in kwargs.values())
+            shared = bool(members) or any(type(a) in _SHARED for a in args) or \
+                any(type(v) in _SHARED for v in kwargs.values())
         else:
             shared = False
             args = [output[s] for s in sources]
@@ -449,7 +449,8 @@ class Dispatcher:
     def _argument(source: int, members: Optional[set], output: list, frozen: dict, private: set) -> Any:
         if members and source in members:
             return FromRun(source)
-        if type(output[source]) is RemoteValue:  # a reference: Dask passes it on, run_task fetches it
+        kind = type(output[source])
+        if kind is RemoteValue or kind is RemoteTree:  # a reference: Dask passes it on, run_task fetches it
             return output[source]
         data = frozen.get(source)
         if data is not None:
@@ -524,11 +525,13 @@ class Dispatcher:
 
     # -- the lattice's result, kept by reference -------------------------------------
     def _packs_references(self, node: int) -> bool:
-        """True when *node* only packs its inputs for the lattice's result and one of them is kept remote.
+        """True when *node* only packs its inputs and one of them is kept remote.
 
         Such a node (the ``:postprocess:`` node, or a list/tuple/dict node whose
-        consumers are all such nodes) is built here from the references, so the
-        lattice's return value never enters the kernel until someone reads it.
+        consumers are all such nodes or tasks of an executor that resolves
+        references where it runs, Dask) is built here from the references: the
+        lattice's return value never enters the kernel until someone reads it,
+        and a Dask task given ``[a, b]`` reads ``a`` and ``b`` on its worker.
         """
         plan = self.plan
         raw = self.raw
@@ -544,9 +547,16 @@ class Dispatcher:
             kinds = self.result.graph.kinds
             known = (kinds[node] in _PACKING_KINDS and node not in self._hooks
                      and packs_as_is(self.functions[node])
-                     and all(self._packer(child) for child in self.plan.children[node]))
+                     and all(self._packer(child) or self._resolves_references(node, child)
+                             for child in self.plan.children[node]))
             self._packers[node] = known
         return known
+
+    def _resolves_references(self, node: int, child: int) -> bool:
+        """True when *child* takes collection *node*'s output as references and reads them where it runs."""
+        kinds = self.result.graph.kinds
+        return (kinds[node] != NodeKind.POSTPROCESS and kinds[child] != NodeKind.SUBLATTICE
+                and getattr(self.node_executor[child], "resolves_references", False))
 
     def _pack_references(self, node: int) -> None:
         """Build *node*'s output from references (never fetching them); deliver it as Done."""
@@ -759,6 +769,9 @@ class Dispatcher:
         self.services.ended(result.dispatch_id)
         result._finish()  # runs the done callbacks, then wakes the waiters
 
+
+#: Argument kinds a consumer must not share: run_task gives the task its own copy (or the fetched value).
+_SHARED = frozenset({CopyOf, RemoteValue, RemoteTree})
 
 #: Kinds of the nodes that may pack references for the lattice's result (see Dispatcher._packs_references).
 _PACKING_KINDS = frozenset({NodeKind.POSTPROCESS, NodeKind.ELECTRON_LIST, NodeKind.ELECTRON_DICT})

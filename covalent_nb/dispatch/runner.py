@@ -14,7 +14,7 @@ from ..states import now_us
 from .capture import capturing
 from ..serialization import IMMUTABLE
 from .freeze import CopyOf, Output, produced
-from .executors.remote import RemoteValue
+from .executors.remote import RemoteTree, RemoteValue
 from .tracebacks import format_failure
 
 __all__ = ["TaskSpec", "run_task", "argument", "FromRun"]
@@ -95,7 +95,7 @@ def argument(value: Any) -> Any:
         return value.value()
     if kind is Output:
         return value.argument()
-    if kind is RemoteValue:  # an output kept on a Dask worker: this task needs the value itself
+    if kind is RemoteValue or kind is RemoteTree:  # kept on a Dask worker: this task needs the value itself
         return value.fetch()
     return value
 

@@ -65,6 +65,11 @@ class Executor:
     name = "executor"
     #: True when the executor can run a chain of tasks in one go.
     fuses_chains = False
+    #: True when the executor's tasks take outputs kept outside the kernel (a
+    #: :class:`~covalent_nb.dispatch.executors.remote.RemoteValue`, or a
+    #: :class:`~covalent_nb.dispatch.executors.remote.RemoteTree` of them) as
+    #: references and read the values where they run, never through the kernel.
+    resolves_references = False
 
     def submit(self, run: list, deliver: Callable[[tuple], None], cancel: CancelFlag) -> None:
         """Start running *run*; report every task's outcome through *deliver*."""

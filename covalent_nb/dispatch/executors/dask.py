@@ -50,7 +50,7 @@ from ..runner import FromRun, TaskSpec, run_task
 from . import dask_connection
 from .base import CancelFlag, Executor
 from .dask_connection import Connection, close_local_cluster
-from .remote import RemoteValue, short_repr, store_blob
+from .remote import RemoteTree, RemoteValue, _mapped, _unwrap, short_repr, store_blob
 
 __all__ = ["DaskExecutor", "close_local_cluster", "local_cluster"]
 
@@ -69,12 +69,35 @@ class _Upstream:
 
 
 def _resolve(value: Any, upstream: list) -> Any:
-    """An argument on the worker: an upstream node's kept value, or a reference read from blob storage."""
+    """An argument on the worker: an upstream node's kept value, or a reference read from blob storage.
+
+    A :class:`~.remote.RemoteTree` (a list, tuple or dict node packed from
+    references in the kernel) becomes the structure of values, each read
+    here: from the worker that holds it, or from blob storage.
+    """
     kind = type(value)
     if kind is _Upstream:
         return upstream[value.index][0][1]
     if kind is RemoteValue:
         return value.fetch()
+    if kind is RemoteTree:
+        return _resolved_tree(value.value, upstream)
+    return value
+
+
+def _resolved_tree(value: Any, upstream: list) -> Any:
+    """*value* (a structure inside a RemoteTree) with every reference replaced by this task's own copy."""
+    kind = type(value)
+    if kind is _Upstream:
+        return _unwrap(upstream[value.index][0][1])
+    if kind is RemoteValue:
+        return value.fetch()
+    if kind is list:
+        return [_resolved_tree(v, upstream) for v in value]
+    if kind is tuple:
+        return tuple(_resolved_tree(v, upstream) for v in value)
+    if kind is dict:
+        return {k: _resolved_tree(v, upstream) for k, v in value.items()}
     return value
 
 
@@ -179,8 +202,22 @@ def _pack(spec: TaskSpec, futures: dict, client: Any = None) -> tuple:
     position: dict = {}
     run_parent = None
 
+    def placeholder(reference: RemoteValue) -> Any:
+        """A reference inside a RemoteTree: its future's placeholder while *client* holds it, else itself."""
+        future = reference.future
+        if future is None or getattr(future, "client", None) is not client:
+            return reference  # read from blob storage on the worker
+        source = ("remote", reference.key)
+        index = position.get(source)
+        if index is None:
+            index = position[source] = len(upstream)
+            upstream.append(future)
+        return _Upstream(index)
+
     def swap(value: Any, source: Any) -> Any:
         nonlocal run_parent
+        if type(value) is RemoteTree:  # a packed list/tuple/dict of references: resolved on the worker
+            return RemoteTree(_mapped(value.value, placeholder))
         if type(value) is FromRun:
             source = run_parent = value.node_id
         future = futures.get(source) if source is not None else None
@@ -282,6 +319,8 @@ class DaskExecutor(Executor):
     name = "dask"
     # Chains come as one run; each link stays its own Dask task (see the module docstring).
     fuses_chains = True
+    # A reference (or a packed list/tuple/dict of them) is read on the worker, never in the kernel.
+    resolves_references = True
 
     def __init__(self, address: Optional[str] = None, *, client: Optional[Client] = None,
                  scheduler_address: Optional[str] = None, security: Optional[Security] = None,

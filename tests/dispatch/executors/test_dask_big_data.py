@@ -57,6 +57,16 @@ def total_twice(a, log=""):
 def local_len(a):
     return len(a)
 
+@ct.electron(executor="dask")
+def total_all(values):
+    items = values.values() if isinstance(values, dict) else values
+    return [int(a.sum(dtype=np.int64)) for a in items]
+
+@ct.electron
+def local_lens(values):
+    items = values.values() if isinstance(values, dict) else values
+    return [len(a) for a in items]
+
 @ct.lattice
 def pipeline(n, log=""):
     big = make(n, log)
@@ -393,3 +403,58 @@ def test_deleting_dispatches_removes_their_files_from_blob_storage_at_a_url(home
     assert own_file.exists()
     ct.prune_dispatches(keep_last=0)
     assert not own_file.exists()
+
+
+# -- a list, tuple or dict of Dask outputs given to a Dask task: packed from references ----------------------
+def _kind_nodes(result, kind) -> list:
+    return [i for i, k in enumerate(result.graph.kinds) if k == kind]
+
+
+def test_a_collection_of_dask_outputs_reaches_a_dask_task_without_entering_the_kernel(home, nb):
+    @ct.lattice
+    def combine(n):
+        a, b = nb.make(n), nb.make(n + 1)
+        return nb.total_all([a, b]), nb.total_all((b, a)), nb.total_all({"x": a, "y": b})
+
+    result = ct.dispatch_sync(combine)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    made = [result._table.output.raw[i] for i, n in enumerate(result.graph.names) if n == "make"]
+    assert [type(m) for m in made] == [RemoteValue, RemoteValue]
+    collections = [i for i in sorted(_kind_nodes(result, ct.states.NodeKind.ELECTRON_LIST)
+                                     + _kind_nodes(result, ct.states.NodeKind.ELECTRON_DICT))
+                   if result.graph.names[i - 1] == "total_all"]  # each feeds the task numbered before it
+    assert len(collections) == 3
+    packed = [result._table.output.raw[i] for i in collections]
+    assert all(type(p) is RemoteTree and not p.fetched for p in packed), packed
+    other = int(np.arange(SIZE + 1, dtype=np.uint8).sum(dtype=np.int64))
+    assert result.result == ([EXPECTED_TOTAL, other], [other, EXPECTED_TOTAL], [EXPECTED_TOTAL, other])
+    assert not any(m.fetched for m in made)  # each Dask task read them on its worker
+    record = result.get_node_result(collections[0], fetch=False)
+    assert record["output"] is packed[0] and record["output_location"]["count"] == 2
+
+
+def test_a_collection_feeding_a_task_in_the_kernel_gives_it_the_values(home, nb):
+    @ct.lattice
+    def local(n):
+        a, b = nb.make(n), nb.make(n + 1)
+        return nb.local_lens([a, b]), nb.local_lens({"x": a, "y": b})
+
+    result = ct.dispatch_sync(local)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    assert result.result == ([SIZE, SIZE + 1], [SIZE, SIZE + 1])
+
+
+def test_a_packed_collection_reused_by_a_task_in_the_kernel_gives_it_the_values(home, nb):
+    @ct.lattice
+    def combine(n):
+        return nb.total_all([nb.make(n), nb.make(n + 1)])
+
+    parent = ct.dispatch_sync(combine)(SIZE)
+    assert parent.status == ct.Status.COMPLETED, parent.error
+    (packed,) = _kind_nodes(parent, ct.states.NodeKind.ELECTRON_LIST)
+    assert type(parent._table.output.raw[packed]) is RemoteTree
+    child = ct.get_result(ct.redispatch(parent.dispatch_id, replace_electrons={"total_all": nb.local_lens},
+                                        reuse_previous_results=True)(), wait=True)
+    assert child.status == ct.Status.COMPLETED, child.error
+    assert child.get_node_result(packed)["reused"]
+    assert child.result == [SIZE, SIZE + 1]
