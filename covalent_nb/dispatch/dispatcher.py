@@ -719,10 +719,13 @@ class Dispatcher:
         now = now_us()
         end = max(now, table.start[node] + 1)
         if child.status == Status.COMPLETED:
-            value = child.result
-            data, unfrozen = freeze_output(value)
-            if data is not None or unfrozen is not None:
-                value = Output(value, data, unfrozen)
+            value = child.held_result  # a Dask output kept remote stays a reference: never fetched here
+            if is_remote(value):
+                value = value.share()  # this node's own holder: deleting the child leaves it readable
+            else:
+                data, unfrozen = freeze_output(value)
+                if data is not None or unfrozen is not None:
+                    value = Output(value, data, unfrozen)
             self._complete(node, value, table.start[node], end, "", "", events, ready)
         elif child.status == Status.CANCELLED:
             table.end[node] = end

@@ -310,6 +310,20 @@ class Result:
         return value.fetch() if type(value) is RemoteValue or type(value) is RemoteTree else value
 
     @property
+    def held_result(self) -> Any:
+        """The workflow's output as this result holds it, never fetched (None until COMPLETED).
+
+        Like :attr:`result`, except that a return value made of Dask outputs
+        kept outside the kernel is given as its reference (a
+        :class:`~covalent_nb.dispatch.executors.remote.RemoteValue`, or a
+        ``RemoteTree`` of them: short repr, size, where it lives), so a
+        summary can describe it without bringing it into the kernel.
+        """
+        if self.status != Status.COMPLETED:
+            return None
+        return self._result
+
+    @property
     def start_time(self) -> Optional[_dt.datetime]:
         return us_to_datetime(self.start_us)
 

@@ -458,3 +458,33 @@ def test_a_packed_collection_reused_by_a_task_in_the_kernel_gives_it_the_values(
     assert child.status == ct.Status.COMPLETED, child.error
     assert child.get_node_result(packed)["reused"]
     assert child.result == [SIZE, SIZE + 1]
+
+
+# -- a sublattice's large result reaches its parent's node as a reference ---------------------------------
+def test_a_sublattices_large_dask_result_reaches_the_parent_as_a_reference(home, nb):
+    @ct.lattice
+    def inner(n):
+        return nb.make(n)
+
+    inner_task = ct.electron(inner)
+
+    @ct.lattice
+    def outer(n):
+        big = inner_task(n)
+        return nb.total(big), big
+
+    result = ct.dispatch_sync(outer)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    sub = node(result, ":sublattice:inner")
+    child = result.get_node_result(sub, fetch=False)["sublattice_result"]
+    made = child._table.output.raw[node(child, "make")]
+    passed = result._table.output.raw[sub]
+    assert type(made) is RemoteValue and type(passed) is RemoteValue
+    assert passed.key == made.key and passed.digest == made.digest  # the same value, by reference
+    assert type(child.held_result) is RemoteValue and not child.held_result.fetched
+    held = result.held_result
+    assert type(held) is RemoteTree and held.references()[0] is passed
+    assert not made.fetched and not passed.fetched  # the Dask consumer read it on its worker
+    assert result.get_node_result(sub, fetch=False)["output_location"]["durable"] is True
+    total, value = result.result
+    assert total == EXPECTED_TOTAL and value.shape == (SIZE,) and passed.fetched
