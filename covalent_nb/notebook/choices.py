@@ -32,7 +32,8 @@ from ..dispatch.runtime import RUNTIME
 from ..api import get_result
 from ..redispatch import check_replacement, electron_names
 from ..dispatch.hashing import Unhashable, describe_changes, function_parts, parts_digest
-from ..results.result import Result
+from ..dispatch.executors.remote import is_remote
+from ..results.result import Result, held_text
 from ..states import NodeKind, Status
 from ..workflow.electron import Electron
 from ..workflow.lattice import Lattice
@@ -297,7 +298,8 @@ def _headline(result: Result) -> str:
     summary = result.reuse_summary()
     head = [str(result.status)]
     if result.status == Status.COMPLETED:
-        head.append(f"result {_REPR.repr(result.result)}")
+        held = result.held_result  # a Dask output kept remote: described from its reference, not fetched
+        head.append(f"result {held_text(held) if is_remote(held) else _REPR.repr(held)}")
     head += [f"{summary['reused']} reused", f"{summary['recomputed']} recomputed"]
     return " · ".join(head)
 

@@ -21,7 +21,7 @@ from .failures import failed_nodes, failure_text
 from .values import StoreError, dumps, loads
 
 
-__all__ = ["Result", "NodeTable", "LazyOutputs", "Inputs", "us_to_datetime", "short_repr"]
+__all__ = ["Result", "NodeTable", "LazyOutputs", "Inputs", "us_to_datetime", "short_repr", "held_text"]
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,32 @@ class LazyOutputs:
     def __repr__(self) -> str:
         loaded = sum(1 for v in self.raw if v is not _UNLOADED)
         return f"<LazyOutputs {len(self.raw)} nodes, {loaded} loaded>"
+
+
+def held_text(value: Any, limit: int = 80) -> str:
+    """A short description of a value as a result holds it, never fetching one kept outside the kernel.
+
+    A Dask output kept remote (a :class:`RemoteValue`, or a :class:`RemoteTree`
+    of them) is described from its reference: its short repr, its size and
+    where it lives (``array([0, 1, ...]) · 3.0 MB in blob storage``); any other
+    value is its repr cut to *limit* characters.
+    """
+    kind = type(value)
+    if kind is not RemoteValue and kind is not RemoteTree:
+        return short_repr(value, limit)
+    references = [value] if kind is RemoteValue else value.references()
+    info = value.describe()
+    places = []
+    if any(r.future is not None for r in references):
+        places.append("Dask worker memory")
+    if any(r.location is not None for r in references):
+        places.append("blob storage")
+    where = " and ".join(places) or "nowhere any more"
+    summary = info["summary"]
+    if len(summary) > limit:
+        summary = summary[:limit - 3] + "..."
+    durable = "" if info["durable"] else " (not durable)"
+    return f"{summary} · {info['size_text']} in {where}{durable}"
 
 
 def short_repr(value: Any, limit: int) -> str:
@@ -450,7 +476,7 @@ class Result:
             f"dispatch_id: {self.dispatch_id}",
             f"status: {self.status}",
             *self.failure_lines(),
-            f"result: {short_repr(self.result, 2000)}",
+            f"result: {held_text(self.held_result, 2000)}",
             f"inputs: args={short_repr(self.inputs['args'], 2000)} kwargs={short_repr(self.inputs['kwargs'], 2000)}",
             f"error: {self.error}" if self.error else "error: None",
             f"start_time: {self.start_time}",
@@ -461,8 +487,9 @@ class Result:
             summary = self.reuse_summary()
             lines.append(f"reused: {summary['reused']} node(s), recomputed: {summary['recomputed']}")
         lines += ["", "Node Outputs", "------------"]
-        for name, output in self.get_all_node_outputs().items():
-            lines.append(f"{name}: {short_repr(output, 80)}")
+        names, outputs = self._table.names, self._table.output
+        for i in range(self._table.size):  # a Dask output kept remote is described, never fetched
+            lines.append(f"{names[i]}({i}): {held_text(outputs.held(i), 80)}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

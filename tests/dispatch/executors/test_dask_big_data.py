@@ -488,3 +488,28 @@ def test_a_sublattices_large_dask_result_reaches_the_parent_as_a_reference(home,
     assert result.get_node_result(sub, fetch=False)["output_location"]["durable"] is True
     total, value = result.result
     assert total == EXPECTED_TOTAL and value.shape == (SIZE,) and passed.fetched
+
+
+# -- summaries describe a value kept outside the kernel from its reference ----------------------------------
+def test_the_panels_headline_and_text_summaries_describe_a_remote_result_without_fetching_it(home, nb):
+    from covalent_nb.notebook.choices import reuse_report, reuse_report_html
+    from covalent_nb.notebook.handle import text_summary
+
+    @ct.lattice
+    def returns_big(n):
+        big = nb.make(n)
+        return [big, nb.total(big)]
+
+    result = ct.dispatch_sync(returns_big)(SIZE)
+    assert result.status == ct.Status.COMPLETED, result.error
+    made = result._table.output.raw[node(result, "make")]
+    headline = reuse_report(result)[0]
+    assert headline.startswith("COMPLETED · result [array([  0,   1,   2, ") and "uint8" in headline
+    assert f"· {made.describe()['size_text']} in blob storage" in headline
+    assert "3.0 MB in blob storage" in reuse_report_html(result)
+    text = str(result)
+    assert "result: [array(" in text and "3.0 MB in blob storage" in text
+    assert f"make({node(result, 'make')}): array(" in text
+    assert "dispatch " in text_summary(result) and repr(result).startswith("<Result ")
+    assert not made.fetched  # nothing above read the value
+    assert result.result[1] == EXPECTED_TOTAL and made.fetched
