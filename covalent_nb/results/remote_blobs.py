@@ -11,6 +11,10 @@ so that deleting or pruning a dispatch removes such a file once no stored
 dispatch refers to it any more, after the commit that forgets it (as
 :func:`covalent_nb.results.upkeep.delete` does for the home's blobs).
 
+The memory store has no table: it removes the files its deleted dispatches'
+workers wrote once no result left in this kernel names them
+(:func:`held_locations`, :func:`remove_unnamed`).
+
 The table is created the first time a home needs it (inside the writer's
 transaction), so a home in the current format gains it without a migration,
 and a covalent_nb that does not know it reads the home as before.
@@ -21,9 +25,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from ..dispatch.executors.remote import remove_blob
+from ..dispatch.executors.remote import is_remote, removal_lock, remove_blob
 
-__all__ = ["TABLE", "record", "for_dispatches", "forget", "unreferenced", "remove"]
+__all__ = ["TABLE", "record", "for_dispatches", "forget", "unreferenced", "remove", "held_locations",
+           "remove_unnamed"]
 
 log = logging.getLogger(__name__)
 
@@ -99,4 +104,51 @@ def remove(store: Any, locations: dict) -> int:
                                 type(exc).__name__, exc)
         finally:
             conn.execute("COMMIT")  # nothing was written: this only lets go of the lock
+    return freed
+
+
+def held_locations(result: Any, origin: Any = None) -> dict:
+    """``{location: size}`` of the blob files a result's outputs kept outside the kernel name.
+
+    Looks only at what the result holds (never loads or fetches a value).
+    With *origin* (a predicate on a dispatch id), a reused output counts
+    only when the dispatch it came from satisfies it.
+    """
+    table = result._table
+    reused_from = table.reused_from
+    found: dict = {}
+    for node, value in enumerate(table.output.raw):
+        if not is_remote(value):
+            continue
+        source = reused_from.get(node)
+        if origin is not None and source is not None and not origin(source[0]):
+            continue
+        for reference in (value.references() if hasattr(value, "references") else (value,)):
+            if reference.location is not None:
+                found[reference.location] = reference.size
+    return found
+
+
+def remove_unnamed(candidates: dict, live: Iterable[Any]) -> int:
+    """Remove the files of *candidates* (``{location: size}``) that no result of *live* names; return bytes freed.
+
+    Under :func:`~covalent_nb.dispatch.executors.remote.removal_lock`: a
+    dispatch that ends meanwhile checks its files under the same lock and has
+    a worker write a missing one again, so a file its worker had just written
+    again is never lost.
+    """
+    if not candidates:
+        return 0
+    freed = 0
+    with removal_lock():
+        named: set = set()
+        for result in live:
+            named.update(held_locations(result))
+        for location in sorted(set(candidates) - named):
+            try:
+                if remove_blob(location):
+                    freed += candidates[location]
+            except Exception as exc:  # noqa: BLE001 - unreachable storage must not fail the delete
+                log.warning("covalent_nb: the blob %s could not be removed (%s: %s)", location,
+                            type(exc).__name__, exc)
     return freed

@@ -42,6 +42,7 @@ from ..dispatch.runtime import RUNTIME
 from .history import DispatchList, SpaceFreed, check_prune_criteria, summary_of
 from .history_source import KernelIndex
 from .sqlite_store import STORE_OF, SQLiteStore
+from . import remote_blobs
 from .upkeep import forget_dispatch
 
 __all__ = ["MemoryStore", "active_store", "list_dispatches", "delete_dispatch", "prune_dispatches"]
@@ -57,13 +58,16 @@ class MemoryStore:
     def __init__(self, why: Optional[str] = None) -> None:
         self.why = why  # set when this replaces a durable store that could not be opened
         self._history = KernelIndex()
+        # the dispatches the memory store took in this kernel (any instance of it: one is made each
+        # time the settings change); ids are kept after deletion, as a reused output names its origin
+        self._taken: set = RUNTIME.resource("memory_store_dispatches", set)
 
     def find_keys(self, keys: Iterable[str]) -> dict:
         """This kernel's ended dispatches as the history (see :mod:`.history_source`)."""
         return self._history.find(keys)
 
     def dispatch_submitted(self, result: Any) -> None:
-        pass
+        self._taken.add(result.dispatch_id)
 
     def dispatch_ended(self, record: Any) -> None:
         owner = STORE_OF.get(record.dispatch_id)
@@ -87,19 +91,40 @@ class MemoryStore:
             raise ValueError(f"no dispatch with id {dispatch_id!r} in this kernel")
         if not result.ended:
             raise ValueError(f"dispatch {dispatch_id} is still running; cancel it or wait for it to end")
-        forget_dispatch(dispatch_id)
-        return SpaceFreed([dispatch_id])  # memory is the garbage collector's to count
+        return self._forget([result])
 
     def prune_dispatches(self, older_than: Any = None, keep_last: Optional[int] = None,
                          status: Optional[Iterable[str]] = None) -> SpaceFreed:
         criteria = check_prune_criteria(older_than, keep_last, status)
         top_level = (r for r in reversed(RUNTIME.registry.all_results())
                      if not getattr(r, "is_sublattice_dispatch", False))
-        doomed = [result.dispatch_id for index, result in enumerate(top_level)
+        doomed = [result for index, result in enumerate(top_level)
                   if criteria.selects(index, result.status, result.start_us)]
-        for dispatch_id in doomed:
-            forget_dispatch(dispatch_id)
-        return SpaceFreed(doomed)
+        return self._forget(doomed)
+
+    def _forget(self, results: list) -> SpaceFreed:
+        """Forget *results* and their sublattice dispatches; remove the blob files only they named.
+
+        A file Dask workers wrote at a path or URL (``blob_storage=``) for a
+        dispatch of this store goes once no result left in this kernel names
+        it; the memory itself is the garbage collector's to count.
+        """
+        doomed: dict = {}
+        stack = list(results)
+        while stack:
+            result = stack.pop()
+            if result.dispatch_id in doomed:
+                continue
+            doomed[result.dispatch_id] = result
+            stack.extend(c for c in result._table.sublattice.values() if c is not None)
+        files: dict = {}
+        for did, result in doomed.items():
+            if did in self._taken:  # a dispatch of a durable store keeps its files there
+                files.update(remote_blobs.held_locations(result, self._taken.__contains__))
+        for did in doomed:
+            forget_dispatch(did)
+        freed = remote_blobs.remove_unnamed(files, RUNTIME.registry.all_results())
+        return SpaceFreed(list(doomed), freed)
 
 
 def _route(batch: list) -> None:

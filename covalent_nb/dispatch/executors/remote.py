@@ -33,11 +33,12 @@ import threading
 import uuid
 from typing import Any, Optional
 
-from ...serialization import loads
+from ...serialization import dumps, loads
 from ..freeze import Output
+from ..runtime import RUNTIME
 
 __all__ = ["RemoteValue", "RemoteTree", "is_remote", "store_blob", "write_blob", "read_blob", "remove_blob", "blob_digest",
-           "human_size"]
+           "blob_exists", "removal_lock", "human_size"]
 
 _REPR = reprlib.Repr()
 _REPR.maxstring = 80
@@ -191,6 +192,37 @@ def read_blob(location: str, digest: Optional[str]) -> bytes:
     return data
 
 
+def blob_exists(location: str) -> bool:
+    """True when the blob file at *location* (a path or fsspec URL) is there."""
+    if _is_local(location):
+        return os.path.exists(_local_path(location))
+    import fsspec  # optional (the dask extra), and needed only for URLs
+
+    fs, path = fsspec.core.url_to_fs(location)
+    return bool(fs.exists(path))
+
+
+def removal_lock() -> threading.Lock:
+    """The lock under which this process removes blob files Dask workers wrote and checks they are there.
+
+    A delete (``MemoryStore``) looks for the files no live dispatch names
+    and removes them while holding it; a dispatch that ends checks its
+    durable outputs' files while holding it (and writes a missing one again
+    from the worker: :meth:`RemoteValue.ensure_stored`), so a file another
+    dispatch's worker had just written again is never lost between the two.
+    """
+    return RUNTIME.resource("remote_blob_removal", threading.Lock)
+
+
+def _write_again(pair: tuple, root: str, digest: str) -> str:
+    """On the worker that holds a node's kept value: write its bytes as blob *digest* under *root*."""
+    kept = pair[0][1]
+    data = kept.data if type(kept) is Output else dumps(kept)
+    if blob_digest(data) != digest:
+        raise ValueError(f"the value kept on the worker no longer has the digest {digest}")
+    return write_blob(root, data, digest)
+
+
 def remove_blob(location: str) -> bool:
     """Remove the blob file at *location* (a path or fsspec URL); False if it was not there."""
     if _is_local(location):
@@ -281,6 +313,29 @@ class RemoteValue:
         twin._future = self._future
         twin._value = self._value
         return twin
+
+    def ensure_stored(self) -> bool:
+        """Make sure the blob file is there; write it again from the worker if it is gone.
+
+        A content-addressed file can be shared by dispatches: a delete that
+        found no other record naming it may remove it just after this
+        dispatch's worker wrote the same bytes there.  While the kernel holds
+        the future, the worker that keeps the value writes it again (the
+        kernel never reads it).  Returns True when the file is there
+        afterwards, False when it is not durable or could not be written again
+        (the cluster no longer holds the value).
+        """
+        if self.location is None or self.digest is None:
+            return False
+        if blob_exists(self.location):
+            return True
+        future = self._future
+        if future is None:
+            return False
+        root = self.location[:-len(f"/{self.digest[:2]}/{self.digest}")]
+        future.client.submit(_write_again, future, root, self.digest, pure=False,
+                             key=f"rewrite-{self.key}-{uuid.uuid4().hex[:8]}").result()
+        return blob_exists(self.location)
 
     def lives(self) -> str:
         """Where the value is, in words."""

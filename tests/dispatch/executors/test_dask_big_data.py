@@ -513,3 +513,46 @@ def test_the_panels_headline_and_text_summaries_describe_a_remote_result_without
     assert "dispatch " in text_summary(result) and repr(result).startswith("<Result ")
     assert not made.fetched  # nothing above read the value
     assert result.result[1] == EXPECTED_TOTAL and made.fetched
+
+
+@pytest.mark.parametrize("how", ["delete", "prune"])
+def test_the_memory_store_removes_files_workers_wrote_at_a_url_with_the_last_dispatch_naming_them(
+        home, nb, tmp_path, how):
+    ct.set_config(store="memory")
+    shared = tmp_path / "url-blobs"
+    there = DaskExecutor(blob_storage=f"file://{shared}")
+    make_there = ct.electron(nb.make.function, executor=there)
+
+    @ct.lattice
+    def returns_big(n):
+        return make_there(n)
+
+    @ct.lattice
+    def nested(n):
+        return ct.electron(returns_big)(n)
+
+    first = ct.dispatch_sync(returns_big)(SIZE)
+    second = ct.dispatch_sync(nested)(SIZE)  # the same bytes, named by a sublattice and its parent
+    other = ct.dispatch_sync(returns_big)(SIZE + 1)
+    assert {first.status, second.status, other.status} == {ct.Status.COMPLETED}
+    same, own = (r._table.output.raw[node(r, "make")] for r in (first, other))
+    assert same.durable and same.location.startswith(f"file://{shared}/")
+    same_file, own_file = (shared / v.digest[:2] / v.digest for v in (same, own))
+    assert same_file.exists() and own_file.exists()
+
+    if how == "delete":
+        freed = ct.delete_dispatch(first.dispatch_id)
+        assert same_file.exists() and freed.blob_bytes == 0  # the second dispatch still names it
+        assert second.result.shape == (SIZE,)
+        freed = ct.delete_dispatch(second.dispatch_id)  # with its sublattice dispatch
+        assert len(freed.dispatch_ids) == 2
+        assert not same_file.exists() and freed.blob_bytes == same.size
+        assert own_file.exists()
+        ct.delete_dispatch(other.dispatch_id)
+    else:
+        freed = ct.prune_dispatches(keep_last=1)  # other is the newest
+        assert not same_file.exists() and own_file.exists() and freed.blob_bytes == same.size
+        ct.prune_dispatches(keep_last=0)
+    assert not own_file.exists()
+    assert not same.fetched and not own.fetched
+
