@@ -738,11 +738,6 @@ class Dispatcher:
     def _finish(self) -> None:
         result = self.result
         table = result._table
-        for executor in self.executors:  # every node has settled: executors may let go
-            try:
-                executor.dispatch_ended(result.dispatch_id)
-            except Exception:
-                traceback.print_exc()
         result.end_us = max(now_us(), (result.start_us or 0) + 1)
         if result.status != Status.FAILED or result.error is None:
             failed = [i for i, s in enumerate(table.status) if s == Status.FAILED]
@@ -768,6 +763,14 @@ class Dispatcher:
             self.services.make_durable(self._dispatch_record())  # durable before reported ended
         except Exception as exc:  # the store says what failed; the dispatch itself has ended
             result.store_error = str(exc) or repr(exc)
+        # Every node has settled and its records are committed: executors may let go (after the
+        # commit, so that Dask still holds a durable output whose shared blob file a concurrent
+        # delete removed, and writes it again: RemoteValue.ensure_stored).
+        for executor in self.executors:
+            try:
+                executor.dispatch_ended(result.dispatch_id)
+            except Exception:
+                traceback.print_exc()
         self.services.publish([Event("dispatch_ended", result.dispatch_id, None, str(result.status), result.end_us / 1e6)])
         self.services.ended(result.dispatch_id)
         result._finish()  # runs the done callbacks, then wakes the waiters

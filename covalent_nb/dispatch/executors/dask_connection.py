@@ -29,6 +29,7 @@ instead of waiting for outcomes that the closed client can no longer receive.
 from __future__ import annotations
 
 import atexit
+import logging
 import queue
 import threading
 import traceback
@@ -43,7 +44,9 @@ from ...config import get_config
 from ..messages import Done, Failed, Skipped, Started
 from ..runtime import RUNTIME
 from .dask_cluster import start_cluster
-from .remote import RemoteValue
+from .remote import RemoteValue, removal_lock
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Connection", "DispatchState", "connect", "by_address", "local_connection",
            "close_local_cluster", "close", "connections", "closed_dispatches", "forget_everywhere"]
@@ -154,10 +157,25 @@ class Connection:
         """
         with self._dispatches_lock:
             state = self.dispatches.pop(dispatch_id, None)
-        if state is not None:
-            for value in state.remote.values():
-                if value.durable:
-                    value.release()
+        if state is None:
+            return
+        durable = [value for value in state.remote.values() if value.durable]
+        if not durable:
+            return
+        # Before the futures go: a file removed by a delete after this dispatch's worker wrote it
+        # (another dispatch named the same bytes) is written again from the worker (see
+        # remote.removal_lock); the dispatch's records are committed by now, so they keep it from here.
+        with removal_lock():
+            for value in durable:
+                try:
+                    if not value.ensure_stored():
+                        log.warning("covalent_nb: the blob %s of Dask task %s is missing and could not "
+                                    "be written again", value.location, value.key)
+                except Exception as exc:  # noqa: BLE001 - the cluster is gone: say so, never fail the end
+                    log.warning("covalent_nb: the blob %s of Dask task %s is missing and could not be "
+                                "written again (%s: %s)", value.location, value.key, type(exc).__name__, exc)
+        for value in durable:
+            value.release()
 
     # -- the client's event loop ---------------------------------------------------
     def _on_started(self, event: tuple) -> None:

@@ -556,3 +556,66 @@ def test_the_memory_store_removes_files_workers_wrote_at_a_url_with_the_last_dis
     assert not own_file.exists()
     assert not same.fetched and not own.fetched
 
+
+# -- a shared file removed while a dispatch that wrote it again runs: written again from the worker ------------
+GATE = '''
+import os
+import time
+
+def wait_for(a, flag):
+    while not os.path.exists(flag):
+        time.sleep(0.02)
+    return len(a)
+'''
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_a_shared_file_removed_before_the_dispatch_that_wrote_it_again_ends_is_written_again(
+        home, nb, tmp_path, store):
+    """The interleaving of a race, made deterministic: dispatch B's worker writes the same bytes
+    as an earlier dispatch's file; a delete of the earlier dispatch removes the file (here: the
+    file goes while B still runs, after B's worker wrote it); B's end finds it gone and the worker
+    that keeps the value writes it again.  The kernel never reads the value."""
+    ct.set_config(store=store)
+    shared = tmp_path / "url-blobs"
+    there = DaskExecutor(blob_storage=f"file://{shared}")
+    make_there = ct.electron(nb.make.function, executor=there)
+    wait_there = ct.electron(notebook_cell(GATE).wait_for, executor=there)
+    flag = tmp_path / "go"
+
+    @ct.lattice
+    def returns_big(n):
+        return make_there(n)
+
+    @ct.lattice
+    def gated(n, flag):
+        big = make_there(n)
+        return wait_there(big, flag), big
+
+    first = ct.dispatch_sync(returns_big)(SIZE)
+    assert first.status == ct.Status.COMPLETED, first.error
+    reference = first._table.output.raw[node(first, "make")]
+    blob = shared / reference.digest[:2] / reference.digest
+    second = ct.get_result(ct.dispatch(gated)(SIZE, str(flag)))
+    made = node(second, "make")
+    deadline = time.monotonic() + 60
+    while second._table.status[made] != ct.Status.COMPLETED:  # its worker has written the file
+        assert time.monotonic() < deadline and not second.ended, second.error
+        time.sleep(0.02)
+    if store == "memory":  # a delete now sees the running dispatch name the file: it stays
+        assert ct.delete_dispatch(first.dispatch_id).blob_bytes == 0 and blob.exists()
+    blob.unlink()  # what a delete of the first dispatch did after the worker wrote it
+    flag.write_text("go")
+    assert second.wait(60) and second.status == ct.Status.COMPLETED, second.error
+    assert blob.exists() and blob_digest(blob.read_bytes()) == reference.digest  # written again
+    kept = second._table.output.raw[made]
+    assert kept.location == reference.location and kept.future is None and not kept.fetched
+    if store == "sqlite":  # a new process reads what the record names
+        out = run_script(f'''
+            import covalent_nb as ct
+            result = ct.get_result({second.dispatch_id!r})
+            print(result.result[1].shape[0])
+        ''', home)
+        assert out.split() == [str(SIZE)]
+    else:
+        assert second.result[1].shape == (SIZE,)
