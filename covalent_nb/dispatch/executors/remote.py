@@ -174,6 +174,10 @@ def store_blob(root: str, data: bytes) -> tuple:
     return digest, location
 
 
+#: Seconds a dispatch's end waits for a worker to write a missing blob again (a lost cluster must not
+#: keep the dispatch from ending; the file is then reported missing in the log).
+_REWRITE_TIMEOUT_S = 600
+
 _CHUNK = 64 << 20  # bytes per write: large writes, without asking the kernel for one huge copy
 
 
@@ -334,7 +338,7 @@ class RemoteValue:
             return False
         root = self.location[:-len(f"/{self.digest[:2]}/{self.digest}")]
         future.client.submit(_write_again, future, root, self.digest, pure=False,
-                             key=f"rewrite-{self.key}-{uuid.uuid4().hex[:8]}").result()
+                             key=f"rewrite-{self.key}-{uuid.uuid4().hex[:8]}").result(timeout=_REWRITE_TIMEOUT_S)
         return blob_exists(self.location)
 
     def lives(self) -> str:
