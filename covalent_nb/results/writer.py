@@ -388,9 +388,12 @@ class Writer:
             payload.result.store_error = f"the dispatch could not be stored in {self.store.location}: " \
                                          f"{reason_of(error)}"
         elif kind == "end":
-            error = self._end_bare(payload, error) or error
-            if error is None:
+            bare = self._end_bare(payload, error)
+            if bare is None:  # its status is stored; the waiter still hears what was left out
                 self.progress.pop(did, None)
+            else:
+                log.error("covalent_nb store: nor could the end of dispatch %s be written alone: %s", did,
+                          reason_of(bare))
         if waiter is not None:
             waiter.set(error)
 

@@ -275,3 +275,51 @@ def test_under_umask_000_every_directory_and_file_made_is_private_and_an_open_ho
     warned = dict(line[5:].split(" ", 1) for line in out if line.startswith("WARN"))
     assert warned["new/parents/home"] == "[]"
     assert "could be used by other users (mode 755); it is now private to you (mode 700)" in warned["exposed"]
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise TypeError("this record field cannot be pickled")
+
+
+def test_an_end_record_that_cannot_be_written_still_ends_the_dispatch_in_the_store(home):
+    # A record the writer cannot encode (a bug of ours, made here on purpose): the rest of the
+    # transaction is written, and the dispatch's status is stored on its own, never left RUNNING.
+    import threading
+
+    from covalent_nb.dispatch.node_records import DispatchRecord, PlanRecord
+    from covalent_nb.results.values import StoreError
+    from covalent_nb.states import Status, now_us
+
+    gate = threading.Event()
+
+    @ct.electron
+    def held(x):
+        gate.wait(30)
+        return x
+
+    @ct.lattice
+    def flow(x):
+        return held(x)
+
+    healthy = ct.dispatch(flow)(1)
+    victim = ct.dispatch(flow)(2)
+    store = active_store()
+    record = DispatchRecord(victim, Status.COMPLETED, None, now_us(), now_us(), None,
+                            (_Unpicklable(),), PlanRecord(None, (), {}, {}), (), 0, 1)
+    try:
+        store.dispatch_ended(record)
+        raised = None
+    except StoreError as exc:
+        raised = str(exc)
+    gate.set()
+    assert ct.get_result(healthy, wait=True).status == "COMPLETED"
+    assert raised is not None and "cannot be pickled" in raised
+    store.flush()
+    with sqlite3.connect(os.path.join(home, "dispatches.db")) as conn:
+        status, error = conn.execute("SELECT status, error FROM dispatches WHERE dispatch_id = ?",
+                                     (victim,)).fetchone()
+    assert status == "COMPLETED"
+    assert "part of this dispatch's records could not be stored" in error
+    assert victim not in store.writer.progress  # the writer let go of it: it has ended
+    ct.get_result(victim, wait=True)  # its own dispatcher ends it too, without harm
