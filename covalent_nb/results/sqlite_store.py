@@ -299,7 +299,10 @@ class SQLiteStore:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")  # persistent: every later connection uses it
         if version == SCHEMA_VERSION:
-            return
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if {"node_keys", "settings"} <= tables:
+                return
+            # a home of this format made before those two tables existed (never released): add them
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA.split(";"):  # (so no comment in _SCHEMA may hold a semicolon)
