@@ -27,7 +27,7 @@ import pytest
 from distributed.security import Security
 
 import covalent_nb as ct
-from dask_processes import start_module, stop_process
+from dask_processes import scheduler_and_worker_processes
 from covalent_nb.dispatch.runtime import RUNTIME
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster, local_cluster
 
@@ -542,28 +542,12 @@ def tls_scheduler_and_worker(tmp_path):
         path.write_text(text)
         path.chmod(0o600)
         files[name] = str(path)
-    tls = ["--tls-ca-file", files["ca"], "--tls-cert", files["cert"], "--tls-key", files["key"]]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION="True")
-    scheduler_file = tmp_path / "scheduler.json"
-    processes = [start_module(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--protocol",
-                         "tls", "--no-dashboard", "--scheduler-file", str(scheduler_file), *tls], env)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert processes[0].poll() is None, processes[0].stderr.read().decode()
-            assert time.monotonic() < deadline, "the scheduler did not start"
-            time.sleep(0.05)
-        processes.append(start_module(["distributed.cli.dask_worker", "--scheduler-file", str(scheduler_file),
-                                 "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
-                                 "--no-dashboard", *tls], env))
-        address = json.loads(scheduler_file.read_text())["address"]
+    tls = ("--tls-ca-file", files["ca"], "--tls-cert", files["cert"], "--tls-key", files["key"])
+    with scheduler_and_worker_processes(tmp_path, tls, ("--protocol", "tls"),
+                                        {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}) as (address, _):
         security = Security(tls_ca_file=files["ca"], tls_client_cert=files["cert"],
                             tls_client_key=files["key"], require_encryption=True)
         yield SimpleNamespace(address=address, security=security)
-    finally:
-        for process in reversed(processes):
-            stop_process(process)
 
 
 def test_a_tls_cluster_reached_by_address_with_the_users_security(tls_scheduler_and_worker, nb):
