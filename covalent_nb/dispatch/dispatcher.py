@@ -58,6 +58,9 @@ __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
 
+#: The types of an output kept outside the kernel (see executors.remote.is_remote).
+_REMOTE_KINDS = frozenset({RemoteValue, RemoteTree})
+
 WAITING, SUBMITTED, RUNNING, DONE_, FAILED_, CANCELLED_, BLOCKED = range(7)
 
 COMPLETED = Status.COMPLETED
@@ -218,15 +221,17 @@ class Dispatcher:
             parent_table = parent._table
             pid = parent.dispatch_id
             parent_raw, parent_frozen = parent_table.output.raw, parent_table.frozen
+        immutable = IMMUTABLE
+        subs = parent_table.sublattice if parent is not None else None
         for node, source in reused.items():
             try:
                 if type(source) is int:
                     value = parent_raw[source]
-                    if type(value) in IMMUTABLE and source not in parent_frozen:
+                    if type(value) in immutable and source not in parent_frozen:
                         data = None  # immutable: the very value, nothing to copy
                     else:  # what the node returned then, untouched by anyone since
                         value, data = parent_table.pristine(source)
-                    yield node, ((pid, source), value, data, parent_table.sublattice.get(source))
+                    yield node, ((pid, source), value, data, subs.get(source) if subs else None)
                 else:
                     value, data, sub = history.output(source)
                     yield node, ((source.dispatch_id, source.node_id), value, data, sub)
@@ -267,12 +272,13 @@ class Dispatcher:
             t_seconds = t_reuse / 1e6
             reused_from = table.reused_from
             raw = output.raw
+            remote_kinds = _REMOTE_KINDS
             for node, source in self._reused_outputs(reuse.reused):
-                if isinstance(source, Exception):  # a stored output that cannot be read (damaged file): rerun
+                if type(source) is not tuple:  # a stored output that cannot be read (damaged file): rerun
                     table.reason[node] = f"recomputed: previous output could not be read ({source})"
                     continue
                 origin, value, data, sub = source
-                if is_remote(value):  # reused by reference: its value stays where it is
+                if type(value) in remote_kinds:  # reused by reference: its value stays where it is
                     value = value.share()  # its own reference: deleting the parent leaves it readable
                     data = None
                     self.private.add(node)
@@ -414,10 +420,15 @@ class Dispatcher:
         table = result._table
         kinds, state = result.graph.kinds, getattr(self, "state", None)
         reused_from, start = table.reused_from, table.start
-        unreported = tuple(self._node_record(n) for n, kind in enumerate(kinds)
-                           if kind != NodeKind.PARAMETER and (state is None or state[n] in (WAITING, BLOCKED)))
-        ran = sum(1 for n, kind in enumerate(kinds)
-                  if kind != NodeKind.PARAMETER and start[n] is not None and n not in reused_from)
+        parameter = NodeKind.PARAMETER
+        if state is None:
+            unreported = tuple(self._node_record(n) for n, kind in enumerate(kinds) if kind != parameter)
+        else:  # (the bytearray is scanned in C; only the few nodes left waiting or blocked are looked at)
+            left = [n for n in range(len(kinds)) if state[n] == WAITING or state[n] == BLOCKED] \
+                if WAITING in state or BLOCKED in state else []
+            unreported = tuple(self._node_record(n) for n in left if kinds[n] != parameter)
+        ran = sum(1 for kind, began in zip(kinds, start) if began is not None and kind != parameter) \
+            - sum(1 for n in reused_from if start[n] is not None and kinds[n] != parameter)
         try:
             result_node = _postprocess_node(result.graph)
         except ValueError:
