@@ -323,3 +323,66 @@ def test_an_end_record_that_cannot_be_written_still_ends_the_dispatch_in_the_sto
     assert "part of this dispatch's records could not be stored" in error
     assert victim not in store.writer.progress  # the writer let go of it: it has ended
     ct.get_result(victim, wait=True)  # its own dispatcher ends it too, without harm
+
+
+_READ_ONLY = r"""
+import json, os, sqlite3, stat, sys, time
+import covalent_nb as ct
+
+@ct.electron
+def big(n):
+    return os.urandom(n)  # a blob file: a new file in the home
+
+@ct.lattice
+def flow(n):
+    return big(n)
+
+home = ct.get_config("home")
+ct.get_result(ct.dispatch(flow)(10), wait=True)  # the store exists and is up to date
+
+def chmod_tree(dir_mode, file_mode):
+    for root, dirs, files in os.walk(home):
+        for name in files:
+            os.chmod(os.path.join(root, name), file_mode)
+        os.chmod(root, dir_mode)
+
+chmod_tree(0o500, 0o400)  # the home is made read-only (the open database keeps its descriptors)
+results = [ct.get_result(ct.dispatch(flow)(300_000), wait=True)]
+conn = sqlite3.connect(f"file:{os.path.join(home, 'dispatches.db')}?mode=ro", uri=True)
+def status(i):
+    row = conn.execute("SELECT status FROM dispatches WHERE dispatch_id = ?", (i,)).fetchone()
+    return row and row[0]
+ids = [r.dispatch_id for r in results]
+during = {"kernel": [r.status for r in results], "sizes": [len(r.result) for r in results],
+          "store_errors": [r.store_error for r in results], "stored": [status(i) for i in ids]}
+chmod_tree(0o700, 0o600)  # writable again
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline and [status(i) for i in ids] != ["COMPLETED"]:
+    time.sleep(0.1)
+print(json.dumps({"ids": ids, "during": during, "after": {"stored": [status(i) for i in ids],
+                                                          "store_errors": [r.store_error for r in results]}}))
+"""
+
+
+def test_a_read_only_home_delays_records_and_the_store_converges_once_writable(home):
+    # Tests run as root here, whom file modes do not stop: the child drops the capabilities
+    # that let root ignore them (setpriv, util-linux), and is then refused like anyone else.
+    completed = subprocess.run(
+        ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps",
+         "-dac_override,-dac_read_search", sys.executable, "-c", textwrap.dedent(_READ_ONLY)],
+        env=python_env(home), capture_output=True, text=True, timeout=180, cwd=str(REPO))
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    during, after = report["during"], report["after"]
+    assert during["kernel"] == ["COMPLETED"] and during["sizes"] == [300_000]
+    assert during["stored"][0] in (None, "NEW_OBJECT", "RUNNING"), during["stored"]
+    assert during["store_errors"][0].startswith("not yet durable: ") and "Permission denied" in \
+        during["store_errors"][0], during["store_errors"]
+    warnings = [line for line in completed.stderr.splitlines() if "cannot be written (" in line]
+    assert len(warnings) == 1 and "Permission denied" in warnings[0], completed.stderr
+    assert after == {"stored": ["COMPLETED"], "store_errors": [None]}, (after, completed.stderr)
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", "import sys, covalent_nb as ct\nprint(len(ct.get_result(sys.argv[1]).result))",
+         *report["ids"]], env=python_env(home), capture_output=True, text=True, timeout=120, cwd=str(REPO))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert elsewhere.stdout.split() == ["300000"]
