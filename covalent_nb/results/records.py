@@ -29,7 +29,7 @@ from typing import Any, Optional
 from ..states import Status
 
 __all__ = ["STATUSES", "SPARSE_FIELDS", "PACKABLE", "encode_batch", "decode_batch", "Batch",
-           "summarize", "encode_plan", "decode_plan"]
+           "summarize", "encode_plan", "decode_plan", "index_rows"]
 
 #: Status <-> one-byte code (the order is part of the on-disk format: append only).
 STATUSES: tuple = (Status.NEW_OBJECT, Status.PENDING_REPLACEMENT, Status.RUNNING, Status.COMPLETED,
@@ -126,3 +126,16 @@ def decode_plan(payload: bytes) -> tuple:
     else:
         keys = list(packed)
     return keys, unhashable, reasons
+
+
+def index_rows(keys: Any, seq: int, nodes: Any, end_of: dict) -> list:
+    """``node_keys`` rows ``(key bytes, seq, node, end_us)`` for *nodes* of the dispatch *seq*."""
+    rows = []
+    for node in nodes:
+        key = keys[node] if node < len(keys) else None
+        if key is not None and len(key) == 32:
+            try:
+                rows.append((bytes.fromhex(key), seq, node, end_of.get(node) or 0))
+            except ValueError:
+                continue
+    return rows

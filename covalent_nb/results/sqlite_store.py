@@ -68,7 +68,8 @@ from ..dispatch.reuse import HistoryHit
 from ..states import NodeKind, Status, now_us
 from .upkeep import delete, mark_interrupted, recover, sweep_orphan_blobs
 from .values import BLOB, INLINE, NotStored, StoreError, StoreUnavailable, dumps, reason_of
-from .writer import DELAYED, Submission, Writer, history_indexed, index_rows
+from .records import index_rows
+from .writer import DELAYED, Submission, Writer, history_indexed
 
 __all__ = ["SQLiteStore"]
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..dispatch.runtime import RUNTIME
 from . import graph_codec, remote_blobs
 from .history import SpaceFreed
-from .records import decode_plan, summarize
+from .records import decode_plan, index_rows, summarize
 
 __all__ = ["delete", "forget_dispatch", "recover", "mark_interrupted", "interrupted_error",
            "remove_unreferenced", "sweep_orphan_blobs"]
@@ -96,13 +96,7 @@ def forget_history(conn: Any, dispatch_ids: list) -> None:
         if keys is None:
             conn.execute("DELETE FROM node_keys WHERE seq = ?", (seq,))
             continue
-        rows = []
-        for node, key in enumerate(keys):
-            if key is not None and len(key) == 32:
-                try:
-                    rows.append((bytes.fromhex(key), seq, node))
-                except ValueError:
-                    pass
+        rows = [row[:3] for row in index_rows(keys, seq, range(len(keys)), {})]
         conn.executemany("DELETE FROM node_keys WHERE key = ? AND seq = ? AND node = ?", rows)
 
 

@@ -40,7 +40,7 @@ import time
 from typing import Any, NamedTuple, Optional
 
 from .blobs import blob_digest
-from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan
+from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan, index_rows
 from ..dispatch.node_records import NodeRecord
 from ..dispatch.runtime import RUNTIME
 from ..states import ENDED, Status, now_us
@@ -79,19 +79,6 @@ _SPARSE_AT = tuple((field, NodeRecord._fields.index(field))
 def history_indexed(conn: sqlite3.Connection) -> bool:
     """Whether this home keeps the history index (on once any process reused from history here)."""
     return conn.execute("SELECT 1 FROM settings WHERE name = 'history_index'").fetchone() is not None
-
-
-def index_rows(keys: Any, seq: int, nodes: Any, end_of: dict) -> list:
-    """``node_keys`` rows ``(key bytes, seq, node, end_us)`` for *nodes* of the dispatch *seq*."""
-    rows = []
-    for node in nodes:
-        key = keys[node] if node < len(keys) else None
-        if key is not None and len(key) == 32:
-            try:
-                rows.append((bytes.fromhex(key), seq, node, end_of.get(node) or 0))
-            except ValueError:
-                continue
-    return rows
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:

@@ -197,21 +197,37 @@ def packs_as_is(function: Any) -> bool:
     return function is _reconstruct or function is _as_list or function is _as_tuple or function is _as_dict
 
 
-def _holds_output(value: Any, depth: int = 0) -> bool:
-    """True when *value* holds an electron's output (a placeholder) somewhere inside."""
-    if type(value) is BoundElectron:
-        return True
-    if depth > 8 or isinstance(value, (str, bytes, int, float, complex, type(None))):
-        return False
-    if isinstance(value, dict):
-        return any(_holds_output(k, depth + 1) or _holds_output(v, depth + 1) for k, v in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_holds_output(v, depth + 1) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return any(_holds_output(getattr(value, f.name, None), depth + 1) for f in dataclasses.fields(value))
-    inner = getattr(value, "__dict__", None)
-    if isinstance(inner, dict) and not isinstance(value, type):
-        return any(_holds_output(v, depth + 1) for v in inner.values())
+def _holds_output(value: Any, max_depth: Optional[int] = 8) -> bool:
+    """True when *value* holds an electron's output (a placeholder) somewhere inside.
+
+    Looks *max_depth* levels in (the quick check every argument gets), or, with
+    None, at any depth and through cycles (what a structure too deep to unfold
+    gets before it is passed on as one value).  Iterative: depth costs no stack.
+    """
+    seen: Optional[set] = set() if max_depth is None else None
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is BoundElectron:
+            return True
+        if isinstance(item, (str, bytes, int, float, complex, type(None), type)):
+            continue
+        if seen is not None:
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+        elif depth > max_depth:
+            continue
+        below = depth + 1
+        if isinstance(item, dict):
+            stack.extend((k, below) for k in item.keys())
+            stack.extend((v, below) for v in item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((v, below) for v in item)
+        elif dataclasses.is_dataclass(item):
+            stack.extend((getattr(item, f.name, None), below) for f in dataclasses.fields(item))
+        elif isinstance(getattr(item, "__dict__", None), dict):
+            stack.extend((v, below) for v in item.__dict__.values())
     return False
 
 
@@ -402,35 +418,12 @@ def _connect_as_value(build: Build, value: Any, node: int, edge_name: str, param
 
     Refused when an electron's output sits anywhere inside: it would arrive as a placeholder.
     """
-    if _finds_output(value):
+    if _holds_output(value, max_depth=None):
         raise TypeError(f"an argument of node {node} {why} and holds an electron's output, which "
                         "covalent_nb cannot trace; pass that output as an argument of its own (or "
                         "flatten the structure)")
     parameter = build.graph.add_node(PARAMETER_PREFIX + _text_of(value), NodeKind.PARAMETER, None, value, None)
     build.graph.add_edge(parameter, node, edge_name, param_type, arg_index)
-
-
-def _finds_output(value: Any) -> bool:
-    """Like :func:`_holds_output`, at any depth and through cycles (iterative)."""
-    seen: set = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is BoundElectron:
-            return True
-        if id(item) in seen or isinstance(item, (str, bytes, int, float, complex, type(None), type)):
-            continue
-        seen.add(id(item))
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
-        elif dataclasses.is_dataclass(item):
-            stack.extend(getattr(item, f.name, None) for f in dataclasses.fields(item))
-        elif isinstance(getattr(item, "__dict__", None), dict):
-            stack.extend(item.__dict__.values())
-    return False
 
 
 def _gatherer(value: Any) -> tuple:
