@@ -23,6 +23,15 @@ get_ready / done: mark parameters and reused nodes done, launch every ready
 node, then repeatedly take a batch of messages, update the records, publish
 one batch of events and launch what became ready.
 
+A redispatch that reruns its parent's graph unchanged, with every node
+reusable from the same node of the parent (the commonest rerun: nothing
+edited), skips the node-by-node work: its columns are copied from the
+parent's, its reasons are a :class:`~.reuse.SameNodeReasons`, and one
+``nodes_reused`` event carries a :class:`~.node_records.ReusedBlock` instead
+of a record per node (``_start_whole_reuse``).  Anything else (a parent loaded
+from the store, a failed node, an output kept on a Dask cluster) takes the
+general path.
+
 Executors never touch this state: they run functions and deliver messages.
 To run a chain of small tasks without a thread hand-off per task, the
 dispatcher may *plan* a chain (a node, its only child, that child's only
@@ -37,6 +46,7 @@ import logging
 import queue
 import threading
 import traceback
+from itertools import repeat
 from typing import Any, Optional
 
 from ..states import NodeKind, Status, now_us
@@ -47,8 +57,8 @@ from ..serialization import IMMUTABLE, is_immutable
 from .freeze import CopyOf, Output, freeze_output
 from .executors.remote import RemoteTree, RemoteValue, is_remote
 from .plan import plan_for
-from .reuse import FunctionKeys, decide_reuse, node_keys
-from .node_records import DispatchRecord, NodeRecord, PlanRecord
+from .reuse import FunctionKeys, SameNodeReasons, decide_reuse, node_keys
+from .node_records import DispatchRecord, NodeRecord, PlanRecord, ReusedBlock
 from .services import DispatchServices
 from .messages import Cancel, ChildEnded, Done, Failed, Skipped, Started
 from .runner import FromRun, TaskSpec, argument, has_hooks
@@ -142,25 +152,30 @@ class Dispatcher:
         return {"executor": executor, "hooks": hooks if has_hooks({"hooks": hooks}) else None}
 
     def _resolve_executors(self) -> None:
-        """Resolve every node's executor now, so a bad one fails the call, not the run."""
+        """Resolve every node's executor now, so a bad one fails the call, not the run.
+
+        Once per group of nodes running the same function with the same
+        metadata (``TransportGraph.node_groups``); per node, only C-speed maps.
+        """
         graph = self.result.graph
-        cache: dict = {}
-        node_executor = []
-        hooks = self._hooks
-        for node, (kind, meta) in enumerate(zip(graph.kinds, graph.metadata)):
-            if kind == NodeKind.PARAMETER:
-                node_executor.append(None)
+        metadata, kinds = graph.metadata, graph.kinds
+        groups = graph.node_groups()
+        executor_of: list = []
+        hooks_of: dict = {}
+        for group, node in enumerate(groups.firsts):
+            if kinds[node] == NodeKind.PARAMETER:  # never launched
+                executor_of.append(None)
                 continue
-            marker = id(meta)
-            entry = cache.get(marker)
-            if entry is None:
-                effective = self._effective(meta)
-                entry = cache[marker] = (resolve_executor(effective["executor"]), effective["hooks"])
-                self.executors.add(entry[0])
-            node_executor.append(entry[0])
-            if entry[1] is not None:
-                hooks[node] = entry[1]
-        self.node_executor = node_executor
+            effective = self._effective(metadata[node])
+            executor = resolve_executor(effective["executor"])
+            executor_of.append(executor)
+            self.executors.add(executor)
+            if effective["hooks"] is not None:
+                hooks_of[group] = effective["hooks"]
+        self.node_executor = list(map(executor_of.__getitem__, groups.of_node))
+        if hooks_of:
+            self._hooks = {node: hooks_of[group] for node, group in enumerate(groups.of_node)
+                           if group in hooks_of and kinds[node] != NodeKind.PARAMETER}
         self.result.executor_names = sorted({e.name for e in self.executors})
 
     # -- the thread -----------------------------------------------------------
@@ -171,7 +186,10 @@ class Dispatcher:
                 self.parent.wait()  # a parent registered with disable_run=True never ends: no wait
             with collector_paused():  # building plan, keys and first launch: no garbage cycles
                 self._prepare()
-                self._start_run()
+                if self.reuse is None:
+                    self._start_whole_reuse()
+                else:
+                    self._start_run()
             if self.pending:
                 self._loop()
         except BaseException:  # never leave a dispatch hanging
@@ -186,17 +204,89 @@ class Dispatcher:
         graph = result.graph
         plan = self.plan = plan_for(graph)
         fkeys = self.function_keys
-        if (parent is not None and parent.graph.names is graph.names
-                and getattr(parent, "_function_keys", None) == fkeys.by_marker
-                and not fkeys.problems and not fkeys.opted_out):
+        same_graph = (parent is not None and parent.graph.names is graph.names
+                      and getattr(parent, "_function_keys", None) == fkeys.by_marker
+                      and not fkeys.problems and not fkeys.opted_out)
+        if same_graph:
             keys, unhashable = list(parent._table.key), dict(parent._unhashable)
         else:
             keys, unhashable = node_keys(graph, plan, fkeys, self.salt)
         result._table.key = keys
         result._unhashable = unhashable
+        if same_graph and result.reuse_requested and not unhashable and self._parent_serves_all():
+            self.reuse = None  # every node from the same node of the parent: see _start_whole_reuse
+            return
         history = self._history_hits(keys) if getattr(result, "reuse_history", False) else None
         self.reuse = decide_reuse(graph, plan, keys, unhashable, fkeys.parts, result.replaced_nodes,
                                   result.replacements, parent, result.reuse_requested, history)
+
+    def _parent_serves_all(self) -> bool:
+        """True when every node can take the output of the same node of the parent, as it is held.
+
+        The parent's graph is this dispatch's (the same lists), its function keys
+        are this dispatch's and no node lacks a key (checked by the caller), so
+        every node has its parent twin's key.  What is left to check: every
+        node of the parent COMPLETED with a stored output, held in this kernel
+        either as an immutable value or as the bytes it was frozen into (a
+        parent loaded from the store, or with an output kept on a Dask cluster,
+        takes the general path).
+        """
+        table = self.parent._table
+        if table.unstorable or table.status.count(COMPLETED) != table.size:
+            return False
+        raw, frozen = table.output.raw, table.frozen
+        immutable = IMMUTABLE
+        kinds_held = set(map(type, raw))
+        if kinds_held <= immutable:
+            return True
+        unloaded = table.output.unloaded()
+        if kinds_held - immutable == {type(unloaded)}:  # only outputs held as their frozen bytes?
+            return raw.count(unloaded) == sum(1 for n in frozen if raw[n] is unloaded)
+        kinds = self.result.graph.kinds
+        others = [n for n, value in enumerate(raw) if type(value) not in immutable]
+        return all(n in frozen or kinds[n] == NodeKind.PARAMETER for n in others)
+
+    def _start_whole_reuse(self) -> None:
+        """Start a dispatch whose every node is reused from the same node of its parent.
+
+        What :meth:`_start_run` and :func:`decide_reuse` would do node by node,
+        done column by column, and published as one :class:`ReusedBlock`
+        instead of a ``node_reused`` event per node: a full-reuse redispatch of
+        a 10,000-task graph costs a few list copies, not 10,000 records.
+        """
+        result, parent = self.result, self.parent
+        table, ptable = result._table, parent._table
+        size, pid, did = table.size, parent.dispatch_id, self.did
+        nodes = self.plan.tasks
+        t0 = now_us()
+        result.start_us = t0
+        result.status = Status.RUNNING
+        table.status[:] = [COMPLETED] * size
+        table.start[:] = table.end[:] = [t0] * size
+        self.raw[:] = ptable.output.raw  # parameters: the same graph values; frozen nodes: their bytes
+        self.frozen.update(ptable.frozen)
+        table.reused_from = dict(zip(nodes, zip(repeat(pid), nodes)))
+        table.reason = SameNodeReasons(pid, nodes)
+        subs = ptable.sublattice
+        if subs:
+            table.sublattice.update(subs)
+        self.state = bytearray(bytes((DONE_,)) * size)
+        self.waiting = [0] * size
+        self.pending = 0
+        self.private = set()
+        frozen = self.frozen
+        outputs = list(map(self.raw.__getitem__, nodes))
+        data = {}
+        if frozen:
+            position = {node: i for i, node in enumerate(nodes)} if len(frozen) > 8 else None
+            for node, payload in frozen.items():
+                data[node] = payload
+                table.output.defer(node)  # its own copy, unpickled from the bytes when read
+                outputs[position[node] if position is not None else nodes.index(node)] = None
+        block = ReusedBlock(did, pid, t0, nodes, tuple(outputs), data,
+                            {node: sub.dispatch_id for node, sub in subs.items()})
+        self.services.publish([Event("dispatch_started", did, None, "RUNNING", t0 / 1e6, self._plan_record()),
+                               Event("nodes_reused", did, None, "COMPLETED", t0 / 1e6, block)])
 
     def _history_hits(self, keys: list) -> dict:
         """``{key: HistoryHit}`` for this dispatch's node keys found in the history (empty if none)."""
@@ -412,7 +502,7 @@ class Dispatcher:
     def _plan_record(self) -> PlanRecord:
         table = self.result._table
         return PlanRecord(self.result.start_us, tuple(table.key), dict(self.result._unhashable),
-                          dict(table.reason))
+                          table.reason.copy())
 
     def _dispatch_record(self) -> DispatchRecord:
         """How the dispatch ended, with the records of the nodes that never got an event."""
@@ -427,8 +517,11 @@ class Dispatcher:
             left = [n for n in range(len(kinds)) if state[n] == WAITING or state[n] == BLOCKED] \
                 if WAITING in state or BLOCKED in state else []
             unreported = tuple(self._node_record(n) for n in left if kinds[n] != parameter)
-        ran = sum(1 for kind, began in zip(kinds, start) if began is not None and kind != parameter) \
-            - sum(1 for n in reused_from if start[n] is not None and kinds[n] != parameter)
+        if getattr(self, "reuse", True) is None:  # _start_whole_reuse: nothing ran
+            ran = 0
+        else:
+            ran = sum(1 for kind, began in zip(kinds, start) if began is not None and kind != parameter) \
+                - sum(1 for n in reused_from if start[n] is not None and kinds[n] != parameter)
         try:
             result_node = _postprocess_node(result.graph)
         except ValueError:
@@ -751,7 +844,8 @@ class Dispatcher:
         table = result._table
         result.end_us = max(now_us(), (result.start_us or 0) + 1)
         if result.status != Status.FAILED or result.error is None:
-            failed = [i for i, s in enumerate(table.status) if s == Status.FAILED]
+            failed = [i for i, s in enumerate(table.status) if s == Status.FAILED] \
+                if Status.FAILED in table.status else []
             if result._cancel_requested:
                 result.status = Status.CANCELLED
                 if failed:

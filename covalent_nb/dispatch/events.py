@@ -18,6 +18,13 @@ Event kinds:
     The node ended; ``status`` says how.
 ``node_reused``
     The node was satisfied from a previous dispatch without running.
+``nodes_reused``
+    ``node_id`` is None; every electron-like node of the dispatch was satisfied
+    from the same node of its parent at once (a redispatch rerunning its
+    parent's graph unchanged); ``record`` is a
+    :class:`~covalent_nb.dispatch.node_records.ReusedBlock` listing them.  It
+    comes right after ``dispatch_started``, in the same batch, and no
+    ``node_reused`` event is published for those nodes.
 ``dispatch_ended``
     ``node_id`` is None; ``status`` is the final dispatch status.  It is
     published after every node event of the dispatch.

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-__all__ = ["NodeRecord", "PlanRecord", "DispatchRecord"]
+from ..states import Status
+
+__all__ = ["NodeRecord", "ReusedBlock", "PlanRecord", "DispatchRecord"]
 
 
 class NodeRecord(NamedTuple):
@@ -39,6 +41,37 @@ class NodeRecord(NamedTuple):
     unstorable: Optional[str]
     #: The dispatch id of the sublattice dispatch this node ran, or None.
     sublattice_id: Optional[str]
+
+
+class ReusedBlock(NamedTuple):
+    """Every electron-like node of a dispatch taken from its parent at once, as one record.
+
+    Published (event ``nodes_reused``) instead of one ``node_reused`` record per
+    node when a redispatch reruns its parent's graph unchanged and every node is
+    reused from the same node of the parent: 10,000 records would cost more
+    than the redispatch itself.  Each node is COMPLETED, started and ended at
+    ``time_us``, and reused from ``(origin, node)``.
+    """
+
+    dispatch_id: str
+    #: The dispatch the outputs come from (the parent); each node from the node with the same id.
+    origin: str
+    time_us: int
+    nodes: tuple
+    #: Per node (parallel to ``nodes``): its output, or None when ``data`` holds its bytes.
+    outputs: tuple
+    #: node id -> the pickled bytes of a mutable output (what is stored and reused).
+    data: dict
+    #: node id -> the dispatch id of the sublattice dispatch it ran.
+    sublattices: dict
+
+    def node_records(self) -> list:
+        """The block as per-node :class:`NodeRecord` tuples (for readers that want one per node)."""
+        did, origin, t = self.dispatch_id, self.origin, self.time_us
+        data, subs = self.data, self.sublattices
+        return [NodeRecord(did, node, Status.COMPLETED, t, t, output, data.get(node), None, "", "", None,
+                           (origin, node), None, subs.get(node))
+                for node, output in zip(self.nodes, self.outputs)]
 
 
 class PlanRecord(NamedTuple):

@@ -38,10 +38,12 @@ class Plan:
         Per node, the number of in-edges (wait edges included).
     parameters:
         Ids of parameter nodes.
+    tasks:
+        Ids of every other node (a tuple, computed on first use).
     """
 
     __slots__ = ("order", "inputs", "waits", "arg_sources", "kwarg_sources", "children", "in_degree",
-                 "parameters", "parents")
+                 "parameters", "parents", "_tasks")
 
     def __init__(self, graph: Any) -> None:
         size = len(graph)
@@ -94,6 +96,15 @@ class Plan:
         self.kwarg_sources = kwarg_sources
         self.parameters = [i for i, kind in enumerate(graph.kinds) if kind == NodeKind.PARAMETER]
         self.order = topological_order(children, in_degree)
+        self._tasks: Any = None
+
+    @property
+    def tasks(self) -> tuple:
+        """Ids of the nodes that are not parameters, in id order."""
+        if self._tasks is None:
+            parameters = set(self.parameters)
+            self._tasks = tuple(n for n in range(len(self.in_degree)) if n not in parameters)
+        return self._tasks
 
 
 def plan_for(graph: Any) -> Plan:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+from collections.abc import MutableMapping
 from typing import Any, NamedTuple, Optional
 
 from ..states import NodeKind, Status
@@ -26,7 +27,7 @@ from .plan import plan_for
 from .hashing import (Hasher, Unhashable, describe_changes, digest, hooks_digest, parts_digest,
                       reuse_key_digest)
 
-__all__ = ["FunctionKeys", "function_keys", "node_keys", "decide_reuse", "Reuse", "HistoryHit",
+__all__ = ["PARENT_REASON", "SameNodeReasons", "FunctionKeys", "function_keys", "node_keys", "decide_reuse", "Reuse", "HistoryHit",
            "from_history_reason"]
 
 _LITERAL_KEYS = {int: "int:", float: "float:", bool: "bool:", type(None): "none:", str: "str:"}
@@ -52,14 +53,24 @@ class FunctionKeys:
         ids of nodes whose electron says ``reusable=False``.
     """
 
-    __slots__ = ("per_node", "by_marker", "parts", "problems", "opted_out")
+    __slots__ = ("_per_node", "_by_group", "_of_node", "by_marker", "parts", "problems", "opted_out")
 
     def __init__(self, size: int) -> None:
-        self.per_node: list = [None] * size
+        self._per_node: Optional[list] = None
+        self._by_group: list = [None]  # per node group (TransportGraph.node_groups), its digest
+        self._of_node: list = [0] * size
         self.by_marker: dict = {}
         self.parts: dict = {}
         self.problems: dict = {}
         self.opted_out: set = set()
+
+    @property
+    def per_node(self) -> list:
+        """Per node id, the digest of its function (made on first use: a rerun of the same graph
+        compares ``by_marker`` only)."""
+        if self._per_node is None:
+            self._per_node = list(map(self._by_group.__getitem__, self._of_node))
+        return self._per_node
 
 
 def function_keys(graph: Any, unfrozen: Optional[str] = None) -> FunctionKeys:
@@ -71,27 +82,35 @@ def function_keys(graph: Any, unfrozen: Optional[str] = None) -> FunctionKeys:
     objects, which a key cannot vouch for.
     """
     found = FunctionKeys(len(graph))
-    per_node, by_marker, problems = found.per_node, found.by_marker, found.problems
+    by_marker, problems = found.by_marker, found.problems
     reasons: dict = {}  # marker -> why it cannot be keyed
     hasher = Hasher()  # one pass: helpers shared by many tasks are digested once
     kinds, functions, metadata, names = graph.kinds, graph.functions, graph.metadata, graph.names
-    for node_id, function in enumerate(functions):
+    # Python-level work once per group of nodes running the same (function, metadata) objects, in
+    # the order nodes first use them (so each electron's parts come from its first node).
+    groups = graph.node_groups()
+    found._of_node = groups.of_node
+    by_group = found._by_group = [None] * len(groups.firsts)
+    failed: dict = {}  # group -> why
+    opted: set = set()
+    for group, node_id in enumerate(groups.firsts):
+        function = functions[node_id]
         if function is None:
             continue
         meta = metadata[node_id]
-        marker = (id(function), id(meta))
-        known = by_marker.get(marker)
-        if known is None and marker not in reasons:
-            known = _function_key(function, meta, kinds[node_id], names[node_id], unfrozen, hasher,
-                                  found.parts, reasons, marker)
-            if known is not None:
-                by_marker[marker] = known
+        marker = groups.markers[node_id]
+        known = _function_key(function, meta, kinds[node_id], names[node_id], unfrozen, hasher,
+                              found.parts, reasons, marker)
         if known is None:
-            problems[node_id] = reasons[marker]
+            failed[group] = reasons[marker]
             continue
-        per_node[node_id] = known
+        by_marker[marker] = by_group[group] = known
         if meta is not None and not meta.get("reusable", True):
-            found.opted_out.add(node_id)
+            opted.add(group)
+    if failed:
+        problems.update((node, failed[g]) for node, g in enumerate(groups.of_node) if g in failed)
+    if opted:
+        found.opted_out.update(node for node, g in enumerate(groups.of_node) if g in opted)
     return found
 
 
@@ -194,6 +213,77 @@ def from_history_reason(hit: HistoryHit) -> str:
             f"(ended {when})")
 
 
+#: The reason of a node reused from its parent: ``PARENT_REASON.format(parent node, parent id)``.
+PARENT_REASON = "reused: same code and inputs as node {} of {}"
+
+
+class SameNodeReasons(MutableMapping):
+    """The reasons of a dispatch whose every node in *nodes* was reused from the node with the
+    same id of *parent_id*: a mapping of node id to reason, as the dict it stands in for.
+
+    Each of those reasons (:data:`PARENT_REASON`) is made when it is read, so
+    a full-reuse redispatch of 10,000 tasks holds two fields, not 10,000
+    sentences; reasons set later (say, for a blocked node) are kept as given.
+    """
+
+    __slots__ = ("parent_id", "nodes", "_members", "_given")
+
+    def __init__(self, parent_id: str, nodes: Any, given: Optional[dict] = None) -> None:
+        self.parent_id = parent_id
+        self.nodes = tuple(nodes)
+        self._members: Optional[frozenset] = None
+        self._given: dict = dict(given or {})
+
+    def _reused(self) -> frozenset:
+        if self._members is None:
+            self._members = frozenset(self.nodes)
+        return self._members
+
+    @property
+    def given(self) -> dict:
+        """The reasons set one by one (not the parent's), ``{node: reason}``."""
+        return dict(self._given)
+
+    def __getitem__(self, node: Any) -> str:
+        text = self._given.get(node)
+        if text is not None:
+            return text
+        if node in self._reused():
+            return PARENT_REASON.format(node, self.parent_id)
+        raise KeyError(node)
+
+    def __setitem__(self, node: Any, text: str) -> None:
+        self._given[node] = text
+
+    def __delitem__(self, node: Any) -> None:
+        if node in self._reused():
+            raise TypeError("the reason of a node reused from its parent cannot be removed")
+        del self._given[node]
+
+    def __iter__(self) -> Any:
+        yield from self.nodes
+        reused = self._reused()
+        yield from (node for node in self._given if node not in reused)
+
+    def __len__(self) -> int:
+        return len(self.nodes) + sum(1 for node in self._given if node not in self._reused())
+
+    def __contains__(self, node: Any) -> bool:
+        return node in self._given or node in self._reused()
+
+    def copy(self) -> "SameNodeReasons":
+        """A copy (cheap: the reused nodes are shared)."""
+        twin = SameNodeReasons(self.parent_id, (), self._given)
+        twin.nodes, twin._members = self.nodes, self._members
+        return twin
+
+    def __reduce__(self) -> tuple:
+        return (SameNodeReasons, (self.parent_id, self.nodes, self._given))
+
+    def __repr__(self) -> str:
+        return f"<SameNodeReasons: {len(self.nodes)} nodes reused from {self.parent_id}, {len(self._given)} more>"
+
+
 class Reuse:
     """The reuse decision of a whole dispatch.
 
@@ -263,7 +353,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
             hit = index.get(key)
             if hit is not None:
                 reused[node] = hit
-                reasons[node] = f"reused: same code and inputs as node {hit} of {pid}"
+                reasons[node] = PARENT_REASON.format(hit, pid)
                 continue
             found = history.get(key)
             if found is not None:

@@ -222,6 +222,10 @@ def fold(dispatch_id: str, events) -> Update:
     count = 0
     for event in events:
         count += 1
+        if event.kind == "nodes_reused":  # a ReusedBlock: every node of the dispatch reused at once
+            reused = widget_state(event.status, True)
+            changes.update(dict.fromkeys(event.record.nodes, reused))
+            continue
         if event.node_id is None:
             status = status_text(event.status)
             started = started or event.kind == "dispatch_started"

@@ -119,7 +119,7 @@ def fill_records(store: Any, result: StoredResult, row: dict) -> None:
         keys, unhashable, reasons = decode_plan(row["plan"])
         table.key = keys
         result._unhashable = dict(unhashable)
-        table.reason = dict(reasons)
+        table.reason = reasons.copy()
     outcome = pickle.loads(row["outcome"]) if row["outcome"] is not None else {}
     if outcome.get("executor_names"):
         result.executor_names = set(outcome["executor_names"])

@@ -24,9 +24,11 @@ packed as 16 raw bytes each.
 from __future__ import annotations
 
 import pickle
+from itertools import repeat
 from typing import Any, Optional
 
 from ..states import Status
+from ..dispatch.reuse import SameNodeReasons
 
 __all__ = ["STATUSES", "SPARSE_FIELDS", "PACKABLE", "encode_batch", "decode_batch", "Batch",
            "summarize", "encode_plan", "decode_plan", "index_rows"]
@@ -45,6 +47,8 @@ PACKABLE = frozenset({int, float, bool, type(None), complex, str, bytes})
 PACKABLE_LEN = 1024
 
 _FORMAT = 1
+#: Marks a plan's reasons stored as "each node reused from the same node of this parent" (encode_plan).
+_SAME_NODES = "same-nodes-of"
 
 
 def encode_batch(nodes: list, statuses: list, starts: list, ends: list, refs: dict,
@@ -54,9 +58,15 @@ def encode_batch(nodes: list, statuses: list, starts: list, ends: list, refs: di
     ``refs`` maps nodes to value references (bytes); ``packed_nodes`` and
     ``packed_values`` are parallel lists of nodes and their packable outputs;
     ``sparse`` maps each of :data:`SPARSE_FIELDS` present to ``{node: value}``
-    (a sublattice given by its dispatch id).
+    (a sublattice given by its dispatch id); ``reused_from`` may instead be a
+    dispatch id: every node of the batch was reused from the node with the
+    same id of that dispatch (a whole-dispatch reuse, stored without 10,000
+    tuples).
     """
-    codes = bytes(map(_CODE.__getitem__, statuses))
+    if statuses and statuses.count(statuses[0]) == len(statuses):
+        codes = bytes((_CODE[statuses[0]],)) * len(statuses)
+    else:
+        codes = bytes(map(_CODE.__getitem__, statuses))
     packed = pickle.dumps(packed_values, protocol=5) if packed_nodes else None
     return pickle.dumps((_FORMAT, nodes, codes, starts, ends, refs, packed_nodes, packed, sparse),
                         protocol=5)
@@ -85,6 +95,9 @@ def decode_batch(payload: bytes) -> Batch:
         raise ValueError("not a node batch of a known format")
     _, nodes, codes, starts, ends, refs, packed_nodes, packed, sparse = decoded
     values = dict(zip(packed_nodes, pickle.loads(packed))) if packed_nodes else {}
+    origin = sparse.get("reused_from")
+    if type(origin) is str:  # every node from the same node of one dispatch (see encode_batch)
+        sparse["reused_from"] = dict(zip(nodes, zip(repeat(origin), nodes)))
     return Batch(nodes, [STATUSES[c] for c in codes], starts, ends, refs, values, sparse)
 
 
@@ -103,11 +116,18 @@ def summarize(batches: list) -> tuple:
     return completed, reused, recomputed, last
 
 
-def encode_plan(keys: list, unhashable: dict, reasons: dict) -> bytes:
-    """Encode every node's key and reason (keys as raw bytes when they are 32 hex digits)."""
-    missing = [i for i, k in enumerate(keys) if k is None]
+def encode_plan(keys: list, unhashable: dict, reasons: Any) -> bytes:
+    """Encode every node's key and reason (keys as raw bytes when they are 32 hex digits).
+
+    *reasons* is a dict, or a :class:`~covalent_nb.dispatch.reuse.SameNodeReasons`
+    (every node reused from its namesake in the parent), stored as the parent
+    id, the list of nodes and the reasons given one by one.
+    """
+    if type(reasons) is SameNodeReasons:
+        reasons = (_SAME_NODES, reasons.parent_id, list(reasons.nodes), reasons.given)
+    missing = [i for i, k in enumerate(keys) if k is None] if None in keys else []
     try:
-        packed: Any = bytes.fromhex("".join(["0" * 32 if k is None else k for k in keys]))
+        packed: Any = bytes.fromhex("".join(["0" * 32 if k is None else k for k in keys] if missing else keys))
         if len(packed) != 16 * len(keys):
             raise ValueError("keys of another length")
     except (TypeError, ValueError):
@@ -116,7 +136,8 @@ def encode_plan(keys: list, unhashable: dict, reasons: dict) -> bytes:
 
 
 def decode_plan(payload: bytes) -> tuple:
-    """Return ``(keys, unhashable, reasons)`` from :func:`encode_plan`'s bytes."""
+    """Return ``(keys, unhashable, reasons)`` from :func:`encode_plan`'s bytes (*reasons* a dict or
+    a :class:`~covalent_nb.dispatch.reuse.SameNodeReasons`)."""
     _, size, packed, missing, unhashable, reasons = pickle.loads(payload)
     if isinstance(packed, bytes):
         text = packed.hex()
@@ -125,6 +146,9 @@ def decode_plan(payload: bytes) -> tuple:
             keys[i] = None
     else:
         keys = list(packed)
+    if type(reasons) is tuple and reasons and reasons[0] == _SAME_NODES:
+        _, parent_id, nodes, given = reasons
+        reasons = SameNodeReasons(parent_id, nodes, given)
     return keys, unhashable, reasons
 
 

@@ -257,6 +257,7 @@ class SQLiteStore:
         self.blobs.clean_tmp()
         self.owner = OwnerLock(os.path.join(self.home, "owners"))
         self.known_refs: dict = {}  # (dispatch id, node) -> blob reference of a large output
+        self._digests: dict = {}  # id(graph bytes) -> (the bytes, their blob digest): see _ref
         self._lock = threading.RLock()
         self._conn = self.connect()
         self._create_schema()
@@ -450,9 +451,18 @@ class SQLiteStore:
         return build_result(self, row)
 
     # -- submission ------------------------------------------------------------------
-    def _ref(self, data: bytes, blobs: list) -> bytes:
+    def _ref(self, data: bytes, blobs: list, cached: bool = False) -> bytes:
         if len(data) > self.inline_max:
-            digest = blob_digest(data)
+            # *cached*: bytes graph_codec keeps (a rerun of the same graph hands over the same object)
+            seen = self._digests.get(id(data)) if cached else None
+            if seen is not None and seen[0] is data:
+                digest = seen[1]
+            else:
+                digest = blob_digest(data)
+                if cached:
+                    if len(self._digests) >= 4:  # as many as graph_codec keeps
+                        self._digests.clear()  # (any thread may dispatch: no iteration over it)
+                    self._digests[id(data)] = (data, digest)  # held: the id stays theirs
             blobs.append((digest, data))
             return BLOB + digest.encode()
         return INLINE + data
@@ -478,7 +488,7 @@ class SQLiteStore:
             "graph_note": graph_note,
             "inputs_note": inputs_note,
         }
-        task_count = sum(1 for kind in graph.kinds if kind != NodeKind.PARAMETER)
+        task_count = len(graph.kinds) - graph.kinds.count(NodeKind.PARAMETER)
         row = {
             "dispatch_id": result.dispatch_id,
             "lattice_name": getattr(result.lattice, "__name__", "?"),
@@ -495,7 +505,7 @@ class SQLiteStore:
             "pid": self.owner.pid,
         }
         parts = {
-            "graph": self._ref(graph_data, blobs),
+            "graph": self._ref(graph_data, blobs, cached=True),
             "inputs": self._ref(inputs_data, blobs),
             "snapshot": None if result.snapshot is None else self._ref(result.snapshot, blobs),
             "facts": pickle.dumps(facts, protocol=5),

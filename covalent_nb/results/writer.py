@@ -40,19 +40,21 @@ import time
 from typing import Any, NamedTuple, Optional
 
 from .blobs import blob_digest
-from .records import PACKABLE, PACKABLE_LEN, encode_batch, encode_plan, index_rows
+from .records import PACKABLE, PACKABLE_LEN, decode_batch, encode_batch, encode_plan, index_rows
 from ..dispatch.node_records import NodeRecord
 from ..dispatch.runtime import RUNTIME
 from ..states import ENDED, Status, now_us
 from ..serialization import by_value_registry_in_use
-from .values import BLOB, INLINE, StoreUnavailable, dumps, reason_of, sql_text
-from ..dispatch.executors.remote import RemoteTree, RemoteValue
+from .values import BLOB, INLINE, StoreUnavailable, dumps, loads, reason_of, sql_text
+from ..dispatch.executors.remote import RemoteTree, RemoteValue, blob_exists
 from . import remote_blobs
 
 __all__ = ["Writer", "Waiter", "Submission"]
 
 log = logging.getLogger(__name__)
 
+#: Output types that always pack (see records.PACKABLE), whatever their value.
+_SCALARS = frozenset({int, float, bool, complex, type(None)})
 _NODE_KINDS = frozenset({"node_completed", "node_failed", "node_cancelled", "node_reused"})
 _RETRIES = 3
 #: Seconds before the first new attempt to write to a store that could not be written;
@@ -447,6 +449,7 @@ class Writer:
         started: list = []
         touched: dict = {}
         node_kinds = _NODE_KINDS
+        blocks: list = []  # (dispatch id, ReusedBlock)
         for kind, payload, _ in items:
             if kind == "events":
                 did = payload[0].dispatch_id  # the router hands over one dispatch per batch
@@ -455,6 +458,8 @@ class Writer:
                     touched.setdefault(did, []).extend(records)
                 if payload[0].kind == "dispatch_started":  # always first in its batch
                     started.append((did, payload[0].record))
+                    if len(payload) > 1 and payload[1].kind == "nodes_reused":  # published right after it
+                        blocks.append((did, payload[1].record))
             elif kind == "submit":
                 tx.submissions.append(payload)
             elif kind == "end":
@@ -476,6 +481,9 @@ class Writer:
             tx.plans.append((str(Status.RUNNING), plan.start_us, _encode_plan(plan), tx.now, did))
             state.plan_written = True
             state.keys = plan.keys
+        for did, block in blocks:  # before any record of the same dispatch (there are none in practice)
+            if did in progress:
+                tx.batches.append((did, self._encode_block(did, block, by_value, tx)))
         for did, records in touched.items():
             if did not in progress:
                 continue  # its submission could not be stored
@@ -504,12 +512,9 @@ class Writer:
         conn = self._conn
         now = tx.now
         conn.execute("BEGIN IMMEDIATE")
-        # A concurrent delete in another process may have removed a blob
-        # between our write and our lock; deletes hold the lock while they
-        # unlink, so checking now is enough.
-        for digest, data, did, value in tx.blobs:
-            if not store.blobs.exists(digest):
-                store.blobs.put(data if data is not None else dumps(value), digest)
+        gone = self._restore_files(tx)  # under the lock: see there
+        if gone:
+            self._record_lost(tx, gone)
         parts: list = []  # (dispatch id, part, value)
         for submission in tx.submissions:
             row = submission.row
@@ -555,6 +560,90 @@ class Writer:
                                      index_rows(keys, found[0], (*refs, *packed_nodes), end_of))
         conn.execute("COMMIT")
 
+    def _restore_files(self, tx: "_Transaction") -> dict:
+        """Under the write lock: see that every file this transaction's records name is there.
+
+        A delete or prune, in any process, removes a blob file once no stored
+        record names it, and it unlinks under this same lock; so a file that is
+        here now stays, since the records naming it are committed before the
+        lock is let go.  One that went since it was written, or since a node
+        chose to reuse the output it holds (the records naming it were
+        deleted meanwhile), is written again from what this process holds: the
+        bytes, or the value pickled again, or for a Dask output kept by
+        reference the value this kernel fetched (:meth:`RemoteValue.ensure_stored`),
+        each only if it still has the name's digest.  Returns ``{dispatch id:
+        {file: why}}`` (a home blob by its reference bytes, other files by
+        location) for the files gone for good.
+        """
+        store = self.store
+        gone: dict = {}
+        for digest, data, did, value in tx.blobs:
+            if store.blobs.exists(digest):
+                continue
+            try:
+                fresh = data if data is not None else dumps(value)
+            except Exception:  # noqa: BLE001 - the value no longer pickles: the bytes are gone
+                fresh = None
+            if fresh is None or not store.blobs.restore(digest, fresh):
+                gone.setdefault(did, {})[BLOB + digest.encode()] = (
+                    f"its output's blob file {store.blobs.path(digest)} was removed (the dispatches naming it "
+                    "were deleted) before this dispatch's record naming it was committed, and this process "
+                    "no longer has those bytes")
+        for did, reference in tx.unheld:
+            location = reference.location
+            try:
+                if blob_exists(location):
+                    continue
+            except Exception:  # noqa: BLE001 - storage out of reach: it may well be there, keep the record
+                continue
+            try:
+                restored = reference.ensure_stored()  # from the value this kernel fetched, if it did
+            except Exception:  # noqa: BLE001 - the bytes could not be written again: gone
+                restored = False
+            if not restored:
+                gone.setdefault(did, {})[location] = (
+                    f"its output's blob file {location} was removed (the dispatches naming it were deleted) "
+                    "before this dispatch's record naming it was committed, and this process holds neither "
+                    "the value nor a Dask future of it")
+        return gone
+
+    def _record_lost(self, tx: "_Transaction", gone: dict) -> None:
+        """Record as not stored, with the reason, the nodes of *tx* whose output names a file of *gone*.
+
+        A later batch overrides an earlier one for the same node, so a batch
+        appended now corrects the records this transaction carries; the
+        history index leaves those nodes out, and a redispatch with reuse
+        recomputes them and says why.  (Rare: decoding the batches is fine.)
+        """
+        for did, files in gone.items():
+            final: dict = {}
+            for batch_did, payload in tx.batches:
+                if batch_did != did:
+                    continue
+                batch = decode_batch(payload)
+                reused_from = batch.sparse.get("reused_from", {})
+                for at, node in enumerate(batch.nodes):
+                    final[node] = (batch.statuses[at], batch.starts[at], batch.ends[at], batch.refs.get(node),
+                                   reused_from.get(node))
+            lost = {node: (why, entry) for node, entry in final.items()
+                    if entry[3] is not None and (why := _names_file(bytes(entry[3]), files)) is not None}
+            if not lost:
+                continue
+            nodes = sorted(lost)
+            sparse: dict = {"unstorable": {node: lost[node][0] for node in nodes}}
+            origins = {node: lost[node][1][4] for node in nodes if lost[node][1][4] is not None}
+            if origins:
+                sparse["reused_from"] = origins
+            statuses, starts, ends = ([lost[node][1][field] for node in nodes] for field in range(3))
+            tx.batches.append((did, encode_batch(nodes, statuses, starts, ends, {}, [], [], sparse)))
+            for key_did, _, _, _, refs, _ in tx.key_rows:
+                if key_did == did:
+                    for node in nodes:
+                        refs.pop(node, None)
+            for node in nodes:
+                log.warning("covalent_nb: dispatch %s, node %d: %s; its record says the output was not stored "
+                            "(a redispatch with reuse recomputes it)", did, node, lost[node][0])
+
     # -- building records ----------------------------------------------------------
     def _remote_refs(self, value: Any, did: str, tx: "_Transaction") -> None:
         """Name the blobs that Dask workers wrote for *value* (a RemoteValue, or a RemoteTree of them).
@@ -562,11 +651,17 @@ class Writer:
         One in this store's blobs gets a ``blob_refs`` row: the record names it
         (inline), and the row keeps the file until the dispatch is deleted.  One
         in blob storage elsewhere (a path or fsspec URL) gets a ``remote_blobs``
-        row, so deleting the last dispatch naming it removes it there too.
+        row, so deleting the last dispatch naming it removes it there too.  A
+        reference that holds no Dask future (an output reused by reference) is
+        checked under the write lock (:meth:`_restore_files`); one that holds
+        its future is this dispatch's own, checked when the dispatch ends
+        (``RemoteValue.ensure_stored``), while the worker still keeps the value.
         """
         for reference in (value.references() if type(value) is RemoteTree else (value,)):
             if reference.digest is None or reference.location is None:
                 continue
+            if reference.future is None:
+                tx.unheld.append((did, reference))
             if reference.location == self.store.blobs.path(reference.digest):
                 tx.blob_refs.append((reference.digest, did, reference.size))
             else:
@@ -580,9 +675,6 @@ class Writer:
         statuses = [r.status for r in records]
         starts = [r.start_us for r in records]
         ends = [r.end_us for r in records]
-        inline_max = self.store.inline_max
-        known = self.store.known_refs
-        blobs, blob_refs = tx.blobs, tx.blob_refs
         completed = Status.COMPLETED
         packable = PACKABLE
         packed_nodes: list = []
@@ -604,31 +696,7 @@ class Writer:
                 packed_nodes.append(node)
                 packed_values.append(value)
                 continue
-            source = record.reused_from
-            ref = known.get(source) if source is not None else None
-            if ref is not None:  # a large value stored before: name it, do not pickle it again
-                digest = ref[1:].decode()
-                blobs.append((digest, data, did, value))  # if the blob went missing, rewrite it
-                blob_refs.append((digest, did, self.store.blobs.size(digest)))
-                refs[node] = ref
-                continue
-            if kind is RemoteValue or kind is RemoteTree:
-                self._remote_refs(value, did, tx)
-            try:
-                if data is None:
-                    data = dumps(value, by_value_registry=by_value)
-            except Exception as exc:  # noqa: BLE001 - any pickling failure: stored as unstorable
-                unstorable[node] = f"its output could not be pickled ({reason_of(exc)})"
-                continue
-            if len(data) > inline_max:
-                digest = blob_digest(data)
-                ref = BLOB + digest.encode()
-                blobs.append((digest, data, did, None))
-                blob_refs.append((digest, did, len(data)))
-                known[(did, node)] = ref
-            else:
-                ref = INLINE + data
-            refs[node] = ref
+            self._store_value(did, node, value, data, record.reused_from, by_value, tx, refs, unstorable)
         state = self.progress.get(did)
         keys = state.keys if state is not None else None
         if keys:  # for the history index, if it is on (see _transaction): the nodes whose output is stored
@@ -645,6 +713,77 @@ class Writer:
             sparse["sublattice"] = subs
             tx.containers.extend((did, child) for child in subs.values())
         return encode_batch(nodes, statuses, starts, ends, refs, packed_nodes, packed_values, sparse)
+
+    def _store_value(self, did: str, node: int, value: Any, data: Optional[bytes], source: Optional[tuple],
+                     by_value: bool, tx: "_Transaction", refs: dict, unstorable: dict) -> None:
+        """Put the reference to a node's output (not a packed one) in *refs*, or why not in *unstorable*."""
+        known = self.store.known_refs
+        ref = known.get(source) if source is not None else None
+        if ref is not None:  # a large value stored before: name it, do not pickle it again
+            digest = ref[1:].decode()
+            tx.blobs.append((digest, data, did, value))  # if the blob went missing, rewrite it
+            tx.blob_refs.append((digest, did, self.store.blobs.size(digest)))
+            refs[node] = ref
+            return
+        kind = type(value)
+        if kind is RemoteValue or kind is RemoteTree:
+            self._remote_refs(value, did, tx)
+        try:
+            if data is None:
+                data = dumps(value, by_value_registry=by_value)
+        except Exception as exc:  # noqa: BLE001 - any pickling failure: stored as unstorable
+            unstorable[node] = f"its output could not be pickled ({reason_of(exc)})"
+            return
+        if len(data) > self.store.inline_max:
+            digest = blob_digest(data)
+            ref = BLOB + digest.encode()
+            tx.blobs.append((digest, data, did, None))
+            tx.blob_refs.append((digest, did, len(data)))
+            known[(did, node)] = ref
+        else:
+            ref = INLINE + data
+        refs[node] = ref
+
+    def _encode_block(self, did: str, block: Any, by_value: bool, tx: "_Transaction") -> bytes:
+        """One batch holding a :class:`~covalent_nb.dispatch.node_records.ReusedBlock`: every node
+        COMPLETED at the block's time, reused from the same node of ``block.origin``."""
+        nodes = list(block.nodes)
+        size = len(nodes)
+        origin, data_of = block.origin, block.data
+        packable, packable_len = PACKABLE, PACKABLE_LEN
+        packed_nodes: list = []
+        packed_values: list = []
+        refs: dict = {}
+        unstorable: dict = {}
+        outputs = block.outputs
+        if set(map(type, outputs)) <= _SCALARS:  # the common case, at C speed: every output packs
+            packed_nodes = [n for n in nodes if n not in data_of] if data_of else list(nodes)
+            packed_values = [v for n, v in zip(nodes, outputs) if n not in data_of] if data_of else list(outputs)
+            outputs = [None] * len(data_of)
+            nodes_left: Any = list(data_of)
+        else:
+            nodes_left = nodes
+        for node, value in zip(nodes_left, outputs):
+            kind = type(value)
+            if kind in packable and (kind is not str and kind is not bytes or len(value) <= packable_len) \
+                    and node not in data_of:
+                packed_nodes.append(node)
+                packed_values.append(value)
+            else:
+                self._store_value(did, node, value, data_of.get(node), (origin, node), by_value, tx, refs,
+                                  unstorable)
+        ends = [block.time_us] * size
+        state = self.progress.get(did)
+        if state is not None and state.keys:  # for the history index, as in _encode
+            tx.key_rows.append((did, state.keys, nodes, ends, refs, packed_nodes))
+        sparse: dict = {"reused_from": origin}  # each node from its namesake (see records.encode_batch)
+        if unstorable:
+            sparse["unstorable"] = unstorable
+        if block.sublattices:
+            sparse["sublattice"] = dict(block.sublattices)
+            tx.containers.extend((did, child) for child in block.sublattices.values())
+        return encode_batch(nodes, [Status.COMPLETED] * size, list(ends), ends, refs, packed_nodes,
+                            packed_values, sparse)
 
     def _final(self, state: _Progress, record: Any, by_value: bool, tx: "_Transaction") -> "_Final":
         """The last batch of a dispatch and the values of its final UPDATE."""
@@ -675,7 +814,7 @@ class _Transaction:
     """Everything one commit writes, gathered before the database is touched."""
 
     __slots__ = ("now", "submissions", "ends", "blobs", "blob_refs", "remote_refs", "batches", "plans",
-                 "finals", "containers", "key_rows")
+                 "finals", "containers", "key_rows", "unheld")
 
     def __init__(self, now: int) -> None:
         self.now = now
@@ -689,6 +828,26 @@ class _Transaction:
         self.finals: list = []  # _Final
         self.containers: list = []  # (dispatch id, id of a sublattice dispatch one of its nodes ran)
         self.key_rows: list = []  # (dispatch id, keys, nodes, ends, refs, packed nodes) for the history index
+        self.unheld: list = []  # (dispatch id, RemoteValue) named by a record, its value held by no future
+
+
+def _names_file(ref: bytes, files: dict) -> Optional[str]:
+    """Why the output behind value reference *ref* is gone, if it names a file of *files* (else None)."""
+    why = files.get(ref)
+    if why is not None or ref[:1] != INLINE:
+        return why
+    if not any(type(place) is str and place.encode() in ref for place in files):
+        return None  # a pickled reference holds its location as text: this one names none of them
+    try:
+        value = loads(ref[1:])
+    except Exception:  # noqa: BLE001 - not something this process can load: not a reference
+        return None
+    kind = type(value)
+    references = value.references() if kind is RemoteTree else (value,) if kind is RemoteValue else ()
+    for reference in references:
+        if reference.location in files:
+            return files[reference.location]
+    return None
 
 
 def _encode_plan(plan: Any) -> bytes:

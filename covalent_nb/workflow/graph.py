@@ -23,11 +23,11 @@ them.  Node kinds:
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..states import NodeKind, Status
 
-__all__ = ["TransportGraph", "topological_order", "WAIT_EDGE_NAME", "PARAMETER_PREFIX",
+__all__ = ["TransportGraph", "NodeGroups", "topological_order", "WAIT_EDGE_NAME", "PARAMETER_PREFIX",
            "POSTPROCESS_NAME"]
 
 WAIT_EDGE_NAME = "!waiting_edge"
@@ -57,6 +57,17 @@ def topological_order(children: list, in_degree: list) -> list:
     return order
 
 
+class NodeGroups(NamedTuple):
+    """See :meth:`TransportGraph.node_groups`."""
+
+    #: per node, ``(id(function), id(metadata))``
+    markers: list
+    #: per group, in node order, the first node of the group
+    firsts: list
+    #: per node, the index of its group
+    of_node: list
+
+
 class TransportGraph:
     """A traced workflow: nodes and edges kept as parallel lists.
 
@@ -73,7 +84,7 @@ class TransportGraph:
     """
 
     __slots__ = ("names", "kinds", "functions", "values", "metadata", "edges",
-                 "_nx", "_records", "_shape_key", "_plan", "__weakref__")
+                 "_nx", "_records", "_shape_key", "_plan", "_markers", "__weakref__")
 
     def __init__(self) -> None:
         self.names: list = []
@@ -86,6 +97,7 @@ class TransportGraph:
         self._records = None  # the NodeTable of the dispatch this graph belongs to
         self._shape_key: Optional[str] = None
         self._plan = None  # the dispatcher's precomputed Plan, shared by shallow copies
+        self._markers = None  # node_groups(), computed on first use, shared likewise
 
     def shallow_copy(self) -> "TransportGraph":
         """A new graph object sharing this one's (no longer changing) lists.
@@ -94,7 +106,8 @@ class TransportGraph:
         that reruns a graph unchanged shares the lists and the plan.
         """
         clone = TransportGraph()
-        for key in ("names", "kinds", "functions", "values", "metadata", "edges", "_shape_key", "_plan"):
+        for key in ("names", "kinds", "functions", "values", "metadata", "edges", "_shape_key", "_plan",
+                    "_markers"):
             setattr(clone, key, getattr(self, key))
         return clone
 
@@ -116,6 +129,24 @@ class TransportGraph:
         self.edges.append((source, target, edge_name, param_type, arg_index))
 
     # -- reading ------------------------------------------------------------
+    def node_groups(self) -> "NodeGroups":
+        """The nodes grouped by the (function, metadata) objects they run: every node of one electron
+        shares both, so a 10,000-task fan-out has a handful of groups.
+
+        Whatever depends only on those objects (a function's key, an executor)
+        is then worked out once per group.  Computed on first use and kept
+        (the lists never change once traced, and they hold the objects, so
+        their ids stay theirs); shared by shallow copies.
+        """
+        groups = self._markers
+        if groups is None:
+            markers = list(zip(map(id, self.functions), map(id, self.metadata)))
+            first = dict(zip(reversed(markers), range(len(markers) - 1, -1, -1)))  # marker -> first node
+            firsts = sorted(first.values())
+            number = {markers[node]: i for i, node in enumerate(firsts)}
+            groups = self._markers = NodeGroups(markers, firsts, list(map(number.__getitem__, markers)))
+        return groups
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -225,3 +256,4 @@ class TransportGraph:
         self._records = None
         self._shape_key = None
         self._plan = None
+        self._markers = None
