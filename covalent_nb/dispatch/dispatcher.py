@@ -413,6 +413,7 @@ class Dispatcher:
                 batch.append(get())
             events: list = []
             ready: list = []
+            finished = {m[0] for m in batch if type(m) is Done} if len(batch) > 1 else ()
             for message in batch:
                 kind = type(message)
                 if kind is Done:
@@ -420,7 +421,8 @@ class Dispatcher:
                     complete(node, value, t_start, t_end, out, err, events, ready)
                 elif kind is Started:
                     node = message[0]
-                    if state[node] == SUBMITTED:
+                    # a task that started and ended between two wake-ups was never seen running
+                    if state[node] == SUBMITTED and node not in finished:
                         state[node] = RUNNING
                         status[node] = running_status
                         t = message[1] or now_us()
@@ -571,7 +573,7 @@ class Dispatcher:
         executor_record = self.result._table.executor
         by_executor: dict = {}
         plan = self.plan
-        children, parents = plan.children, plan.parents
+        children, waiting = plan.children, self.waiting
         for node in ready:
             if state[node] != WAITING:
                 continue
@@ -600,10 +602,12 @@ class Dispatcher:
                         break
                     if self.remote_seen and kinds[child] in _PACKING_KINDS and self._packs_references(child):
                         break  # packed from references when it is ready (_launch)
+                    # every other parent done: its only unfinished in-edges come from this link (an
+                    # earlier link feeds only its own child, or the chain would have stopped there)
+                    if waiting[child] != len(kids):
+                        break
                     if members is None:
                         members = {node}
-                    if any(state[p] != DONE_ and p not in members for p in parents[child]):
-                        break
                     members.add(child)
                     run.append(self._spec(child, members))
                     state[child] = SUBMITTED

@@ -13,7 +13,9 @@ Event kinds:
     reasons).  Parameter nodes are already COMPLETED when this event is published
     (they get no events of their own).
 ``node_running``
-    The node's function has started on its executor.
+    The node's function has started on its executor.  Not published for a
+    task that started and ended between two wake-ups of the dispatcher (its
+    ``node_completed`` comes alone): nobody could have seen it running.
 ``node_completed`` / ``node_failed`` / ``node_cancelled``
     The node ended; ``status`` says how.
 ``node_reused``

@@ -23,8 +23,9 @@ class Plan:
     order:
         Node ids, parents before children.
     inputs:
-        Per node, its in-edges ``(source, edge_name, param_type, arg_index)``
-        that carry data (wait edges excluded), in edge order.
+        Per node, its in-edges that carry data (wait edges excluded), in edge
+        order: the graph's own ``(source, target, edge_name, param_type,
+        arg_index)`` tuples.
     waits:
         Per node, the nodes it waits for without taking their output
         (``ct.wait``): a side-effect dependency, so part of its key.
@@ -55,8 +56,8 @@ class Plan:
         parents: list = [none] * size
         waits: list = [none] * size
         in_degree = [0] * size
-        for edge in graph.edges:
-            source, target, edge_name, param_type, arg_index = edge
+        for edge in graph.edges:  # the graph's own tuples are kept: no copy per edge
+            source, target, _, param_type, _ = edge
             kids = children[source]
             if kids is none:
                 children[source] = [target]
@@ -73,20 +74,23 @@ class Plan:
             else:
                 into = inputs[target]
                 if into is none:
-                    inputs[target] = [(source, edge_name, param_type, arg_index)]
+                    inputs[target] = [edge]
                 else:
-                    into.append((source, edge_name, param_type, arg_index))
+                    into.append(edge)
         arg_sources: list = [none] * size
         kwarg_sources: list = [none] * size
         for node, edges in enumerate(inputs):
             if edges is none:
                 continue
-            positional = [e for e in edges if e[2] == "arg"]
-            if any(positional[i][3] > positional[i + 1][3] for i in range(len(positional) - 1)):
-                positional.sort(key=lambda e: e[3])
+            if len(edges) == 1 and edges[0][3] == "arg":  # the commonest: one positional argument
+                arg_sources[node] = (edges[0][0],)
+                continue
+            positional = [e for e in edges if e[3] == "arg"]
+            if any(positional[i][4] > positional[i + 1][4] for i in range(len(positional) - 1)):
+                positional.sort(key=lambda e: e[4])
             arg_sources[node] = tuple(e[0] for e in positional)
             if len(positional) != len(edges):
-                kwarg_sources[node] = tuple((e[1], e[0]) for e in edges if e[2] == "kwarg")
+                kwarg_sources[node] = tuple((e[2], e[0]) for e in edges if e[3] == "kwarg")
         self.inputs = inputs
         self.waits = waits
         self.children = children

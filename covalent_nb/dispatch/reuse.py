@@ -177,7 +177,7 @@ def node_keys(graph: Any, plan: Any, fkeys: FunctionKeys, salt: str) -> tuple:
         pieces = [kinds[node], fkey]
         # a set's items are gathered in iteration order, which differs between processes
         unordered = functions[node] is gather_set
-        for source, edge_name, param_type, arg_index in inputs[node]:
+        for source, _, edge_name, param_type, arg_index in inputs[node]:
             parent_key = keys[source]
             if parent_key is None:
                 break
@@ -380,7 +380,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
         if node in unhashable:
             reasons[node] = f"recomputed: not reusable ({unhashable[node]})"
             continue
-        bad_param = next(((src, edge) for src, edge, *_ in inputs[node] if src in unhashable), None)
+        bad_param = next(((src, edge) for src, _, edge, *_ in inputs[node] if src in unhashable), None)
         if bad_param is not None:
             reasons[node] = (f"recomputed: not reusable (argument {bad_param[1]!r} cannot be hashed: "
                              f"{unhashable[bad_param[0]]})")
@@ -432,8 +432,8 @@ def _changed_input(parent: Any, twin: int, node_inputs: list, keys: list) -> Opt
 
     parent_keys = parent._table.key
     parent_inputs = {(edge_name, param_type, arg_index): parent_keys[source]
-                     for source, edge_name, param_type, arg_index in plan_for(parent.graph).inputs[twin]}
-    for source, edge_name, param_type, arg_index in node_inputs:
+                     for source, _, edge_name, param_type, arg_index in plan_for(parent.graph).inputs[twin]}
+    for source, _, edge_name, param_type, arg_index in node_inputs:
         if parent_inputs.get((edge_name, param_type, arg_index)) != keys[source]:
             return edge_name
     if len(parent_inputs) != len(node_inputs):
