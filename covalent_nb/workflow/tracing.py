@@ -349,7 +349,8 @@ def record_call(build: Build, electron: Any, args: tuple, kwargs: dict) -> Bound
     sig = build.signatures.get(id(target))
     if sig is None:
         sig = build.signatures[id(target)] = signature_of(target)
-    check_arguments(sig, args, kwargs, f"electron {name}()")
+    if kwargs or not sig.n_required <= len(args) <= sig.n_positional:  # (the message only when needed)
+        check_arguments(sig, args, kwargs, f"electron {name}()")
     positional = sig.positional
     for index, value in enumerate(args):
         edge_name = positional[index] if index < len(positional) else sig.varargs
@@ -376,12 +377,20 @@ def _internal_call(build: Build, name: str, kind: str, function: Callable, args:
 MAX_NESTING = 100
 
 
+#: Exact types of arguments that are parameters as they are (no electron output can hide inside).
+_PLAIN = frozenset({int, float, bool, complex, str, bytes, type(None)})
+
+
 def _connect(build: Build, value: Any, node: int, edge_name: str, param_type: str,
              arg_index: Optional[int]) -> None:
     kind = type(value)
     graph = build.graph
     if kind is BoundElectron:
         graph.add_edge(value.node_id, node, edge_name, param_type, arg_index)
+        return
+    if kind in _PLAIN:  # the commonest argument: a parameter, nothing inside to look at
+        parameter = graph.add_node(PARAMETER_PREFIX + _text_of(value), NodeKind.PARAMETER, None, value, None)
+        graph.add_edge(parameter, node, edge_name, param_type, arg_index)
         return
     is_sequence = kind in _COLLECTORS or (isinstance(value, (list, tuple, set, frozenset))
                                           and not hasattr(value, "_fields"))
