@@ -1,13 +1,17 @@
 """Content-addressed blob files: large values, stored once however often they recur.
 
-A blob's name is the BLAKE2b-256 digest of its bytes, so the same value
-reused by a hundred redispatches (or the same graph rerun) is one file.
-Files live under ``<home>/blobs/<first two hex digits>/<digest>``.
+A blob's name is a digest of its bytes, so the same value reused by a hundred
+redispatches (or the same graph rerun) is one file.  New blobs are named by
+their BLAKE3 digest (``b3-`` and 64 hex digits); blobs written before are
+named by their BLAKE2b-256 digest (64 hex digits) and are read, verified and
+deleted as before (:mod:`covalent_nb.blob_files` says why and how).  Files
+live under ``<home>/blobs/<first two hex digits>/<name>``.
 
-Paths are only ever derived from a digest that is checked to be 64 hex
-digits and joined to this store's own directory: a record in the database can
-never make the store read a file outside the configured home.  Reading
-checks the digest again, so a corrupted file is reported, never unpickled.
+Paths are only ever derived from a name that is checked to be a digest of
+one of the two formats and joined to this store's own directory: a record in
+the database can never make the store read a file outside the configured
+home.  Reading checks the digest again, with the algorithm its name says, so
+a corrupted file is reported, never unpickled.
 
 Writes go to a temporary file that is fsync'd and renamed into place, so a
 blob file is either absent or complete, even if the process is killed.
@@ -15,15 +19,13 @@ blob file is either absent or complete, even if the process is killed.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import time
 import uuid
 
-__all__ = ["BlobStore", "BlobError", "blob_digest"]
+from ..blob_files import blob_digest, blob_relpath, digest_matches, is_blob_digest, write_synced
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")
+__all__ = ["BlobStore", "BlobError", "blob_digest"]
 
 
 class BlobError(Exception):
@@ -32,11 +34,6 @@ class BlobError(Exception):
     def __init__(self, message: str, path: str) -> None:
         super().__init__(message)
         self.path = path
-
-
-def blob_digest(data: bytes) -> str:
-    """The name of a blob holding *data*."""
-    return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
 class BlobStore:
@@ -49,16 +46,19 @@ class BlobStore:
             os.makedirs(directory, mode=0o700, exist_ok=True)
 
     def path(self, digest: str) -> str:
-        """The file of blob *digest* (a ValueError for anything but a digest)."""
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-            raise ValueError(f"not a blob digest: {digest!r}")
-        return os.path.join(self.root, digest[:2], digest)
+        """The file of blob *digest* (a ValueError for anything but a digest of either format)."""
+        return os.path.join(self.root, *blob_relpath(digest).split("/"))
 
     def exists(self, digest: str) -> bool:
         return os.path.exists(self.path(digest))
 
     def put(self, data: bytes, digest: str | None = None) -> str:
-        """Store *data* (if not already there) and return its digest."""
+        """Store *data* (if not already there) and return its digest.
+
+        *digest*, when given, must be *data*'s (the caller computed it); it
+        is not checked again here.  See :meth:`restore` for bytes that may
+        not match a name.
+        """
         digest = digest or blob_digest(data)
         path = self.path(digest)
         if os.path.exists(path):
@@ -68,16 +68,24 @@ class BlobStore:
         tmp = os.path.join(self.tmp, f"{digest}.{uuid.uuid4().hex}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)  # the record naming this blob is committed right after
+            write_synced(fd, data)  # the record naming this blob is committed right after
         finally:
             os.close(fd)
         os.replace(tmp, path)  # atomic: a reader sees no file or a whole one
         _fsync_directory(directory)
         return digest
+
+    def restore(self, digest: str, data: bytes) -> bool:
+        """Write *data* as blob *digest* if that is its content; False (nothing written) if it is not.
+
+        For a blob removed while a record naming it was being written: the
+        bytes at hand (pickled again, perhaps) go back under the old name only
+        when they are the same bytes, checked with the name's own algorithm.
+        """
+        if not digest_matches(data, digest):
+            return False
+        self.put(data, digest)
+        return True
 
     def get(self, digest: str) -> bytes:
         """Return the bytes of blob *digest*; BlobError if missing or corrupted."""
@@ -89,7 +97,7 @@ class BlobStore:
             raise BlobError(f"blob file {path} is missing", path) from None
         except OSError as exc:
             raise BlobError(f"blob file {path} cannot be read ({exc.strerror})", path) from None
-        if blob_digest(data) != digest:
+        if not digest_matches(data, digest):
             raise BlobError(f"blob file {path} is corrupted (its content does not match its "
                             f"digest; {len(data)} bytes)", path)
         return data
@@ -111,7 +119,7 @@ class BlobStore:
         return size
 
     def files(self) -> list:
-        """``(digest, mtime)`` of every blob file (files with other names are left out)."""
+        """``(digest, mtime)`` of every blob file, of either format (files with other names are left out)."""
         found = []
         try:
             shards = [e for e in os.scandir(self.root) if len(e.name) == 2 and e.is_dir()]
@@ -120,9 +128,10 @@ class BlobStore:
         for shard in shards:
             try:
                 for entry in os.scandir(shard.path):
-                    if _DIGEST.fullmatch(entry.name) and entry.name.startswith(shard.name):
+                    name = entry.name
+                    if is_blob_digest(name) and name[-64:-62] == shard.name:
                         try:
-                            found.append((entry.name, entry.stat().st_mtime))
+                            found.append((name, entry.stat().st_mtime))
                         except OSError:
                             pass
             except OSError:

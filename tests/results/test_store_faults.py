@@ -76,7 +76,9 @@ def with_blob(n):
 
 
 def _blob_of(home, value):
-    return home / "blobs" / blob_digest(dumps(value))[:2] / blob_digest(dumps(value))
+    digest = blob_digest(dumps(value))
+    assert digest.startswith("b3-")  # new blobs are named by their BLAKE3 digest
+    return home / "blobs" / digest[3:5] / digest
 
 
 @pytest.mark.parametrize("damage", ["corrupted", "missing"])

@@ -22,7 +22,8 @@ import pytest
 
 import covalent_nb as ct
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster
-from covalent_nb.dispatch.executors.remote import RemoteTree, RemoteValue, blob_digest
+from covalent_nb.blob_files import blob_digest, blob_relpath
+from covalent_nb.dispatch.executors.remote import RemoteTree, RemoteValue
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(180)]
 
@@ -134,6 +135,7 @@ def test_a_large_output_stays_on_the_workers_and_is_durable_in_the_homes_blobs(h
     assert reference.durable and reference.reason is None
     blob = Path(reference.location)
     assert blob.parent.parent == home / "blobs" and blob.name == reference.digest
+    assert reference.digest.startswith("b3-")  # the worker named it by its BLAKE3 digest
     assert blob_digest(blob.read_bytes()) == reference.digest and blob.stat().st_size == reference.size
     assert reference.future is None  # the dispatch ended: the cluster freed it, blob storage keeps it
     location = result.get_node_result(make)["output_location"]
@@ -235,7 +237,7 @@ def test_separate_processes_with_blob_storage_given_as_an_fsspec_url(home, nb, s
         made = [i for i, n in enumerate(result.graph.names) if n == "make"]
         stored, kept = (result._table.output.raw[i] for i in made)
         assert stored.durable and stored.location.startswith(url + "/")
-        assert (shared / stored.digest[:2] / stored.digest).stat().st_size == stored.size
+        assert (shared / blob_relpath(stored.digest)).stat().st_size == stored.size
         assert not stored.fetched
         assert not kept.durable and "could not write to blob storage" in kept.reason
         assert result.result[0] == EXPECTED_TOTAL
@@ -387,7 +389,7 @@ def test_deleting_dispatches_removes_their_files_from_blob_storage_at_a_url(home
     assert {first.status, second.status, other.status} == {ct.Status.COMPLETED}
     same, own = (r._table.output.raw[node(r, "make")] for r in (first, other))
     assert same.durable and same.location.startswith(f"file://{shared}/")
-    same_file, own_file = (shared / v.digest[:2] / v.digest for v in (same, own))
+    same_file, own_file = (shared / blob_relpath(v.digest) for v in (same, own))
     assert same_file.exists() and own_file.exists()
     assert not list((tmp_path / "home").rglob(same.digest))  # not in the home's blobs
 
@@ -537,7 +539,7 @@ def test_the_memory_store_removes_files_workers_wrote_at_a_url_with_the_last_dis
     assert {first.status, second.status, other.status} == {ct.Status.COMPLETED}
     same, own = (r._table.output.raw[node(r, "make")] for r in (first, other))
     assert same.durable and same.location.startswith(f"file://{shared}/")
-    same_file, own_file = (shared / v.digest[:2] / v.digest for v in (same, own))
+    same_file, own_file = (shared / blob_relpath(v.digest) for v in (same, own))
     assert same_file.exists() and own_file.exists()
 
     if how == "delete":
@@ -595,7 +597,7 @@ def test_a_shared_file_removed_before_the_dispatch_that_wrote_it_again_ends_is_w
     first = ct.dispatch_sync(returns_big)(SIZE)
     assert first.status == ct.Status.COMPLETED, first.error
     reference = first._table.output.raw[node(first, "make")]
-    blob = shared / reference.digest[:2] / reference.digest
+    blob = shared / blob_relpath(reference.digest)
     second = ct.get_result(ct.dispatch(gated)(SIZE, str(flag)))
     made = node(second, "make")
     deadline = time.monotonic() + 60
