@@ -11,6 +11,15 @@ pickles by reference in both, so the fast path never changes what loads.
 :func:`loads` (through :class:`Thawer`) never maps a class pickled by value
 back onto the notebook's live class, as cloudpickle's own loading does.
 
+Buffers (numpy arrays, anything pickled through ``PickleBuffer``) are never
+searched for ``__main__``: raw data cannot name a module, and searching a
+1 GB array's pickle took 0.35 s, a third of pickling it.  A first pass pickles
+with the buffers out of band (copying none of them) and searches what is
+left; a value that has buffers is then pickled by a ``Pickler`` that hands
+each large buffer over as it is, so the buffers are copied once, into the
+result, and not again as ``pickle.dumps`` grows its output.  The bytes are
+the same as ``pickle.dumps`` gives.
+
 The base of every layer: it imports nothing of the package.
 """
 
@@ -46,12 +55,36 @@ def dumps(value: Any, *, by_value_registry: Optional[bool] = None) -> bytes:
         by_value_registry = by_value_registry_in_use()
     if not by_value_registry:
         try:
-            data = pickle.dumps(value, protocol=5)
+            data = _plain_pickle(value)
         except Exception:  # lambdas, local classes, ...: cloudpickle knows how
             data = None
-        if data is not None and _MAIN not in data:
+        if data is not None:
             return data
     return cloudpickle.dumps(value, protocol=5)
+
+
+def _plain_pickle(value: Any) -> Optional[bytes]:
+    """*value* pickled by the standard library, or None when the bytes would name ``__main__``."""
+    buffers: list = []
+    # Buffers out of band: this pass copies none of them, and what it writes is the rest.
+    head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    if _MAIN in head:
+        return None
+    if not buffers:
+        return head  # no buffers: the very bytes of an in-band pickle
+    parts = _Parts()
+    pickle.Pickler(parts, protocol=5).dump(value)
+    # The large buffers arrive as themselves (not bytes): data, never a module name.
+    if _MAIN in b"".join(part for part in parts if type(part) is bytes):
+        return None
+    return b"".join(parts)
+
+
+class _Parts(list):
+    """What a ``Pickler`` writes: bytes for the opcodes, each buffer of 64 KiB or more as its own object."""
+
+    __slots__ = ()
+    write = list.append
 
 
 def _fresh_skeleton_class(type_constructor, name, bases, type_kwargs, class_tracker_id, extra):
