@@ -308,26 +308,33 @@ class RemoteValue:
         return twin
 
     def ensure_stored(self) -> bool:
-        """Make sure the blob file is there; write it again from the worker if it is gone.
+        """Make sure the blob file is there; write it again if it is gone and the value is at hand.
 
         A content-addressed file can be shared by dispatches: a delete that
         found no other record naming it may remove it just after this
-        dispatch's worker wrote the same bytes there.  While the kernel holds
-        the future, the worker that keeps the value writes it again (the
-        kernel never reads it).  Returns True when the file is there
-        afterwards, False when it is not durable or could not be written again
-        (the cluster no longer holds the value).
+        dispatch's worker wrote the same bytes there, or just after a
+        redispatch chose to reuse this output.  While the kernel holds the
+        future, the worker that keeps the value writes it again (the kernel
+        never reads it); without one, a value this process fetched is pickled
+        again and written, if it still has the same bytes (it may have been
+        changed since).  Returns True when the file is there afterwards, False
+        when it is not durable or could not be written again (neither the
+        cluster nor this process holds the value).
         """
         if self.location is None or self.digest is None:
             return False
         if blob_exists(self.location):
             return True
-        future = self._future
-        if future is None:
-            return False
         root = self.location[:-len(f"/{blob_relpath(self.digest)}")]
-        future.client.submit(_write_again, future, root, self.digest, pure=False,
-                             key=f"rewrite-{self.key}-{uuid.uuid4().hex[:8]}").result(timeout=_REWRITE_TIMEOUT_S)
+        future = self._future
+        if future is not None:
+            future.client.submit(_write_again, future, root, self.digest, pure=False,
+                                 key=f"rewrite-{self.key}-{uuid.uuid4().hex[:8]}").result(timeout=_REWRITE_TIMEOUT_S)
+        elif self._value is not _NOTHING:
+            data = dumps(self._value)
+            if not digest_matches(data, self.digest):
+                return False
+            write_blob(root, data, self.digest)
         return blob_exists(self.location)
 
     def lives(self) -> str:

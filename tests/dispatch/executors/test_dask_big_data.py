@@ -24,6 +24,7 @@ import covalent_nb as ct
 from covalent_nb.dispatch.executors.dask import DaskExecutor, close_local_cluster
 from covalent_nb.blob_files import blob_digest, blob_relpath
 from covalent_nb.dispatch.executors.remote import RemoteTree, RemoteValue
+from covalent_nb.results.writer import Writer
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(180)]
 
@@ -621,3 +622,62 @@ def test_a_shared_file_removed_before_the_dispatch_that_wrote_it_again_ends_is_w
         assert out.split() == [str(SIZE)]
     else:
         assert second.result[1].shape == (SIZE,)
+
+
+# -- a reused file deleted between the reuse and the commit of the record naming it ----------------------------
+@pytest.mark.parametrize("fetched", [True, False])
+def test_a_reused_file_deleted_before_the_reusing_record_is_committed(home, nb, monkeypatch, fetched):
+    """The race, made deterministic: the child chose to reuse the parent's durable output by reference;
+    just before the child's records are committed, another process deletes the parent, and with it
+    the file (no stored record names it yet).  Under the write lock the child's writer finds it gone:
+    a kernel that fetched the value writes it again (nothing is lost); one that did not records the
+    node as not stored, with the reason, and a redispatch recomputes it."""
+    @ct.lattice
+    def returns_big(n):
+        return nb.make(n)
+
+    parent = ct.dispatch_sync(returns_big)(SIZE)
+    assert parent.status == ct.Status.COMPLETED, parent.error
+    reference = parent._table.output.raw[node(parent, "make")]
+    blob = Path(reference.location)
+    assert blob.exists() and reference.future is None  # ended: only the file holds it now
+    if fetched:
+        assert parent.result.shape == (SIZE,)  # this kernel now holds the value
+    fired = []
+    commit = Writer._transaction
+
+    def delete_parent_first(writer, tx):
+        if tx.unheld and not fired:  # the transaction that names the reused reference
+            fired.append(True)
+            run_script(f"import covalent_nb as ct; ct.delete_dispatch({parent.dispatch_id!r})", home)
+            assert not blob.exists()  # the delete removed it: no committed record named it any more
+        return commit(writer, tx)
+
+    monkeypatch.setattr(Writer, "_transaction", delete_parent_first)
+    child = ct.get_result(ct.redispatch(parent.dispatch_id, reuse_previous_results=True)(), wait=True)
+    monkeypatch.setattr(Writer, "_transaction", commit)
+    assert fired and child.status == ct.Status.COMPLETED, child.error
+    made = node(child, "make")
+    assert child.get_node_result(made, fetch=False)["reused"]
+    assert parent.dispatch_id not in {row["id"] for row in ct.list_dispatches()}
+    assert blob.exists() == fetched  # written again from the value this kernel held, or gone
+    out = run_script(f'''
+        import json
+        import covalent_nb as ct
+        child = ct.get_result({child.dispatch_id!r})
+        made = child.graph.names.index("make")
+        why = child._table.unstorable.get(made)
+        shape = None if why else list(child.get_node_result(made)["output"].shape)
+        again = ct.get_result(ct.redispatch({child.dispatch_id!r}, reuse_previous_results=True)(), wait=True)
+        print(json.dumps({{"why": why, "shape": shape, "again": str(again.status),
+                          "reason": again.get_node_result(made)["reason"], "size": int(again.result.size)}}))
+    ''', home)
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["again"] == "COMPLETED" and report["size"] == SIZE
+    if fetched:  # the child's record reads, in a new process
+        assert blob_digest(blob.read_bytes()) == reference.digest
+        assert report["why"] is None and report["shape"] == [SIZE]
+        assert report["reason"].startswith("reused")
+    else:  # gone for good: the record says so, and why; the redispatch recomputed it
+        assert "was removed" in report["why"] and str(blob) in report["why"]
+        assert report["reason"] == f"recomputed: previous output was not stored ({report['why']})"
