@@ -49,8 +49,8 @@ class Plan:
     def __init__(self, graph: Any) -> None:
         size = len(graph)
         none: tuple = ()
-        # Most nodes (parameters) have no inputs and one child: share empty tuples and only
-        # make a list when a node really has edges, so a 10,000-task plan stays cheap.
+        # Most nodes (parameters) have no inputs and one child: share empty tuples, make a
+        # one-item tuple for one edge and a list only for more, so a 10,000-task plan stays cheap.
         inputs: list = [none] * size
         children: list = [none] * size
         parents: list = [none] * size
@@ -58,14 +58,19 @@ class Plan:
         in_degree = [0] * size
         for edge in graph.edges:  # the graph's own tuples are kept: no copy per edge
             source, target, _, param_type, _ = edge
+            # One edge: a tuple (one allocation); more: a list
             kids = children[source]
             if kids is none:
-                children[source] = [target]
+                children[source] = (target,)
+            elif type(kids) is tuple:
+                children[source] = [*kids, target]
             else:
                 kids.append(target)
             folks = parents[target]
             if folks is none:
-                parents[target] = [source]
+                parents[target] = (source,)
+            elif type(folks) is tuple:
+                parents[target] = [*folks, source]
             else:
                 folks.append(source)
             in_degree[target] += 1
@@ -74,7 +79,9 @@ class Plan:
             else:
                 into = inputs[target]
                 if into is none:
-                    inputs[target] = [edge]
+                    inputs[target] = (edge,)
+                elif type(into) is tuple:
+                    inputs[target] = [*into, edge]
                 else:
                     into.append(edge)
         arg_sources: list = [none] * size

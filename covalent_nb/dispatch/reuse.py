@@ -98,7 +98,7 @@ def function_keys(graph: Any, unfrozen: Optional[str] = None) -> FunctionKeys:
         if function is None:
             continue
         meta = metadata[node_id]
-        marker = groups.markers[node_id]
+        marker = groups.markers[group]
         known = _function_key(function, meta, kinds[node_id], names[node_id], unfrozen, hasher,
                               found.parts, reasons, marker)
         if known is None:

@@ -60,7 +60,7 @@ def topological_order(children: list, in_degree: list) -> list:
 class NodeGroups(NamedTuple):
     """See :meth:`TransportGraph.node_groups`."""
 
-    #: per node, ``(id(function), id(metadata))``
+    #: per group, ``(id(function), id(metadata))``
     markers: list
     #: per group, in node order, the first node of the group
     firsts: list
@@ -140,11 +140,12 @@ class TransportGraph:
         """
         groups = self._markers
         if groups is None:
-            markers = list(zip(map(id, self.functions), map(id, self.metadata)))
+            markers = list(zip(map(id, self.functions), map(id, self.metadata)))  # (not kept: 2 objects a node)
             first = dict(zip(reversed(markers), range(len(markers) - 1, -1, -1)))  # marker -> first node
             firsts = sorted(first.values())
-            number = {markers[node]: i for i, node in enumerate(firsts)}
-            groups = self._markers = NodeGroups(markers, firsts, list(map(number.__getitem__, markers)))
+            group_markers = [markers[node] for node in firsts]
+            number = {marker: i for i, marker in enumerate(group_markers)}
+            groups = self._markers = NodeGroups(group_markers, firsts, list(map(number.__getitem__, markers)))
         return groups
 
     def __len__(self) -> int:
