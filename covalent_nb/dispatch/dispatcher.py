@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import traceback
 from itertools import repeat
 from typing import Any, Optional
@@ -60,6 +59,7 @@ from .plan import plan_for
 from .reuse import FunctionKeys, SameNodeReasons, decide_reuse, node_keys
 from .node_records import DispatchRecord, NodeRecord, PlanRecord, ReusedBlock
 from .services import DispatchServices
+from .threads import DispatchThread
 from .messages import Cancel, ChildEnded, Done, Failed, Skipped, Started
 from .runner import FromRun, TaskSpec, argument, has_hooks
 from ..workflow.tracing import packs_as_is
@@ -115,8 +115,7 @@ class Dispatcher:
         # only then are the lattice's result nodes looked at for packing references (_packs_references)
         self.remote_seen = False
         self._packers: dict = {}
-        self.thread = threading.Thread(target=self._main, name=f"covalent_nb-dispatch-{result.dispatch_id[:8]}",
-                                       daemon=True)
+        self.thread = DispatchThread(self._main, f"covalent_nb-dispatch-{result.dispatch_id[:8]}")
         self._resolve_executors()
 
     # -- public -------------------------------------------------------------

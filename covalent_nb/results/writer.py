@@ -203,7 +203,9 @@ class Writer:
                 raise RuntimeError("the store's writer thread has stopped")
             self.unwritten.add(submission.row["dispatch_id"])
             self.queue.put(("submit", submission, None))
-        self._urgent.set()  # written at once, though nobody waits: other processes see it soon
+        # Not urgent: written within gather_s, in one transaction with whatever follows, so a small
+        # dispatch (whose end comes sooner) costs one commit, not two.  Other processes looking for
+        # a new id wait longer than that (NEW_ID_GRACE_S); this process's reads call settle().
 
     def request(self, kind: str, payload: Any = None) -> None:
         """Queue an item and wait until it is committed."""
