@@ -182,6 +182,10 @@ def test_redispatch_of_a_running_parent_starts_after_it_ends():
         return add(slow(x), 1)
 
     parent = ct.dispatch(flow)(1)
+    deadline = time.monotonic() + 5
+    while ct.get_result(parent).status != "RUNNING":  # its thread takes it up within a moment
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
     t0 = time.perf_counter()
     child = ct.redispatch(parent, reuse_previous_results=True)()
     assert time.perf_counter() - t0 < 0.4  # the call does not block
