@@ -510,7 +510,6 @@ class Writer:
 
     def _transaction(self, tx: "_Transaction") -> None:
         """The SQLite transaction of :meth:`_commit` (the caller rolls back on failure)."""
-        store = self.store
         conn = self._conn
         now = tx.now
         conn.execute("BEGIN IMMEDIATE")
