@@ -217,7 +217,8 @@ class Dispatcher:
             return
         history = self._history_hits(keys) if getattr(result, "reuse_history", False) else None
         self.reuse = decide_reuse(graph, plan, keys, unhashable, fkeys.parts, result.replaced_nodes,
-                                  result.replacements, parent, result.reuse_requested, history)
+                                  result.replacements, parent, result.reuse_requested, history,
+                                  self._last_parts if history is not None else None)
 
     def _parent_serves_all(self) -> bool:
         """True when every node can take the output of the same node of the parent, as it is held.
@@ -300,6 +301,18 @@ class Dispatcher:
             log.warning("covalent_nb: the reuse history could not be read (%s: %s); every node runs",
                         type(exc).__name__, exc)
             return {}
+
+    def _last_parts(self) -> Optional[tuple]:
+        """``(dispatch id, function parts)`` of the newest earlier dispatch of this lattice in the
+        history, or None (then a node recomputed under reuse from history cannot say what changed)."""
+        source = self.services.history
+        if source is None:
+            return None
+        try:
+            return source.last_parts(getattr(self.result.lattice, "__name__", ""), self.did)
+        except Exception as exc:  # noqa: BLE001 - only a reason's wording depends on it
+            log.warning("covalent_nb: the reuse history could not be read (%s: %s)", type(exc).__name__, exc)
+            return None
 
     def _reused_outputs(self, reused: dict) -> Any:
         """For each reused node in order, ``(node, ((dispatch id, node), value, bytes or None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 from collections.abc import MutableMapping
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from ..states import NodeKind, Status
 
@@ -213,6 +213,8 @@ def from_history_reason(hit: HistoryHit) -> str:
             f"(ended {when})")
 
 
+_UNASKED = object()
+
 #: The reason of a node reused from its parent: ``PARENT_REASON.format(parent node, parent id)``.
 PARENT_REASON = "reused: same code and inputs as node {} of {}"
 
@@ -308,13 +310,18 @@ def _comparable(parent_graph: Any, node: int, name: str, kind: str, by_name: dic
 
 def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_name: dict,
                  replaced: frozenset, replacements: dict, parent: Optional[Any],
-                 reuse_requested: bool, history: Optional[dict] = None) -> Reuse:
+                 reuse_requested: bool, history: Optional[dict] = None,
+                 last_parts: Optional[Callable[[], Optional[tuple]]] = None) -> Reuse:
     """Decide, for every non-parameter node, reuse or recompute, with a reason.
 
     *parent* is the parent dispatch's :class:`~covalent_nb.results.result.Result`
     (or None for a first dispatch); its nodes are reused when *reuse_requested*.
     *history* (None unless reuse from history was asked for) maps keys to the
     :class:`HistoryHit` of an earlier stored node; the parent is looked at first.
+    *last_parts* (with *history*, and no parent to compare with) returns
+    ``(dispatch id, function parts)`` of the newest earlier dispatch of the
+    same lattice, or None: an electron recomputed because its code changed
+    since then says what changed.  It is called once, and only if needed.
     """
     decision = Reuse()
     reasons = decision.reasons
@@ -343,6 +350,7 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
     inputs, waits = plan.inputs, plan.waits
     by_name: Optional[dict] = None
     old_names = {getattr(v, "__name__", k): k for k, v in (replacements or {}).items()}
+    previous: Any = _UNASKED  # last_parts(), once asked
     for node in plan.order:
         kind = kinds[node]
         if kind == NodeKind.PARAMETER:
@@ -386,6 +394,15 @@ def decide_reuse(graph: Any, plan: Any, keys: list, unhashable: dict, parts_by_n
                              f"{unhashable[bad_param[0]]})")
             continue
         if not use_parent:
+            if previous is _UNASKED:
+                previous = last_parts() if last_parts is not None else None
+            if previous is not None and kind in (NodeKind.ELECTRON, NodeKind.SUBLATTICE):
+                old_parts = previous[1].get(names[node])
+                new_parts = parts_by_name.get(names[node])
+                if old_parts is not None and new_parts is not None and old_parts != new_parts:
+                    reasons[node] = (f"recomputed: code changed ({describe_changes(old_parts, new_parts, names[node])}"
+                                     f", since {previous[0]})")
+                    continue
             reasons[node] = "recomputed: no earlier run of the same code and inputs in the history"
             continue
         if by_name is None:

@@ -44,6 +44,11 @@ class HistorySource:
         """``{key: HistoryHit}``: the newest stored COMPLETED node for each key that has one."""
         return self.active_store().find_keys(keys)
 
+    def last_parts(self, lattice_name: str, exclude: str) -> Any:
+        """``(dispatch id, function parts)`` of the newest earlier dispatch of the same lattice, or None:
+        what a node recomputed under reuse from history compares its code with, to say what changed."""
+        return self.active_store().last_function_parts(lattice_name, exclude)
+
     def output(self, hit: HistoryHit) -> tuple:
         """``(value, pickled bytes or None, sublattice result or None)`` of the node *hit* names."""
         result = RUNTIME.registry.lookup(hit.dispatch_id)

@@ -360,6 +360,20 @@ class SQLiteStore:
                              f"{self.db_path}: {reason_of(exc)}") from exc
 
     @_names_damage
+    def last_function_parts(self, lattice_name: str, exclude: str) -> Optional[tuple]:
+        """``(dispatch id, function parts)`` of the newest other stored dispatch of a lattice called
+        *lattice_name* (what its electrons' code was made of), or None."""
+        self.writer.settle()
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT d.dispatch_id, p.value FROM dispatches d JOIN dispatch_parts p "
+                "ON p.dispatch_id = d.dispatch_id AND p.part = 'facts' "
+                "WHERE d.lattice_name = ? AND d.dispatch_id != ? ORDER BY d.seq DESC LIMIT 1",
+                (lattice_name, exclude)).fetchone()
+        if found is None:
+            return None
+        return found[0], pickle.loads(found[1]).get("function_parts") or {}
+
     def find_keys(self, keys: Iterable[str]) -> dict:
         """The newest stored COMPLETED node for each of *keys*: ``{key: HistoryHit}``.
 

@@ -66,6 +66,17 @@ class MemoryStore:
         """This kernel's ended dispatches as the history (see :mod:`.history_source`)."""
         return self._history.find(keys)
 
+    def last_function_parts(self, lattice_name: str, exclude: str) -> Optional[tuple]:
+        """``(dispatch id, function parts)`` of this kernel's newest other dispatch of a lattice
+        called *lattice_name*, or None."""
+        newest = None
+        for result in RUNTIME.registry.all_results():
+            if result.dispatch_id == exclude or getattr(result.lattice, "__name__", None) != lattice_name:
+                continue
+            if newest is None or (result.start_us or 0) > (newest.start_us or 0):
+                newest = result
+        return None if newest is None else (newest.dispatch_id, newest.function_parts or {})
+
     def dispatch_submitted(self, result: Any) -> None:
         self._taken.add(result.dispatch_id)
 

@@ -222,3 +222,59 @@ def test_dispatch_magic_reuse_option(home):
     assert first.dispatch_id in result.get_node_result(0)["reason"]
     plain = ct.get_result(shell.run_line_magic("dispatch", "squares(3)").dispatch_id, wait=True)
     assert plain.reused_nodes == []
+
+
+# A notebook's pipeline, run as a script in two processes: the second with the helper edited.
+EDITED_HELPER = """
+import json, covalent_nb as ct
+
+OFFSET = 10
+
+def scale(x):
+    return x * FACTOR
+
+@ct.electron
+def load(n):
+    return list(range(n))
+
+@ct.electron
+def transform(values):
+    return [scale(v) + OFFSET for v in values]
+
+@ct.electron
+def count(values):
+    return len(values)
+
+@ct.electron
+def summarize(values):
+    return sum(values)
+
+@ct.lattice
+def pipeline(n):
+    values = load(n)
+    return [summarize(transform(values)), count(values)]
+
+r = ct.dispatch_sync(pipeline, reuse_previous_results=True)(4)
+reasons = {r.graph.names[i]: r.get_node_result(i)["reason"]
+           for i, kind in enumerate(r.graph.kinds) if kind == "electron"}
+print(json.dumps([r.dispatch_id, r.result, reasons]))
+"""
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_an_edited_helper_recomputes_only_what_reaches_it_and_says_so(home, run_python, store):
+    if store == "sqlite":  # two processes on one home
+        first_id, first, _ = json.loads(run_python("FACTOR = 2\n" + EDITED_HELPER))
+        second_id, second, why = json.loads(run_python("FACTOR = 3\n" + EDITED_HELPER))
+    else:  # one kernel, the in-memory store: this kernel's history
+        ct.set_config(store="memory")
+        outputs = []
+        for factor in (2, 3):
+            namespace = {"__name__": "__main__", "print": outputs.append}
+            exec(compile(f"FACTOR = {factor}\n" + EDITED_HELPER, "<cell>", "exec"), namespace)
+        (first_id, first, _), (second_id, second, why) = map(json.loads, outputs)
+    assert first == [sum(v * 2 + 10 for v in range(4)), 4] and second == [sum(v * 3 + 10 for v in range(4)), 4]
+    assert why["load"].startswith(f"reused from history: same code and inputs as node 0 of {first_id}")
+    assert why["count"].startswith("reused from history: ")
+    assert why["transform"] == f"recomputed: code changed (helper 'scale', since {first_id})"
+    assert why["summarize"].startswith("recomputed: upstream recomputed (node ")
