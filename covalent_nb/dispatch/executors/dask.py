@@ -38,6 +38,7 @@ from functools import partial
 from typing import Any, Callable, Iterable, Optional
 
 import distributed
+from dask.sizeof import sizeof as dask_sizeof
 from distributed import Client, SpecCluster
 from distributed.security import Security
 
@@ -171,6 +172,24 @@ def _keep_large(outcome: tuple, storage: Optional[str], why_not: Optional[str], 
     # the value stays here as its bytes (each consumer unpickles its own copy), not twice
     kept_value = Output(None, data, None) if type(value) is Output else value
     return (True, kept_value) + outcome[2:], (True, reference) + outcome[2:]
+
+
+@dask_sizeof.register(Output)
+def _output_size(output: Output) -> int:
+    """What Dask counts for an output kept on a worker: its bytes (and its object, when held).
+
+    Without it Dask would take a task's kept output for a few dozen bytes and
+    might run the task that reads it (its summary, its consumer) on another
+    worker, moving a gigabyte between workers to save nothing; counted, the
+    readers run where the output is.  (Registered wherever this module is
+    imported: the kernel and every worker, which import it to run its tasks.)
+    """
+    size = 64
+    if output.data is not None:
+        size += len(output.data)
+    if output.value is not None:
+        size += dask_sizeof(output.value)
+    return size
 
 
 def _summary(pair: tuple) -> tuple:

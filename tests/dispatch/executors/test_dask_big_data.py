@@ -681,3 +681,28 @@ def test_a_reused_file_deleted_before_the_reusing_record_is_committed(home, nb, 
     else:  # gone for good: the record says so, and why; the redispatch recomputed it
         assert "was removed" in report["why"] and str(blob) in report["why"]
         assert report["reason"] == f"recomputed: previous output was not stored ({report['why']})"
+
+
+def test_dask_counts_a_kept_output_at_its_size_so_its_readers_run_where_it_is(home, nb):
+    from covalent_nb.dispatch.executors import dask_connection
+
+    assert ct.dispatch_sync(nb.pipeline)(SIZE).status == ct.Status.COMPLETED  # the kernel's cluster is up
+    client = dask_connection.connections()[0].client
+    # a task's result as _run_on_worker keeps it on its worker: (kept outcome, summary)
+    future = client.submit(_kept_pair, SIZE, pure=False)
+    deadline = time.monotonic() + 60
+    while not future.done():  # (its value never comes to the kernel)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    nbytes = client.run_on_scheduler(lambda dask_scheduler, key=future.key: dask_scheduler.tasks[key].nbytes)
+    assert nbytes >= SIZE  # counted at its size, not as a few dozen bytes: its readers run where it is
+
+
+def _kept_pair(size):
+    import pickle
+
+    import covalent_nb.dispatch.executors.dask  # noqa: F401 - as on a worker running a node
+    from covalent_nb.dispatch.freeze import Output
+
+    kept = (True, Output(None, pickle.dumps(bytes(size)), None), 0, 1, "", "")
+    return kept, (True, None, 0, 1, "", "")
