@@ -275,15 +275,12 @@ class Dispatcher:
         self.pending = 0
         self.private = set()
         frozen = self.frozen
-        outputs = list(map(self.raw.__getitem__, nodes))
-        data = {}
-        if frozen:
-            position = {node: i for i, node in enumerate(nodes)} if len(frozen) > 8 else None
-            for node, payload in frozen.items():
-                data[node] = payload
-                table.output.defer(node)  # its own copy, unpickled from the bytes when read
-                outputs[position[node] if position is not None else nodes.index(node)] = None
-        block = ReusedBlock(did, pid, t0, nodes, tuple(outputs), data,
+        for node in frozen:
+            table.output.defer(node)  # its own copy, unpickled from the bytes when read
+        raw = self.raw
+        outputs = tuple(None if node in frozen else raw[node] for node in nodes) if frozen else \
+            tuple(map(raw.__getitem__, nodes))
+        block = ReusedBlock(did, pid, t0, nodes, outputs, dict(frozen),
                             {node: sub.dispatch_id for node, sub in subs.items()})
         self.services.publish([Event("dispatch_started", did, None, "RUNNING", t0 / 1e6, self._plan_record()),
                                Event("nodes_reused", did, None, "COMPLETED", t0 / 1e6, block)])
