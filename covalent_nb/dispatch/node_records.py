@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
-from ..states import Status
-
 __all__ = ["NodeRecord", "ReusedBlock", "PlanRecord", "DispatchRecord"]
 
 
@@ -64,14 +62,6 @@ class ReusedBlock(NamedTuple):
     data: dict
     #: node id -> the dispatch id of the sublattice dispatch it ran.
     sublattices: dict
-
-    def node_records(self) -> list:
-        """The block as per-node :class:`NodeRecord` tuples (for readers that want one per node)."""
-        did, origin, t = self.dispatch_id, self.origin, self.time_us
-        data, subs = self.data, self.sublattices
-        return [NodeRecord(did, node, Status.COMPLETED, t, t, output, data.get(node), None, "", "", None,
-                           (origin, node), None, subs.get(node))
-                for node, output in zip(self.nodes, self.outputs)]
 
 
 class PlanRecord(NamedTuple):

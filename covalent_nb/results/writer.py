@@ -751,28 +751,25 @@ class Writer:
         nodes = list(block.nodes)
         size = len(nodes)
         origin, data_of = block.origin, block.data
-        packable, packable_len = PACKABLE, PACKABLE_LEN
-        packed_nodes: list = []
-        packed_values: list = []
         refs: dict = {}
         unstorable: dict = {}
-        outputs = block.outputs
-        if set(map(type, outputs)) <= _SCALARS:  # the common case, at C speed: every output packs
-            packed_nodes = [n for n in nodes if n not in data_of] if data_of else list(nodes)
-            packed_values = [v for n, v in zip(nodes, outputs) if n not in data_of] if data_of else list(outputs)
-            outputs = [None] * len(data_of)
-            nodes_left: Any = list(data_of)
+        rest_nodes, rest_values = nodes, block.outputs
+        if data_of:  # mutable outputs: stored from the bytes taken when their tasks returned
+            for node, data in data_of.items():
+                self._store_value(did, node, None, data, (origin, node), by_value, tx, refs, unstorable)
+            kept = [at for at, node in enumerate(nodes) if node not in data_of]
+            rest_nodes, rest_values = [nodes[at] for at in kept], [block.outputs[at] for at in kept]
+        if set(map(type, rest_values)) <= _SCALARS:  # the common case: every one packs, no look per node
+            packed_nodes, packed_values = list(rest_nodes), list(rest_values)
         else:
-            nodes_left = nodes
-        for node, value in zip(nodes_left, outputs):
-            kind = type(value)
-            if kind in packable and (kind is not str and kind is not bytes or len(value) <= packable_len) \
-                    and node not in data_of:
-                packed_nodes.append(node)
-                packed_values.append(value)
-            else:
-                self._store_value(did, node, value, data_of.get(node), (origin, node), by_value, tx, refs,
-                                  unstorable)
+            packed_nodes, packed_values = [], []
+            for node, value in zip(rest_nodes, rest_values):
+                kind = type(value)
+                if kind in PACKABLE and (kind is not str and kind is not bytes or len(value) <= PACKABLE_LEN):
+                    packed_nodes.append(node)
+                    packed_values.append(value)
+                else:
+                    self._store_value(did, node, value, None, (origin, node), by_value, tx, refs, unstorable)
         ends = [block.time_us] * size
         state = self.progress.get(did)
         if state is not None and state.keys:  # for the history index, as in _encode

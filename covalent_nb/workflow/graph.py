@@ -84,7 +84,7 @@ class TransportGraph:
     """
 
     __slots__ = ("names", "kinds", "functions", "values", "metadata", "edges",
-                 "_nx", "_records", "_shape_key", "_plan", "_markers", "__weakref__")
+                 "_nx", "_records", "_shape_key", "_plan", "_groups", "__weakref__")
 
     def __init__(self) -> None:
         self.names: list = []
@@ -97,7 +97,7 @@ class TransportGraph:
         self._records = None  # the NodeTable of the dispatch this graph belongs to
         self._shape_key: Optional[str] = None
         self._plan = None  # the dispatcher's precomputed Plan, shared by shallow copies
-        self._markers = None  # node_groups(), computed on first use, shared likewise
+        self._groups = None  # node_groups(), computed on first use, shared likewise
 
     def shallow_copy(self) -> "TransportGraph":
         """A new graph object sharing this one's (no longer changing) lists.
@@ -107,7 +107,7 @@ class TransportGraph:
         """
         clone = TransportGraph()
         for key in ("names", "kinds", "functions", "values", "metadata", "edges", "_shape_key", "_plan",
-                    "_markers"):
+                    "_groups"):
             setattr(clone, key, getattr(self, key))
         return clone
 
@@ -138,14 +138,14 @@ class TransportGraph:
         (the lists never change once traced, and they hold the objects, so
         their ids stay theirs); shared by shallow copies.
         """
-        groups = self._markers
+        groups = self._groups
         if groups is None:
             markers = list(zip(map(id, self.functions), map(id, self.metadata)))  # (not kept: 2 objects a node)
             first = dict(zip(reversed(markers), range(len(markers) - 1, -1, -1)))  # marker -> first node
             firsts = sorted(first.values())
             group_markers = [markers[node] for node in firsts]
             number = {marker: i for i, marker in enumerate(group_markers)}
-            groups = self._markers = NodeGroups(group_markers, firsts, list(map(number.__getitem__, markers)))
+            groups = self._groups = NodeGroups(group_markers, firsts, list(map(number.__getitem__, markers)))
         return groups
 
     def __len__(self) -> int:
@@ -257,4 +257,4 @@ class TransportGraph:
         self._records = None
         self._shape_key = None
         self._plan = None
-        self._markers = None
+        self._groups = None
